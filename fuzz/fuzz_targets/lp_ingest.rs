@@ -1,0 +1,40 @@
+//! Arbitrary bytes as a line protocol body written to a real engine (with
+//! accept_partial): a summary or a typed error, never a panic; every
+//! non-blank, non-comment line is either written or reported.
+#![no_main]
+
+use std::sync::{Mutex, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use quipu::{Durability, Engine, Precision, WriteOptions};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    writes: u64,
+}
+
+fn fixture() -> &'static Mutex<Fixture> {
+    static F: OnceLock<Mutex<Fixture>> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::builder(dir.path()).background(false).durability(Durability::Buffer).open().expect("open");
+        Mutex::new(Fixture { _dir: dir, engine, writes: 0 })
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(body) = std::str::from_utf8(data) else { return };
+    let mut f = fixture().lock().expect("lock");
+    let precision = [Precision::Auto, Precision::Nanosecond, Precision::Second][data.len() % 3];
+    let opts = WriteOptions { accept_partial: true, no_sync: true };
+    if let Ok(summary) = f.engine.write_lp("fuzz", body, precision, opts) {
+        let lines = body.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).count();
+        assert!(summary.lines_written + summary.errors.len() <= lines.max(1) + 1);
+    }
+    f.writes += 1;
+    if f.writes % 500 == 0 {
+        f.engine.flush().expect("flush");
+        f.engine.compact().expect("compact");
+    }
+});

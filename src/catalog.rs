@@ -1,0 +1,536 @@
+//! The catalog: databases, tables, columns, their types and column families,
+//! and the ids everything else refers to. It is an immutable value shared
+//! through `Arc`; a change clones it (copy-on-write per database and table),
+//! bumps `sequence` and is persisted as a numbered snapshot before any WAL
+//! record that uses the new ids, so replay always finds them.
+//!
+//! Column families: a field written as `family::field` belongs to `family`;
+//! a field written without one joins the newest automatic family (`__auto_N`)
+//! with fewer than [`AUTO_FAMILY_WIDTH`] fields. A field's family never changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope;
+use crate::error::{Error, IoContext, Result};
+
+/// Fields per automatic family.
+pub const AUTO_FAMILY_WIDTH: usize = 100;
+/// Prefix of automatic family names; reserved (users cannot name a family so).
+pub const AUTO_FAMILY_PREFIX: &str = "__auto_";
+/// The name of the time column; reserved for tags and fields.
+pub const TIME_COLUMN: &str = "time";
+
+const MAGIC: [u8; 4] = *b"QCAT";
+const FORMAT_VERSION: u16 = 1;
+/// Catalog snapshots kept on disk besides the newest (for diagnosis).
+const KEEP_OLD_SNAPSHOTS: usize = 1;
+
+/// The type of a field column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FieldType {
+    Float,
+    Integer,
+    UInteger,
+    String,
+    Boolean,
+}
+
+impl FieldType {
+    /// The name used in error messages and `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Float => "float",
+            FieldType::Integer => "integer",
+            FieldType::UInteger => "uinteger",
+            FieldType::String => "string",
+            FieldType::Boolean => "boolean",
+        }
+    }
+}
+
+/// What a column is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ColumnKind {
+    Tag,
+    Field(FieldType),
+}
+
+/// One column of a table. `id` is its index in [`Table::columns`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub id: u32,
+    pub name: String,
+    pub kind: ColumnKind,
+    /// The family of a field; `None` for tags.
+    pub family: Option<u32>,
+}
+
+/// A column family: fields stored together on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub id: u32,
+    pub name: String,
+    pub auto: bool,
+}
+
+/// A table (measurement).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table {
+    pub id: u32,
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub families: Vec<Family>,
+    #[serde(skip)]
+    by_name: HashMap<String, u32>,
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.name == other.name && self.columns == other.columns && self.families == other.families
+    }
+}
+
+/// Why a column could not be added or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    #[error("invalid {what} name {name:?}: {why}")]
+    InvalidName { what: &'static str, name: String, why: &'static str },
+    #[error("column {column:?} is a {existing}, written as a {attempted}")]
+    KindConflict { column: String, existing: String, attempted: String },
+    #[error("field {column:?} belongs to family {existing:?}, written with family {attempted:?}")]
+    FamilyConflict { column: String, existing: String, attempted: String },
+}
+
+impl Table {
+    fn new(id: u32, name: String) -> Self {
+        Table { id, name, columns: Vec::new(), families: Vec::new(), by_name: HashMap::new() }
+    }
+
+    fn rebuild_index(&mut self) {
+        self.by_name = self.columns.iter().map(|c| (c.name.clone(), c.id)).collect();
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.by_name.get(name).and_then(|&id| self.columns.get(id as usize))
+    }
+
+    /// A column by id.
+    pub fn column_by_id(&self, id: u32) -> Option<&Column> {
+        self.columns.get(id as usize)
+    }
+
+    /// A family by id.
+    pub fn family(&self, id: u32) -> Option<&Family> {
+        self.families.get(id as usize)
+    }
+
+    /// The tag columns, in id order.
+    pub fn tags(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.kind == ColumnKind::Tag)
+    }
+
+    /// The field columns, in id order.
+    pub fn fields(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| matches!(c.kind, ColumnKind::Field(_)))
+    }
+
+    /// Checks that `name` can be a tag, adding it if new. Returns its id.
+    pub fn ensure_tag(&mut self, name: &str) -> Result<u32, CatalogError> {
+        if let Some(col) = self.column(name) {
+            return match col.kind {
+                ColumnKind::Tag => Ok(col.id),
+                ColumnKind::Field(t) => Err(CatalogError::KindConflict {
+                    column: name.to_string(),
+                    existing: format!("{} field", t.name()),
+                    attempted: "tag".into(),
+                }),
+            };
+        }
+        validate_column_name("tag", name)?;
+        Ok(self.push_column(name, ColumnKind::Tag, None))
+    }
+
+    /// Checks that `name` can be a field of type `ty` (in `family`, when
+    /// given), adding it if new. Returns its id.
+    pub fn ensure_field(&mut self, name: &str, family: Option<&str>, ty: FieldType) -> Result<u32, CatalogError> {
+        if let Some(col) = self.column(name) {
+            return self.check_field(col, family, ty).map(|()| col.id);
+        }
+        validate_column_name("field", name)?;
+        let family_id = match family {
+            Some(f) => self.family_named(f)?,
+            None => self.auto_family(),
+        };
+        Ok(self.push_column(name, ColumnKind::Field(ty), Some(family_id)))
+    }
+
+    /// Checks a write of `name` against the existing column without changing anything.
+    pub fn check_field(&self, col: &Column, family: Option<&str>, ty: FieldType) -> Result<(), CatalogError> {
+        match col.kind {
+            ColumnKind::Field(existing) if existing == ty => {}
+            existing => {
+                return Err(CatalogError::KindConflict {
+                    column: col.name.clone(),
+                    existing: kind_name(existing),
+                    attempted: format!("{} field", ty.name()),
+                });
+            }
+        }
+        if let (Some(wanted), Some(fid)) = (family, col.family) {
+            let existing = self.family(fid).map(|f| f.name.as_str()).unwrap_or("");
+            if existing != wanted {
+                return Err(CatalogError::FamilyConflict {
+                    column: col.name.clone(),
+                    existing: existing.to_string(),
+                    attempted: wanted.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn push_column(&mut self, name: &str, kind: ColumnKind, family: Option<u32>) -> u32 {
+        let id = self.columns.len() as u32;
+        self.columns.push(Column { id, name: name.to_string(), kind, family });
+        self.by_name.insert(name.to_string(), id);
+        id
+    }
+
+    fn family_named(&mut self, name: &str) -> Result<u32, CatalogError> {
+        if name.is_empty() {
+            return Err(CatalogError::InvalidName { what: "family", name: name.into(), why: "empty" });
+        }
+        if name.starts_with(AUTO_FAMILY_PREFIX) {
+            return Err(CatalogError::InvalidName {
+                what: "family",
+                name: name.into(),
+                why: "the __auto_ prefix is reserved for automatic families",
+            });
+        }
+        if let Some(f) = self.families.iter().find(|f| f.name == name) {
+            return Ok(f.id);
+        }
+        Ok(self.push_family(name.to_string(), false))
+    }
+
+    fn auto_family(&mut self) -> u32 {
+        let newest_auto = self.families.iter().rev().find(|f| f.auto).map(|f| f.id);
+        if let Some(id) = newest_auto {
+            let members = self.columns.iter().filter(|c| c.family == Some(id)).count();
+            if members < AUTO_FAMILY_WIDTH {
+                return id;
+            }
+        }
+        let n = self.families.iter().filter(|f| f.auto).count();
+        self.push_family(format!("{AUTO_FAMILY_PREFIX}{n}"), true)
+    }
+
+    fn push_family(&mut self, name: String, auto: bool) -> u32 {
+        let id = self.families.len() as u32;
+        self.families.push(Family { id, name, auto });
+        id
+    }
+}
+
+fn kind_name(kind: ColumnKind) -> String {
+    match kind {
+        ColumnKind::Tag => "tag".into(),
+        ColumnKind::Field(t) => format!("{} field", t.name()),
+    }
+}
+
+fn validate_column_name(what: &'static str, name: &str) -> Result<(), CatalogError> {
+    if name.is_empty() {
+        return Err(CatalogError::InvalidName { what, name: name.into(), why: "empty" });
+    }
+    if name == TIME_COLUMN {
+        return Err(CatalogError::InvalidName { what, name: name.into(), why: "`time` is the timestamp column" });
+    }
+    Ok(())
+}
+
+/// Checks a database name: 1 to 64 characters of `[A-Za-z0-9_-]`.
+pub fn validate_db_name(name: &str) -> Result<(), CatalogError> {
+    let why = if name.is_empty() {
+        "empty"
+    } else if name.len() > 64 {
+        "longer than 64 characters"
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        "only letters, digits, '_' and '-' are allowed"
+    } else {
+        return Ok(());
+    };
+    Err(CatalogError::InvalidName { what: "database", name: name.into(), why })
+}
+
+/// A database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Database {
+    pub id: u32,
+    pub name: String,
+    next_table_id: u32,
+    tables: BTreeMap<String, Arc<Table>>,
+}
+
+impl Database {
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<&Arc<Table>> {
+        self.tables.get(name)
+    }
+
+    /// A table by id.
+    pub fn table_by_id(&self, id: u32) -> Option<&Arc<Table>> {
+        self.tables.values().find(|t| t.id == id)
+    }
+
+    /// All tables, by name.
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<Table>> {
+        self.tables.values()
+    }
+
+    /// The table named `name`, created if absent, for changing.
+    pub fn table_mut(&mut self, name: &str) -> Result<&mut Table, CatalogError> {
+        if !self.tables.contains_key(name) {
+            if name.is_empty() {
+                return Err(CatalogError::InvalidName { what: "table", name: name.into(), why: "empty" });
+            }
+            let id = self.next_table_id;
+            self.next_table_id += 1;
+            self.tables.insert(name.to_string(), Arc::new(Table::new(id, name.to_string())));
+        }
+        let table = self.tables.get_mut(name).ok_or(CatalogError::InvalidName {
+            what: "table",
+            name: name.into(),
+            why: "vanished",
+        })?;
+        Ok(Arc::make_mut(table))
+    }
+}
+
+/// All databases. Cheap to clone (copy-on-write below).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Bumped by every change; names the persisted snapshot.
+    pub sequence: u64,
+    next_db_id: u32,
+    databases: BTreeMap<String, Arc<Database>>,
+}
+
+impl Catalog {
+    /// A database by name.
+    pub fn database(&self, name: &str) -> Option<&Arc<Database>> {
+        self.databases.get(name)
+    }
+
+    /// A database by id.
+    pub fn database_by_id(&self, id: u32) -> Option<&Arc<Database>> {
+        self.databases.values().find(|d| d.id == id)
+    }
+
+    /// All databases, by name.
+    pub fn databases(&self) -> impl Iterator<Item = &Arc<Database>> {
+        self.databases.values()
+    }
+
+    /// The database named `name`, created if absent, for changing.
+    pub fn database_mut(&mut self, name: &str) -> Result<&mut Database, CatalogError> {
+        if !self.databases.contains_key(name) {
+            validate_db_name(name)?;
+            let id = self.next_db_id;
+            self.next_db_id += 1;
+            let db = Database { id, name: name.to_string(), next_table_id: 0, tables: BTreeMap::new() };
+            self.databases.insert(name.to_string(), Arc::new(db));
+        }
+        let db = self.databases.get_mut(name).ok_or(CatalogError::InvalidName {
+            what: "database",
+            name: name.into(),
+            why: "vanished",
+        })?;
+        Ok(Arc::make_mut(db))
+    }
+
+    /// Serialises this catalog into its on-disk form.
+    pub fn encode(&self) -> Vec<u8> {
+        // serde_json of plain structs and maps with string keys cannot fail.
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        envelope::seal(MAGIC, FORMAT_VERSION, &body)
+    }
+
+    /// Reads a catalog from its on-disk form. `path` names the file in errors.
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Catalog> {
+        let body = envelope::open(path, MAGIC, FORMAT_VERSION, bytes)?;
+        let mut catalog: Catalog = serde_json::from_slice(body)
+            .map_err(|e| Error::Corrupt { path: path.to_path_buf(), what: format!("catalog JSON: {e}") })?;
+        for db in catalog.databases.values_mut() {
+            let db = Arc::make_mut(db);
+            for table in db.tables.values_mut() {
+                let table = Arc::make_mut(table);
+                table.rebuild_index();
+                let consistent = table.columns.iter().enumerate().all(|(i, c)| {
+                    c.id as usize == i
+                        && match c.kind {
+                            ColumnKind::Tag => c.family.is_none(),
+                            ColumnKind::Field(_) => c.family.is_some_and(|f| (f as usize) < table.families.len()),
+                        }
+                }) && table.by_name.len() == table.columns.len();
+                if !consistent {
+                    return Err(Error::Corrupt {
+                        path: path.to_path_buf(),
+                        what: format!("table {} has inconsistent column ids or families", table.name),
+                    });
+                }
+            }
+        }
+        Ok(catalog)
+    }
+}
+
+/// The folder of catalog snapshots: `catalog/<sequence, 20 digits>.cat`.
+#[derive(Debug)]
+pub struct CatalogStore {
+    dir: PathBuf,
+}
+
+impl CatalogStore {
+    /// Opens (creating) the snapshot folder.
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        crate::fs::create_dir_durable(&dir).at(&dir)?;
+        crate::fs::remove_temp_files(&dir).at(&dir)?;
+        Ok(CatalogStore { dir })
+    }
+
+    /// Reads the newest snapshot in `dir` without creating or cleaning anything.
+    pub fn open_read_only(dir: &Path) -> Result<Catalog> {
+        if !dir.is_dir() {
+            return Ok(Catalog::default());
+        }
+        CatalogStore { dir: dir.to_path_buf() }.load_latest()
+    }
+
+    fn path_of(&self, sequence: u64) -> PathBuf {
+        self.dir.join(format!("{sequence:020}.cat"))
+    }
+
+    fn sequences(&self) -> Result<Vec<u64>> {
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cat")) else { continue };
+            if let Ok(seq) = stem.parse::<u64>() {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// The newest snapshot, or an empty catalog when there is none.
+    pub fn load_latest(&self) -> Result<Catalog> {
+        match self.sequences()?.last() {
+            None => Ok(Catalog::default()),
+            Some(&seq) => {
+                let path = self.path_of(seq);
+                let bytes = fs::read(&path).at(&path)?;
+                let catalog = Catalog::decode(&path, &bytes)?;
+                if catalog.sequence != seq {
+                    return Err(Error::Corrupt {
+                        path,
+                        what: format!("file holds catalog sequence {}", catalog.sequence),
+                    });
+                }
+                Ok(catalog)
+            }
+        }
+    }
+
+    /// Persists `catalog` durably and drops older snapshots.
+    pub fn persist(&self, catalog: &Catalog) -> Result<()> {
+        let path = self.path_of(catalog.sequence);
+        crate::fs::atomic_write(&path, &catalog.encode()).at(&path)?;
+        let seqs = self.sequences()?;
+        let keep_from = seqs.len().saturating_sub(1 + KEEP_OLD_SNAPSHOTS);
+        for &old in &seqs[..keep_from] {
+            let old_path = self.path_of(old);
+            fs::remove_file(&old_path).at(&old_path)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_join_families_and_conflicts_are_typed() {
+        let mut cat = Catalog::default();
+        let db = cat.database_mut("db").unwrap();
+        let t = db.table_mut("cpu").unwrap();
+        assert_eq!(t.ensure_tag("host").unwrap(), 0);
+        let a = t.ensure_field("usage", Some("cpu"), FieldType::Float).unwrap();
+        let b = t.ensure_field("free", None, FieldType::Integer).unwrap();
+        assert_eq!(t.column_by_id(a).unwrap().family, Some(0));
+        assert_eq!(t.family(t.column_by_id(b).unwrap().family.unwrap()).unwrap().name, "__auto_0");
+        // A field written without a family keeps the one it has.
+        assert_eq!(t.ensure_field("usage", None, FieldType::Float).unwrap(), a);
+        assert!(matches!(t.ensure_field("usage", None, FieldType::Integer), Err(CatalogError::KindConflict { .. })));
+        assert!(matches!(t.ensure_field("usage", Some("mem"), FieldType::Float), Err(CatalogError::FamilyConflict { .. })));
+        assert!(matches!(t.ensure_field("host", None, FieldType::Float), Err(CatalogError::KindConflict { .. })));
+        assert!(matches!(t.ensure_tag("usage"), Err(CatalogError::KindConflict { .. })));
+        assert!(matches!(t.ensure_tag("time"), Err(CatalogError::InvalidName { .. })));
+        assert!(matches!(t.ensure_field("x", Some("__auto_0"), FieldType::Float), Err(CatalogError::InvalidName { .. })));
+    }
+
+    #[test]
+    fn automatic_families_hold_at_most_the_width() {
+        let mut cat = Catalog::default();
+        let t = cat.database_mut("db").unwrap().table_mut("wide").unwrap();
+        for i in 0..(AUTO_FAMILY_WIDTH + 1) {
+            t.ensure_field(&format!("f{i}"), None, FieldType::Float).unwrap();
+        }
+        assert_eq!(t.families.len(), 2);
+        assert_eq!(t.column("f100").unwrap().family, Some(1));
+    }
+
+    #[test]
+    fn bad_db_names_are_rejected() {
+        let mut cat = Catalog::default();
+        assert!(cat.database_mut("").is_err());
+        assert!(cat.database_mut("a b").is_err());
+        assert!(cat.database_mut(&"x".repeat(65)).is_err());
+        assert!(cat.database_mut("ok_name-1").is_ok());
+    }
+
+    #[test]
+    fn persisted_snapshot_round_trips_and_corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CatalogStore::open(dir.path().join("catalog")).unwrap();
+        assert_eq!(store.load_latest().unwrap(), Catalog::default());
+        let mut cat = Catalog::default();
+        for seq in 1..=3 {
+            let t = cat.database_mut("db").unwrap().table_mut("cpu").unwrap();
+            t.ensure_field(&format!("f{seq}"), None, FieldType::Integer).unwrap();
+            cat.sequence = seq;
+            store.persist(&cat).unwrap();
+        }
+        let loaded = store.load_latest().unwrap();
+        assert_eq!(loaded, cat);
+        assert_eq!(loaded.database("db").unwrap().table("cpu").unwrap().column("f3").unwrap().id, 2);
+        assert_eq!(store.sequences().unwrap(), vec![2, 3]);
+
+        let path = store.path_of(3);
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 2] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        assert!(matches!(store.load_latest(), Err(Error::Corrupt { path: p, .. }) if p == path));
+    }
+}

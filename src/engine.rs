@@ -1,0 +1,724 @@
+//! The [`Engine`] handle: opening a data folder, the write path (parse,
+//! resolve against the catalog, WAL, buffer), flushes, compactions, scans,
+//! and the background threads that flush by size and age and compact.
+//!
+//! Data folder layout:
+//! ```text
+//! LOCK                 advisory lock held while open
+//! CURRENT              pointer to the current tree version
+//! catalog/<seq>.cat    catalog snapshots
+//! wal/<n>.wal          write-ahead log files
+//! versions/<n>.ver     tree versions
+//! segments/<id>.seg    segment files
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use rayon::prelude::*;
+
+use crate::buffer::{Buffer, Selection};
+use crate::catalog::{Catalog, CatalogStore, Table};
+use crate::clock::{Clock, IdSource, RandomIds, SystemClock};
+use crate::error::{Error, IoContext, Result};
+use crate::lp::{self, LineError, Precision};
+use crate::query::{self, Plan, ScanRequest};
+use crate::rows::Rows;
+use crate::segment::{TableInfo, WriteConfig, write_segment};
+use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, compact};
+use crate::wal::{Wal, WalOptions};
+use crate::write::{self, Resolved, WriteBatch};
+
+/// The lock file in the data folder.
+pub const LOCK_FILE: &str = "LOCK";
+/// The WAL folder in the data folder.
+pub const WAL_DIR: &str = "wal";
+/// The catalog folder in the data folder.
+pub const CATALOG_DIR: &str = "catalog";
+
+/// When an acknowledged write is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every write is fsynced (group commit) before it is acknowledged,
+    /// unless the write asks for `no_sync`.
+    #[default]
+    Sync,
+    /// Writes are acknowledged once in the OS page cache; a power loss may
+    /// lose the last ones, a process crash does not.
+    Buffer,
+}
+
+/// Options of one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Apply the good lines and report the bad ones, instead of rejecting all.
+    pub accept_partial: bool,
+    /// Acknowledge before the WAL is fsynced.
+    pub no_sync: bool,
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteSummary {
+    /// Lines (or rows of a batch) applied.
+    pub lines_written: usize,
+    /// Lines rejected, with line number and reason (only with `accept_partial`).
+    pub errors: Vec<LineError>,
+}
+
+/// A live segment file as backups see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFileInfo {
+    /// Absolute path.
+    pub path: PathBuf,
+    pub meta: FileMeta,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    flush_bytes: usize,
+    flush_age: Duration,
+    durability: Durability,
+    background: bool,
+    compaction: bool,
+    compact_gen0_files: usize,
+    gen0: WriteConfig,
+    compacted: WriteConfig,
+}
+
+/// Configures and opens an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    dir: PathBuf,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl EngineBuilder {
+    /// Flush the buffer once it holds about this many bytes. Default 64 MiB.
+    #[must_use]
+    pub fn flush_bytes(mut self, bytes: usize) -> Self {
+        self.config.flush_bytes = bytes.max(1);
+        self
+    }
+
+    /// Flush the buffer once its oldest write is this old. Default 60 s.
+    #[must_use]
+    pub fn flush_age(mut self, age: Duration) -> Self {
+        self.config.flush_age = age;
+        self
+    }
+
+    /// WAL durability. Default [`Durability::Sync`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.config.durability = durability;
+        self
+    }
+
+    /// Run background flushes and compactions. Default true; with false only
+    /// explicit [`Engine::flush`] and [`Engine::compact`] calls do that work.
+    #[must_use]
+    pub fn background(mut self, on: bool) -> Self {
+        self.config.background = on;
+        self
+    }
+
+    /// Compact in the background. Default true.
+    #[must_use]
+    pub fn compaction(mut self, on: bool) -> Self {
+        self.config.compaction = on;
+        self
+    }
+
+    /// Compact once this many gen0 files exist. Default 8.
+    #[must_use]
+    pub fn compact_after_gen0_files(mut self, n: usize) -> Self {
+        self.config.compact_gen0_files = n.max(1);
+        self
+    }
+
+    /// zstd level of flushed files (default 1) and compacted files (default 3).
+    #[must_use]
+    pub fn zstd_levels(mut self, gen0: i32, compacted: i32) -> Self {
+        self.config.gen0.zstd_level = gen0;
+        self.config.compacted.zstd_level = compacted;
+        self
+    }
+
+    /// Rows per block in segment files. Default 65,536.
+    #[must_use]
+    pub fn block_rows(mut self, rows: u32) -> Self {
+        let rows = rows.clamp(1, crate::segment::format::MAX_BLOCK_ROWS);
+        self.config.gen0.block_rows = rows;
+        self.config.compacted.block_rows = rows;
+        self
+    }
+
+    /// The clock for lines without a timestamp and for flush ages. Default: the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The id source. Default: [`RandomIds`].
+    #[must_use]
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Opens the data folder (creating it), replays the WAL and starts the
+    /// background threads.
+    pub fn open(self) -> Result<Engine> {
+        Engine::open_with(self)
+    }
+}
+
+struct Frozen {
+    buffer: Arc<Buffer>,
+    /// WAL files below this number hold only this buffer's (and older) writes.
+    wal_next: u64,
+}
+
+#[derive(Default)]
+struct Signal {
+    shutdown: bool,
+    flush_wanted: bool,
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub writes: AtomicU64,
+    pub rows_written: AtomicU64,
+    pub lines_rejected: AtomicU64,
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    _lock: File,
+    catalog_store: CatalogStore,
+    catalog: RwLock<Arc<Catalog>>,
+    catalog_change: Mutex<()>,
+    wal: Wal,
+    tree: Tree,
+    active: Mutex<Buffer>,
+    frozen: RwLock<Vec<Frozen>>,
+    flush_serial: Mutex<()>,
+    compact_serial: Mutex<()>,
+    poisoned: Mutex<Option<String>>,
+    closed: AtomicBool,
+    signal: Mutex<Signal>,
+    wake: Condvar,
+    stats: Stats,
+}
+
+/// Stops and joins the background threads when the last [`Engine`] clone goes.
+struct Background {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.inner.signal.lock() {
+            s.shutdown = true;
+        }
+        self.inner.wake.notify_all();
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// An open quipu engine. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    _background: Arc<Background>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves state we still own; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    /// A builder for the data folder `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> EngineBuilder {
+        EngineBuilder {
+            dir: dir.as_ref().to_path_buf(),
+            config: Config {
+                flush_bytes: 64 << 20,
+                flush_age: Duration::from_secs(60),
+                durability: Durability::Sync,
+                background: true,
+                compaction: true,
+                compact_gen0_files: 8,
+                gen0: WriteConfig { zstd_level: 1, ..WriteConfig::default() },
+                compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
+            },
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds::default()),
+        }
+    }
+
+    /// Opens `dir` with default settings.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Engine> {
+        Engine::builder(dir).open()
+    }
+
+    fn open_with(b: EngineBuilder) -> Result<Engine> {
+        let dir = b.dir;
+        crate::fs::create_dir_durable(&dir).at(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { path: lock_path, source: e }),
+        }
+
+        let catalog_store = CatalogStore::open(dir.join(CATALOG_DIR))?;
+        let catalog = catalog_store.load_latest()?;
+        let tree = Tree::open(&dir)?;
+        let replay_from = tree.current().record.wal_replay_from;
+
+        let wal_dir = dir.join(WAL_DIR);
+        let mut buffer = Buffer::default();
+        let now = b.clock.now_ns();
+        let wal_options = WalOptions { first_file_number: replay_from.max(1), ..WalOptions::default() };
+        let wal = Wal::open::<Error>(&wal_dir, wal_options, |pos, payload| {
+            if pos.file < replay_from {
+                return Ok(());
+            }
+            let path = wal_dir.join(format!("{:020}.wal", pos.file));
+            let batch = WriteBatch::decode(&path, pos.offset, payload)?;
+            buffer.insert(&batch, now);
+            Ok(())
+        })?;
+        // Open always starts a new WAL file; with nothing replayed, the older
+        // ones hold nothing the version lacks.
+        let keep_from = if buffer.rows() == 0 { wal.current_file() } else { replay_from };
+        wal.remove_files_before(keep_from.min(wal.current_file()))?;
+
+        let inner = Arc::new(Inner {
+            dir,
+            config: b.config,
+            clock: b.clock,
+            ids: b.ids,
+            _lock: lock_file,
+            catalog_store,
+            catalog: RwLock::new(Arc::new(catalog)),
+            catalog_change: Mutex::new(()),
+            wal,
+            tree,
+            active: Mutex::new(buffer),
+            frozen: RwLock::new(Vec::new()),
+            flush_serial: Mutex::new(()),
+            compact_serial: Mutex::new(()),
+            poisoned: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            signal: Mutex::new(Signal::default()),
+            wake: Condvar::new(),
+            stats: Stats::default(),
+        });
+        let background = Arc::new(Background { inner: inner.clone(), threads: Mutex::new(Vec::new()) });
+        if inner.config.background {
+            let mut threads = lock(&background.threads);
+            let flusher = inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("quipu-flush".into())
+                    .spawn(move || flusher.flush_loop())
+                    .at(&inner.dir)?,
+            );
+            if inner.config.compaction {
+                let compactor = inner.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("quipu-compact".into())
+                        .spawn(move || compactor.compact_loop())
+                        .at(&inner.dir)?,
+                );
+            }
+        }
+        Ok(Engine { inner, _background: background })
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog()
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// A new id from the engine's id source.
+    pub fn next_id(&self) -> u128 {
+        self.inner.ids.next_id()
+    }
+
+    /// Writes line protocol to database `db`.
+    ///
+    /// Without `accept_partial`, any bad line rejects the whole body with
+    /// [`Error::WriteRejected`] and nothing is applied. With it, good lines are
+    /// applied and bad ones reported in the summary. Databases, tables and
+    /// columns are created on first write.
+    pub fn write_lp(&self, db: &str, body: &str, precision: Precision, opts: WriteOptions) -> Result<WriteSummary> {
+        self.inner.check_writable()?;
+        let parsed = lp::parse(body, precision, self.inner.clock.now_ns());
+        if !opts.accept_partial && !parsed.errors.is_empty() {
+            self.inner.stats.lines_rejected.fetch_add(parsed.errors.len() as u64, Ordering::Relaxed);
+            return Err(Error::WriteRejected { db: db.to_string(), errors: parsed.errors });
+        }
+        let mut resolved = self.inner.resolve(|catalog| write::resolve_lines(catalog, db, body, &parsed.lines), opts.accept_partial, db)?;
+        let mut errors = parsed.errors;
+        errors.append(&mut resolved.errors);
+        errors.sort_by_key(|e| e.line);
+        self.inner.stats.lines_rejected.fetch_add(errors.len() as u64, Ordering::Relaxed);
+        let accepted = resolved.accepted;
+        self.inner.apply(resolved.batch, opts.no_sync)?;
+        Ok(WriteSummary { lines_written: accepted, errors })
+    }
+
+    /// Writes an Arrow batch to `db`.`table` (see
+    /// [`write::resolve_record_batch`] for the schema rules). All or nothing.
+    pub fn write_batch(&self, db: &str, table: &str, batch: &RecordBatch) -> Result<WriteSummary> {
+        self.write_batch_with(db, table, batch, WriteOptions::default())
+    }
+
+    /// [`Engine::write_batch`] with options (`accept_partial` has no effect).
+    pub fn write_batch_with(&self, db: &str, table: &str, batch: &RecordBatch, opts: WriteOptions) -> Result<WriteSummary> {
+        self.inner.check_writable()?;
+        let resolved = self.inner.resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch), false, db)?;
+        let accepted = resolved.accepted;
+        self.inner.apply(resolved.batch, opts.no_sync)?;
+        Ok(WriteSummary { lines_written: accepted, errors: Vec::new() })
+    }
+
+    /// Reads `db`.`table`: buffered rows and files merged, newest write
+    /// winning per value. See [`query`] for the output shape.
+    pub fn scan(&self, db: &str, table: &str, req: &ScanRequest) -> Result<Vec<RecordBatch>> {
+        let catalog = self.catalog();
+        let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
+        let table_def = database.table(table).ok_or_else(|| Error::TableNotFound { db: db.to_string(), table: table.to_string() })?;
+        let plan = Plan::new(db, table_def, req)?;
+        let inner = &self.inner;
+
+        // Data moves active -> frozen -> files; reading in that order means a
+        // concurrent flush can only make us see a row twice (merged away),
+        // never miss it.
+        let active = {
+            let buffer = lock(&inner.active);
+            buffer_rows(&buffer, &plan, database.id, table_def)?
+        };
+        let frozen: Vec<Arc<Buffer>> = inner.frozen.read().map(|f| f.iter().map(|f| f.buffer.clone()).collect()).unwrap_or_default();
+        let version = inner.tree.current();
+
+        let mut inputs = query::read_files(&plan, table_def, database.id, &version)?;
+        for buffer in &frozen {
+            inputs.extend(buffer_rows(buffer, &plan, database.id, table_def)?);
+        }
+        inputs.extend(active);
+        query::finish(&plan, table_def, inputs)
+    }
+
+    /// Writes the buffer to gen0 segment files now.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Compacts all gen0 files into 24h windows now.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.compact()
+    }
+
+    /// The current tree version, pinned: its files stay on disk while it is held.
+    pub fn version(&self) -> Arc<Version> {
+        self.inner.tree.current()
+    }
+
+    /// Every live segment file with its path, size, blake3, level, table and time range.
+    pub fn live_files(&self) -> Vec<LiveFileInfo> {
+        self.version().files.iter().map(|f| LiveFileInfo { path: f.path.clone(), meta: f.meta.clone() }).collect()
+    }
+
+    /// Flushes the buffer and stops accepting writes. Other clones see
+    /// [`Error::Closed`] afterwards; the folder is unlocked when the last clone drops.
+    pub fn close(&self) -> Result<()> {
+        let result = self.flush();
+        self.inner.closed.store(true, Ordering::SeqCst);
+        result
+    }
+}
+
+fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Result<Vec<Rows>> {
+    let Some(tb) = buffer.table(db_id, table.id) else { return Ok(Vec::new()) };
+    if plan.tag_filter.is_none() {
+        return Ok(Vec::new());
+    }
+    let (lo, hi) = tb.time_range();
+    if hi < plan.time.0 || lo >= plan.time.1 {
+        return Ok(Vec::new());
+    }
+    let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
+    let series: Option<&dyn Fn(&crate::write::SeriesKey) -> bool> = if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
+    let rows = tb.rows(&Selection { columns: &plan.fields, time: plan.time, series })?;
+    Ok(if rows.is_empty() { Vec::new() } else { vec![rows] })
+}
+
+impl Inner {
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        if let Some(reason) = lock(&self.poisoned).clone() {
+            return Err(Error::Poisoned { reason });
+        }
+        Ok(())
+    }
+
+    fn poison(&self, reason: String) {
+        tracing::error!(%reason, "write path poisoned");
+        lock(&self.poisoned).get_or_insert(reason);
+    }
+
+    /// Resolves a write against the catalog; persists a changed catalog
+    /// before the write can reach the WAL, so replay always finds its ids.
+    fn resolve(&self, f: impl Fn(&Catalog) -> Result<Resolved>, accept_partial: bool, db: &str) -> Result<Resolved> {
+        let first = f(&self.catalog())?;
+        if first.catalog.is_none() {
+            return self.reject_unless_partial(first, accept_partial, db);
+        }
+        // New tables or columns: resolve again under the change lock so two
+        // writers cannot both add conflicting columns.
+        let _change = lock(&self.catalog_change);
+        let current = self.catalog();
+        let mut resolved = f(&current)?;
+        if !accept_partial && !resolved.errors.is_empty() {
+            return self.reject_unless_partial(resolved, accept_partial, db);
+        }
+        if let Some(changed) = resolved.catalog.take() {
+            self.catalog_store.persist(&changed)?;
+            match self.catalog.write() {
+                Ok(mut c) => *c = Arc::new(changed),
+                Err(p) => *p.into_inner() = Arc::new(changed),
+            }
+        }
+        Ok(resolved)
+    }
+
+    fn reject_unless_partial(&self, resolved: Resolved, accept_partial: bool, db: &str) -> Result<Resolved> {
+        if !accept_partial && !resolved.errors.is_empty() {
+            self.stats.lines_rejected.fetch_add(resolved.errors.len() as u64, Ordering::Relaxed);
+            return Err(Error::WriteRejected { db: db.to_string(), errors: resolved.errors });
+        }
+        Ok(resolved)
+    }
+
+    /// WAL append and buffer insert in one critical section (so the buffer
+    /// holds writes in WAL order), then the group-commit fsync outside it.
+    fn apply(&self, batch: WriteBatch, no_sync: bool) -> Result<()> {
+        let rows = batch.row_count();
+        if rows == 0 {
+            return Ok(());
+        }
+        let payload = batch.encode();
+        let (pos, flush_due) = {
+            let mut active = lock(&self.active);
+            self.check_writable()?;
+            let pos = match self.wal.append(&payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.poison(e.to_string());
+                    return Err(e.into());
+                }
+            };
+            active.insert(&batch, self.clock.now_ns());
+            (pos, active.bytes() >= self.config.flush_bytes)
+        };
+        if flush_due {
+            lock(&self.signal).flush_wanted = true;
+            self.wake.notify_all();
+        }
+        if !no_sync
+            && self.config.durability == Durability::Sync
+            && let Err(e) = self.wal.sync(pos)
+        {
+            self.poison(e.to_string());
+            return Err(e.into());
+        }
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        self.stats.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let _serial = lock(&self.flush_serial);
+        {
+            let mut active = lock(&self.active);
+            if active.rows() > 0 {
+                let wal_next = match self.wal.rotate() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.poison(e.to_string());
+                        return Err(e.into());
+                    }
+                };
+                let buffer = Arc::new(mem::take(&mut *active));
+                self.frozen.write().map_err(|_| Error::Poisoned { reason: "frozen list lock".into() })?.push(Frozen { buffer, wal_next });
+            }
+        }
+        loop {
+            let next = self.frozen.read().ok().and_then(|f| f.first().map(|f| (f.buffer.clone(), f.wal_next)));
+            let Some((buffer, wal_next)) = next else { break };
+            let catalog = self.catalog();
+            let files = self.write_gen0(&buffer, &catalog)?;
+            self.tree.install(Edit { add: files, wal_replay_from: Some(wal_next), catalog_sequence: Some(catalog.sequence), ..Edit::default() })?;
+            if let Ok(mut f) = self.frozen.write() {
+                f.remove(0);
+            }
+            self.wal.remove_files_before(wal_next)?;
+            self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn write_gen0(&self, buffer: &Buffer, catalog: &Catalog) -> Result<Vec<FileMeta>> {
+        let now = self.clock.now_ns();
+        let tables: Vec<_> = buffer.tables().collect();
+        tables
+            .par_iter()
+            .map(|&((db_id, table_id), tb)| {
+                let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
+                    path: self.dir.join(CATALOG_DIR),
+                    what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
+                })?;
+                let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
+                    path: self.dir.join(CATALOG_DIR),
+                    what: format!("buffered rows for table id {table_id} of {}, which the catalog lacks", database.name),
+                })?;
+                let present: Vec<u32> = tb.column_ids().collect();
+                let mut families = Vec::new();
+                for family in &table.families {
+                    let ids: Vec<u32> = present.iter().copied().filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id))).collect();
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let rows = tb.rows(&Selection { columns: &ids, time: (i64::MIN, i64::MAX), series: None })?;
+                    families.push((family.clone(), rows));
+                }
+                let (id, path) = self.tree.allocate();
+                let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
+                let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
+                Ok(FileMeta {
+                    id,
+                    db_id,
+                    table_id,
+                    level: LEVEL_GEN0,
+                    window_start_ns: None,
+                    size: written.size,
+                    blake3: written.blake3,
+                    rows: written.rows,
+                    time_min: written.time_min,
+                    time_max: written.time_max,
+                })
+            })
+            .collect()
+    }
+
+    fn compact(&self) -> Result<()> {
+        let _serial = lock(&self.compact_serial);
+        let version = self.tree.current();
+        let jobs = compact::plan(&version);
+        drop(version);
+        let catalog = self.catalog();
+        for job in jobs {
+            let Some(database) = catalog.database_by_id(job.db_id) else { continue };
+            let Some(table) = database.table_by_id(job.table_id) else { continue };
+            let edit = compact::run(&job, &self.tree, &database.name, table, self.config.compacted, self.clock.now_ns())?;
+            drop(job);
+            self.tree.install(edit)?;
+            self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn gen0_files(&self) -> usize {
+        self.tree.current().files.iter().filter(|f| f.meta.level == LEVEL_GEN0).count()
+    }
+
+    /// Waits up to `timeout` for a wake-up; false on shutdown.
+    fn wait(&self, timeout: Duration) -> bool {
+        let signal = lock(&self.signal);
+        if signal.shutdown {
+            return false;
+        }
+        let (signal, _) = self.wake.wait_timeout(signal, timeout).unwrap_or_else(|p| p.into_inner());
+        !signal.shutdown
+    }
+
+    fn flush_loop(&self) {
+        let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        while self.wait(tick) {
+            let wanted = mem::take(&mut lock(&self.signal).flush_wanted);
+            let due = {
+                let active = lock(&self.active);
+                let age_due = active.first_write_ns().is_some_and(|t| self.clock.now_ns().saturating_sub(t) >= self.config.flush_age.as_nanos() as i64);
+                active.bytes() >= self.config.flush_bytes || age_due
+            };
+            if (wanted || due) && !self.closed.load(Ordering::SeqCst) {
+                if let Err(e) = self.flush() {
+                    tracing::error!(error = %e, "background flush failed; the data stays in the WAL and will be retried");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                self.wake.notify_all();
+            }
+        }
+    }
+
+    fn compact_loop(&self) {
+        while self.wait(Duration::from_millis(500)) {
+            if self.gen0_files() >= self.config.compact_gen0_files
+                && let Err(e) = self.compact()
+            {
+                tracing::error!(error = %e, "background compaction failed; will retry");
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        }
+    }
+}

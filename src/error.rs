@@ -1,0 +1,71 @@
+//! The one public error type. Each module has its own thiserror enum; they
+//! meet here, and every variant that concerns a file or an object carries its
+//! path or name so an operator can act on the message alone.
+
+use std::path::PathBuf;
+
+use crate::lp::LineError;
+
+/// Everything that can go wrong in quipu.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process holds the data folder.
+    #[error("data folder {path} is locked by another process")]
+    Locked { path: PathBuf },
+    /// An I/O error on a file or folder.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file failed validation (magic, lengths, checksums, structure).
+    #[error("corrupt file {path}: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    /// A file written by a format version this build cannot read.
+    #[error("{path} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion { path: PathBuf, found: u16, supported: u16 },
+    /// A durable write failed earlier (fsync or write error): the engine no
+    /// longer acknowledges writes, because it can no longer promise they are on disk.
+    #[error("write path poisoned by an earlier I/O failure ({reason}); restart the engine")]
+    Poisoned { reason: String },
+    /// The engine was closed.
+    #[error("engine is closed")]
+    Closed,
+    /// A write whose lines were rejected; nothing of it was applied.
+    #[error("write to {db} rejected: {} bad line(s), first: line {}: {}", errors.len(), errors.first().map_or(0, |e| e.line), errors.first().map_or("", |e| e.message.as_str()))]
+    WriteRejected { db: String, errors: Vec<LineError> },
+    /// An Arrow batch that cannot be written (schema or type conflict); nothing was applied.
+    #[error("batch for {db}.{table} rejected: {reason}")]
+    BatchRejected { db: String, table: String, reason: String },
+    /// A bad argument (precision, name, request).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("database {db} not found")]
+    DatabaseNotFound { db: String },
+    #[error("table {table} not found in database {db}")]
+    TableNotFound { db: String, table: String },
+    #[error("column {column} not found in {db}.{table}")]
+    ColumnNotFound { db: String, table: String, column: String },
+    /// The WAL failed.
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
+    /// An Arrow error while building results.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches a path to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io { path: path.into(), source })
+    }
+}

@@ -1,0 +1,45 @@
+//! quipu: an embedded time-series storage engine with a native on-disk
+//! snapshot format.
+//!
+//! A time-series server links this crate and writes line protocol or Arrow
+//! batches into an [`Engine`]; the engine logs them to a crc-framed WAL,
+//! buffers them in columnar form, flushes them to immutable zstd-compressed
+//! segment files read through mmap, compacts those into 24h UTC windows and
+//! answers scans with Arrow record batches.
+//!
+//! ```no_run
+//! use quipu::{Engine, Precision, ScanRequest, WriteOptions};
+//!
+//! let engine = Engine::open("./quipu-data")?;
+//! engine.write_lp("sensors", "cpu,host=a usage=85.2 1638360000000000000", Precision::Auto, WriteOptions::default())?;
+//! let batches = engine.scan("sensors", "cpu", &ScanRequest::all().columns(["host", "usage"]))?;
+//! assert_eq!(batches[0].num_rows(), 1);
+//! # Ok::<(), quipu::Error>(())
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_code)]
+
+pub mod buffer;
+pub mod catalog;
+pub mod clock;
+mod engine;
+pub mod envelope;
+pub mod error;
+pub mod fs;
+pub mod inspect;
+pub mod lp;
+pub mod query;
+pub mod rows;
+pub mod segment;
+pub mod tree;
+pub mod tsbs;
+pub mod wal;
+pub mod write;
+
+pub use engine::{
+    CATALOG_DIR, Durability, Engine, EngineBuilder, LOCK_FILE, LiveFileInfo, Stats, WAL_DIR,
+    WriteOptions, WriteSummary,
+};
+pub use error::{Error, Result};
+pub use lp::{LineError, Precision};
+pub use query::ScanRequest;

@@ -1,0 +1,423 @@
+//! Reads a `.seg` file through memmap2. Opening validates the header,
+//! trailer, footer checksum and the footer's structure, so that later block
+//! reads only have to check each block's own crc32; nothing read from the
+//! file is trusted before it is checked.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt64Array};
+use arrow::buffer::NullBuffer;
+use memmap2::Mmap;
+
+use super::codec;
+use super::format::*;
+use crate::catalog::{ColumnKind, FieldType};
+use crate::error::{Error, IoContext, Result};
+use crate::rows::Rows;
+use crate::write::SeriesKey;
+
+/// An open, validated segment.
+#[derive(Debug)]
+pub struct SegmentReader {
+    path: PathBuf,
+    map: Mmap,
+    footer: Footer,
+    series: Arc<Vec<SeriesKey>>,
+    /// Per family, the first row of each series run.
+    run_starts: Vec<Vec<usize>>,
+}
+
+/// Which rows of a family to read.
+#[derive(Clone, Copy)]
+pub struct Read<'a> {
+    /// Field column ids; rows where all of them are null are left out.
+    pub columns: &'a [u32],
+    /// Half-open `[start, end)`.
+    pub time: (i64, i64),
+    pub series: Option<&'a dyn Fn(&SeriesKey) -> bool>,
+}
+
+impl Read<'_> {
+    /// Every row and the given columns.
+    pub fn all(columns: &[u32]) -> Read<'_> {
+        Read { columns, time: (i64::MIN, i64::MAX), series: None }
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+impl SegmentReader {
+    /// Opens and validates `path`.
+    pub fn open(path: &Path) -> Result<SegmentReader> {
+        let file = File::open(path).at(path)?;
+        // SAFETY: segment files are immutable once published (written to a
+        // temp file, fsynced, renamed); quipu never opens one for writing
+        // again and deletes them only by unlinking, which keeps this mapping
+        // valid. A foreign process truncating the file is outside our model.
+        #[allow(unsafe_code)]
+        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        Self::from_map(path, map)
+    }
+
+    fn from_map(path: &Path, map: Mmap) -> Result<SegmentReader> {
+        let corrupt = |what: String| Error::Corrupt { path: path.to_path_buf(), what };
+        let b = &map[..];
+        if b.len() < HEADER_LEN + TRAILER_LEN {
+            return Err(corrupt(format!("{} bytes is too short for a segment", b.len())));
+        }
+        if b[..4] != MAGIC {
+            return Err(corrupt("bad header magic".into()));
+        }
+        let version = u16_at(b, 4);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { path: path.to_path_buf(), found: version, supported: FORMAT_VERSION });
+        }
+        if u16_at(b, 6) != 0 || u64_at(b, 8) != 0 {
+            return Err(corrupt("unknown header flags".into()));
+        }
+        let t = b.len() - TRAILER_LEN;
+        if b[t + 12..t + 16] != MAGIC {
+            return Err(corrupt("bad trailer magic (truncated file?)".into()));
+        }
+        let footer_len = u64_at(b, t);
+        let footer_crc = u32_at(b, t + 8);
+        let max_footer = (t - HEADER_LEN) as u64;
+        if footer_len > max_footer || footer_len > MAX_FOOTER_LEN {
+            return Err(corrupt(format!("footer length {footer_len} exceeds the file")));
+        }
+        let footer_start = t - footer_len as usize;
+        let footer_bytes = &b[footer_start..t];
+        if crc32fast::hash(footer_bytes) != footer_crc {
+            return Err(corrupt("footer checksum mismatch".into()));
+        }
+        let footer: Footer = postcard::from_bytes(footer_bytes).map_err(|e| corrupt(format!("undecodable footer: {e}")))?;
+        let run_starts = validate(&footer, footer_start as u64).map_err(corrupt)?;
+        let series = Arc::new(footer.series.clone());
+        Ok(SegmentReader { path: path.to_path_buf(), map, footer, series, run_starts })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The footer.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The series directory.
+    pub fn series(&self) -> &Arc<Vec<SeriesKey>> {
+        &self.series
+    }
+
+    /// The file's length.
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Always false: a valid segment has a header and a trailer.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn block(&self, meta: &BlockMeta) -> Result<&[u8]> {
+        // Offsets were validated at open.
+        let bytes = &self.map[meta.offset as usize..meta.offset as usize + meta.len as usize];
+        if crc32fast::hash(bytes) != meta.crc32 {
+            return Err(Error::Corrupt { path: self.path.clone(), what: format!("block at offset {} fails its checksum", meta.offset) });
+        }
+        Ok(bytes)
+    }
+
+    fn codec_err(&self, meta: &BlockMeta, e: codec::CodecError) -> Error {
+        Error::Corrupt { path: self.path.clone(), what: format!("block at offset {}: {e}", meta.offset) }
+    }
+
+    /// Re-reads every block and checks its crc32 and encoding.
+    pub fn check_all_blocks(&self) -> Result<()> {
+        for fam in 0..self.footer.families.len() {
+            let ids: Vec<u32> = self.footer.families[fam].columns.iter().map(|c| c.column).collect();
+            self.read_family(fam, &Read::all(&ids))?;
+        }
+        Ok(())
+    }
+
+    fn field_type(&self, column: u32) -> Option<FieldType> {
+        self.footer.columns.iter().find(|c| c.id == column).and_then(|c| match c.kind {
+            ColumnKind::Field(t) => Some(t),
+            ColumnKind::Tag => None,
+        })
+    }
+
+    /// Reads rows of family section `family` (an index into `Footer::families`).
+    pub fn read_family(&self, family: usize, read: &Read<'_>) -> Result<Rows> {
+        let fam = &self.footer.families[family];
+        let chunks: Vec<&ChunkMeta> = read.columns.iter().filter_map(|id| fam.columns.iter().find(|c| c.column == *id)).collect();
+        if chunks.is_empty() && !read.columns.is_empty() {
+            return Ok(Rows::empty(self.series.clone()));
+        }
+        let (t0, t1) = read.time;
+        if fam.time_max < t0 || fam.time_min >= t1 {
+            return Ok(Rows::empty(self.series.clone()));
+        }
+
+        // Row ranges of the wanted series.
+        let starts = &self.run_starts[family];
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        for (i, &(s, count)) in fam.series_runs.iter().enumerate() {
+            let keep = read.series.is_none_or(|f| f(&self.series[s as usize]));
+            if keep {
+                let r = starts[i]..starts[i] + count as usize;
+                match ranges.last_mut() {
+                    Some(last) if last.end == r.start => last.end = r.end,
+                    _ => ranges.push(r),
+                }
+            }
+        }
+
+        let rows = fam.rows as usize;
+        let step = fam.block_rows as usize;
+        let mut time: Vec<i64> = Vec::new();
+        let mut series: Vec<u32> = Vec::new();
+        let mut accs: Vec<Acc> = chunks.iter().map(|c| Acc::new(self.field_type(c.column).unwrap_or(FieldType::Float))).collect();
+        let mut keep: Option<Vec<bool>> = None;
+        let mut range_i = 0;
+        for (b, tmeta) in fam.time_blocks.iter().enumerate() {
+            let (bs, be) = (b * step, ((b + 1) * step).min(rows));
+            let (Stat::I64(bmin), Stat::I64(bmax)) = (tmeta.min, tmeta.max) else { continue };
+            if bmax < t0 || bmin >= t1 {
+                continue;
+            }
+            while range_i < ranges.len() && ranges[range_i].end <= bs {
+                range_i += 1;
+            }
+            let covered = ranges[range_i..].iter().take_while(|r| r.start < be).map(|r| r.end.min(be) - r.start.max(bs)).sum::<usize>();
+            if covered == 0 {
+                continue;
+            }
+            let n = be - bs;
+            let at = time.len();
+            codec::decode_timestamps(self.block(tmeta)?, n, &mut time).map_err(|e| self.codec_err(tmeta, e))?;
+            self.push_series(family, bs, be, &mut series);
+            for (chunk, acc) in chunks.iter().zip(accs.iter_mut()) {
+                let meta = &chunk.blocks[b];
+                acc.push_block(self.block(meta)?, n, meta.nulls as usize).map_err(|e| self.codec_err(meta, e))?;
+            }
+            let whole = covered == n && bmin >= t0 && bmax < t1;
+            if !whole || keep.is_some() {
+                let mask = keep.get_or_insert_with(|| vec![true; at]);
+                let mut r = range_i;
+                for row in bs..be {
+                    while r < ranges.len() && ranges[r].end <= row {
+                        r += 1;
+                    }
+                    let in_series = r < ranges.len() && ranges[r].start <= row;
+                    let t = time[at + row - bs];
+                    mask.push(in_series && t >= t0 && t < t1);
+                }
+            }
+        }
+        let columns = chunks.iter().zip(accs).map(|(c, acc)| (c.column, acc.finish())).collect();
+        let out = Rows { series_keys: self.series.clone(), series, time, columns };
+        let out = match keep {
+            Some(mask) => out.filter(&mask)?,
+            None => out,
+        };
+        out.drop_all_null_rows()
+    }
+
+    fn push_series(&self, family: usize, bs: usize, be: usize, out: &mut Vec<u32>) {
+        let fam = &self.footer.families[family];
+        let starts = &self.run_starts[family];
+        let mut i = starts.partition_point(|&s| s <= bs).saturating_sub(1);
+        let mut row = bs;
+        while row < be && i < fam.series_runs.len() {
+            let (s, count) = fam.series_runs[i];
+            let end = (starts[i] + count as usize).min(be);
+            out.extend(std::iter::repeat_n(s, end - row));
+            row = end;
+            i += 1;
+        }
+    }
+
+    /// Every family section with all its columns: (family id, rows).
+    pub fn read_all(&self) -> Result<Vec<(u32, Rows)>> {
+        (0..self.footer.families.len())
+            .map(|f| {
+                let ids: Vec<u32> = self.footer.families[f].columns.iter().map(|c| c.column).collect();
+                Ok((self.footer.families[f].id, self.read_family(f, &Read::all(&ids))?))
+            })
+            .collect()
+    }
+}
+
+/// Checks the footer's structure against the file; returns each family's run starts.
+fn validate(f: &Footer, footer_start: u64) -> std::result::Result<Vec<Vec<usize>>, String> {
+    for key in &f.series {
+        for (col, _) in key {
+            if !f.columns.iter().any(|c| c.id == *col && c.kind == ColumnKind::Tag) {
+                return Err(format!("series key names column {col}, which is not a tag of the file"));
+            }
+        }
+    }
+    let check_block = |m: &BlockMeta| -> std::result::Result<(), String> {
+        let end = m.offset.checked_add(u64::from(m.len)).ok_or("block offset overflows")?;
+        if m.offset < HEADER_LEN as u64 || end > footer_start {
+            return Err(format!("block at offset {} (len {}) lies outside the data area", m.offset, m.len));
+        }
+        Ok(())
+    };
+    let mut all_starts = Vec::with_capacity(f.families.len());
+    for fam in &f.families {
+        if fam.block_rows == 0 || fam.block_rows > MAX_BLOCK_ROWS {
+            return Err(format!("family {} has block size {}", fam.name, fam.block_rows));
+        }
+        let blocks = fam.rows.div_ceil(u64::from(fam.block_rows));
+        if fam.time_blocks.len() as u64 != blocks {
+            return Err(format!("family {} has {} time blocks for {} rows", fam.name, fam.time_blocks.len(), fam.rows));
+        }
+        let mut starts = Vec::with_capacity(fam.series_runs.len());
+        let mut total = 0u64;
+        for &(s, count) in &fam.series_runs {
+            if s as usize >= f.series.len() || count == 0 {
+                return Err(format!("family {} has a bad series run ({s}, {count})", fam.name));
+            }
+            starts.push(total as usize);
+            total += u64::from(count);
+        }
+        if total != fam.rows {
+            return Err(format!("family {} runs cover {total} rows, not {}", fam.name, fam.rows));
+        }
+        for m in &fam.time_blocks {
+            check_block(m)?;
+        }
+        for chunk in &fam.columns {
+            let is_field = f.columns.iter().any(|c| c.id == chunk.column && matches!(c.kind, ColumnKind::Field(_)));
+            if !is_field {
+                return Err(format!("family {} stores column {}, which is not a field of the file", fam.name, chunk.column));
+            }
+            if chunk.blocks.len() != fam.time_blocks.len() {
+                return Err(format!("column {} has {} blocks, time has {}", chunk.column, chunk.blocks.len(), fam.time_blocks.len()));
+            }
+            for (b, m) in chunk.blocks.iter().enumerate() {
+                check_block(m)?;
+                let n = (fam.rows - b as u64 * u64::from(fam.block_rows)).min(u64::from(fam.block_rows));
+                if u64::from(m.nulls) > n {
+                    return Err(format!("column {} block {b} claims {} nulls in {n} rows", chunk.column, m.nulls));
+                }
+            }
+        }
+        all_starts.push(starts);
+    }
+    Ok(all_starts)
+}
+
+/// Accumulates decoded blocks of one column.
+enum Acc {
+    I64(Vec<i64>, Option<Vec<bool>>),
+    U64(Vec<u64>, Option<Vec<bool>>),
+    F64(Vec<f64>, Option<Vec<bool>>),
+    Bool(Vec<bool>, Option<Vec<bool>>),
+    Str(Vec<Option<String>>),
+}
+
+/// Spreads the non-null `values` (appended at `at`) over `valid`.
+fn scatter<T: Default + Copy>(values: &mut Vec<T>, at: usize, valid: &[bool]) {
+    let dense: Vec<T> = values.split_off(at);
+    let mut it = dense.into_iter();
+    values.extend(valid.iter().map(|&v| if v { it.next().unwrap_or_default() } else { T::default() }));
+}
+
+impl Acc {
+    fn new(t: FieldType) -> Acc {
+        match t {
+            FieldType::Integer => Acc::I64(Vec::new(), None),
+            FieldType::UInteger => Acc::U64(Vec::new(), None),
+            FieldType::Float => Acc::F64(Vec::new(), None),
+            FieldType::Boolean => Acc::Bool(Vec::new(), None),
+            FieldType::String => Acc::Str(Vec::new()),
+        }
+    }
+
+    fn push_block(&mut self, payload: &[u8], rows: usize, nulls: usize) -> std::result::Result<(), codec::CodecError> {
+        let (validity, data) = if nulls > 0 {
+            if payload.len() < 4 {
+                return Err(codec::CodecError::Truncated { what: "validity bitmap" });
+            }
+            let vlen = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize;
+            if payload.len() - 4 < vlen {
+                return Err(codec::CodecError::Truncated { what: "validity bitmap" });
+            }
+            let mut valid = Vec::with_capacity(rows);
+            codec::decode_bool(&payload[4..4 + vlen], rows, &mut valid)?;
+            let set = valid.iter().filter(|&&v| v).count();
+            if set != rows - nulls {
+                return Err(codec::CodecError::CountMismatch { expected: rows - nulls, actual: set });
+            }
+            (Some(valid), &payload[4 + vlen..])
+        } else {
+            (None, payload)
+        };
+        let count = rows - nulls;
+        macro_rules! prim {
+            ($values:expr, $valid:expr, $decode:path) => {{
+                let at = $values.len();
+                $decode(data, count, $values)?;
+                match validity {
+                    Some(v) => {
+                        scatter($values, at, &v);
+                        $valid.get_or_insert_with(|| vec![true; at]).extend(v);
+                    }
+                    None => {
+                        if let Some(all) = $valid.as_mut() {
+                            all.extend(std::iter::repeat_n(true, rows));
+                        }
+                    }
+                }
+            }};
+        }
+        match self {
+            Acc::I64(values, valid) => prim!(values, valid, codec::decode_i64),
+            Acc::U64(values, valid) => prim!(values, valid, codec::decode_u64),
+            Acc::F64(values, valid) => prim!(values, valid, codec::decode_f64),
+            Acc::Bool(values, valid) => prim!(values, valid, codec::decode_bool),
+            Acc::Str(out) => {
+                let decoded = codec::decode_str(data, count)?;
+                let mut keys = decoded.keys.into_iter();
+                let mut next = || keys.next().and_then(|k| decoded.dictionary.get(k as usize).cloned());
+                match validity {
+                    Some(v) => out.extend(v.iter().map(|&ok| if ok { next() } else { None })),
+                    None => out.extend((0..rows).map(|_| next())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> ArrayRef {
+        let nulls = |v: Option<Vec<bool>>| v.map(NullBuffer::from).filter(|n| n.null_count() > 0);
+        match self {
+            Acc::I64(v, valid) => Arc::new(Int64Array::new(v.into(), nulls(valid))),
+            Acc::U64(v, valid) => Arc::new(UInt64Array::new(v.into(), nulls(valid))),
+            Acc::F64(v, valid) => Arc::new(Float64Array::new(v.into(), nulls(valid))),
+            Acc::Bool(v, valid) => Arc::new(BooleanArray::new(v.into(), nulls(valid))),
+            Acc::Str(v) => Arc::new(StringArray::from(v)),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The tree: which segment files make up the data, as numbered immutable
+//! versions. A version lists every live file with its size and blake3 (hash
+//! at birth), level (0 = flushed from the buffer, 1 = compacted into a 24h
+//! UTC window), table and time range, plus the WAL file replay starts from.
+//!
+//! Installing a version writes `versions/<n>.ver`, then points `CURRENT` at
+//! it, both atomically; only then are replaced files marked obsolete. An
+//! obsolete file is unlinked when the last pinned [`Version`] that lists it
+//! is dropped, so a running scan or snapshot never loses a file under it.
+
+pub mod compact;
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope;
+use crate::error::{Error, IoContext, Result};
+use crate::segment::SegmentReader;
+
+const VERSION_MAGIC: [u8; 4] = *b"QVER";
+const CURRENT_MAGIC: [u8; 4] = *b"QCUR";
+const FORMAT_VERSION: u16 = 1;
+
+/// Folder of segment files, relative to the data folder.
+pub const SEGMENTS_DIR: &str = "segments";
+/// Folder of version files, relative to the data folder.
+pub const VERSIONS_DIR: &str = "versions";
+/// The pointer to the current version.
+pub const CURRENT_FILE: &str = "CURRENT";
+
+/// Level of files written by a buffer flush.
+pub const LEVEL_GEN0: u8 = 0;
+/// Level of files written by compaction, one per table per 24h UTC window.
+pub const LEVEL_COMPACTED: u8 = 1;
+/// Length of a compaction window.
+pub const WINDOW_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The start of the 24h UTC window holding `t`.
+pub fn window_start(t: i64) -> i64 {
+    t.div_euclid(WINDOW_NS) * WINDOW_NS
+}
+
+/// One live segment file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub id: u64,
+    pub db_id: u32,
+    pub table_id: u32,
+    pub level: u8,
+    /// The 24h window of a compacted file.
+    pub window_start_ns: Option<i64>,
+    pub size: u64,
+    pub blake3: [u8; 32],
+    pub rows: u64,
+    pub time_min: i64,
+    pub time_max: i64,
+}
+
+impl FileMeta {
+    /// The file's path relative to the data folder.
+    pub fn relative_path(&self) -> PathBuf {
+        Path::new(SEGMENTS_DIR).join(segment_file_name(self.id))
+    }
+
+    /// The blake3 as lowercase hex.
+    pub fn blake3_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.blake3).to_hex().to_string()
+    }
+}
+
+/// `<id, 20 digits>.seg`.
+pub fn segment_file_name(id: u64) -> String {
+    format!("{id:020}.seg")
+}
+
+/// The persisted content of a version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub number: u64,
+    /// The catalog snapshot this version's files were written against (at least).
+    pub catalog_sequence: u64,
+    /// WAL files numbered below this are fully in segments.
+    pub wal_replay_from: u64,
+    /// The next segment file id to hand out.
+    pub next_file_id: u64,
+    pub files: Vec<FileMeta>,
+}
+
+/// A segment file in use, open for reading.
+#[derive(Debug)]
+pub struct LiveFile {
+    pub meta: FileMeta,
+    pub path: PathBuf,
+    pub reader: SegmentReader,
+    obsolete: AtomicBool,
+}
+
+impl Drop for LiveFile {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::SeqCst)
+            && let Err(e) = fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete segment");
+        }
+    }
+}
+
+/// A pinned version: while it is held, none of its files is deleted.
+#[derive(Debug)]
+pub struct Version {
+    pub record: VersionRecord,
+    pub files: Vec<Arc<LiveFile>>,
+}
+
+impl Version {
+    /// The files of one table, oldest data first: compacted files, then
+    /// flushed files in flush order (so later files win on equal keys).
+    pub fn table_files(&self, db_id: u32, table_id: u32) -> Vec<&Arc<LiveFile>> {
+        let mut files: Vec<&Arc<LiveFile>> = self.files.iter().filter(|f| f.meta.db_id == db_id && f.meta.table_id == table_id).collect();
+        files.sort_by_key(|f| (f.meta.level != LEVEL_COMPACTED, f.meta.id));
+        files
+    }
+}
+
+/// A change to the tree.
+#[derive(Debug, Default)]
+pub struct Edit {
+    pub add: Vec<FileMeta>,
+    pub remove: Vec<u64>,
+    pub wal_replay_from: Option<u64>,
+    pub catalog_sequence: Option<u64>,
+}
+
+/// Owns the version files, CURRENT and the segment folder.
+#[derive(Debug)]
+pub struct Tree {
+    dir: PathBuf,
+    current: RwLock<Arc<Version>>,
+    install: Mutex<()>,
+    next_file_id: AtomicU64,
+}
+
+impl Tree {
+    /// Opens the tree in data folder `dir` (creating an empty one), deleting
+    /// files no version references (left by a crash).
+    pub fn open(dir: &Path) -> Result<Tree> {
+        let seg_dir = dir.join(SEGMENTS_DIR);
+        let ver_dir = dir.join(VERSIONS_DIR);
+        crate::fs::create_dir_durable(&seg_dir).at(&seg_dir)?;
+        crate::fs::create_dir_durable(&ver_dir).at(&ver_dir)?;
+        crate::fs::remove_temp_files(dir).at(dir)?;
+        crate::fs::remove_temp_files(&seg_dir).at(&seg_dir)?;
+        crate::fs::remove_temp_files(&ver_dir).at(&ver_dir)?;
+
+        let record = read_current(dir)?;
+
+        let mut files = Vec::with_capacity(record.files.len());
+        for meta in &record.files {
+            files.push(Arc::new(open_live(dir, meta)?));
+        }
+        // Anything else in the folders is an orphan of an interrupted flush,
+        // compaction or install.
+        let live: HashSet<String> = record.files.iter().map(|m| segment_file_name(m.id)).collect();
+        remove_except(&seg_dir, |name| live.contains(name))?;
+        let keep_version = version_file_name(record.number);
+        remove_except(&ver_dir, |name| name == keep_version)?;
+
+        let next = record.next_file_id.max(record.files.iter().map(|f| f.id + 1).max().unwrap_or(1));
+        Ok(Tree {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(Arc::new(Version { record, files })),
+            install: Mutex::new(()),
+            next_file_id: AtomicU64::new(next.max(1)),
+        })
+    }
+
+    /// The current version, pinned.
+    pub fn current(&self) -> Arc<Version> {
+        match self.current.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A fresh segment id and the path to write it at.
+    pub fn allocate(&self) -> (u64, PathBuf) {
+        let id = self.next_file_id.fetch_add(1, Ordering::SeqCst);
+        (id, self.dir.join(SEGMENTS_DIR).join(segment_file_name(id)))
+    }
+
+    /// Applies `edit` durably and makes it current. Files removed by it are
+    /// deleted once no pinned version lists them.
+    pub fn install(&self, edit: Edit) -> Result<Arc<Version>> {
+        let _serial = self.install.lock().map_err(|_| Error::Poisoned { reason: "version install lock".into() })?;
+        let old = self.current();
+        let removed: HashSet<u64> = edit.remove.iter().copied().collect();
+        let mut record = old.record.clone();
+        record.number += 1;
+        record.files.retain(|f| !removed.contains(&f.id));
+        let mut files: Vec<Arc<LiveFile>> = old.files.iter().filter(|f| !removed.contains(&f.meta.id)).cloned().collect();
+        for meta in edit.add {
+            files.push(Arc::new(open_live(&self.dir, &meta)?));
+            record.files.push(meta);
+        }
+        if let Some(w) = edit.wal_replay_from {
+            record.wal_replay_from = record.wal_replay_from.max(w);
+        }
+        if let Some(c) = edit.catalog_sequence {
+            record.catalog_sequence = record.catalog_sequence.max(c);
+        }
+        record.next_file_id = self.next_file_id.load(Ordering::SeqCst);
+
+        let ver_dir = self.dir.join(VERSIONS_DIR);
+        let path = ver_dir.join(version_file_name(record.number));
+        let body = postcard::to_allocvec(&record).map_err(|e| Error::InvalidArgument(format!("version encoding: {e}")))?;
+        crate::fs::atomic_write(&path, &envelope::seal(VERSION_MAGIC, FORMAT_VERSION, &body)).at(&path)?;
+        let current_path = self.dir.join(CURRENT_FILE);
+        crate::fs::atomic_write(&current_path, &envelope::seal(CURRENT_MAGIC, FORMAT_VERSION, &record.number.to_le_bytes())).at(&current_path)?;
+
+        // The new version is durable: retire what it dropped.
+        for f in old.files.iter().filter(|f| removed.contains(&f.meta.id)) {
+            f.obsolete.store(true, Ordering::SeqCst);
+        }
+        let old_path = ver_dir.join(version_file_name(old.record.number));
+        if old.record.number != record.number && old_path.exists() {
+            fs::remove_file(&old_path).at(&old_path)?;
+        }
+        let version = Arc::new(Version { record, files });
+        match self.current.write() {
+            Ok(mut cur) => *cur = version.clone(),
+            Err(poisoned) => *poisoned.into_inner() = version.clone(),
+        }
+        Ok(version)
+    }
+}
+
+/// Reads the current version record of data folder `dir` without opening
+/// (or changing) anything else: an empty record when there is no CURRENT.
+pub fn read_current(dir: &Path) -> Result<VersionRecord> {
+    let current_path = dir.join(CURRENT_FILE);
+    if !current_path.exists() {
+        return Ok(VersionRecord::default());
+    }
+    let bytes = fs::read(&current_path).at(&current_path)?;
+    let body = envelope::open(&current_path, CURRENT_MAGIC, FORMAT_VERSION, &bytes)?;
+    let number = <[u8; 8]>::try_from(body)
+        .map(u64::from_le_bytes)
+        .map_err(|_| Error::Corrupt { path: current_path.clone(), what: "body is not a version number".into() })?;
+    let path = dir.join(VERSIONS_DIR).join(version_file_name(number));
+    let bytes = fs::read(&path).at(&path)?;
+    let body = envelope::open(&path, VERSION_MAGIC, FORMAT_VERSION, &bytes)?;
+    let record: VersionRecord = postcard::from_bytes(body).map_err(|e| Error::Corrupt { path: path.clone(), what: format!("undecodable version: {e}") })?;
+    if record.number != number {
+        return Err(Error::Corrupt { path, what: format!("holds version {}, CURRENT says {number}", record.number) });
+    }
+    Ok(record)
+}
+
+fn version_file_name(number: u64) -> String {
+    format!("{number:020}.ver")
+}
+
+fn open_live(dir: &Path, meta: &FileMeta) -> Result<LiveFile> {
+    let path = dir.join(meta.relative_path());
+    let reader = SegmentReader::open(&path)?;
+    if reader.len() != meta.size {
+        return Err(Error::Corrupt { path, what: format!("{} bytes, the version records {}", reader.len(), meta.size) });
+    }
+    Ok(LiveFile { meta: meta.clone(), path, reader, obsolete: AtomicBool::new(false) })
+}
+
+fn remove_except(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(&keep) {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing file no version references");
+            fs::remove_file(&path).at(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_start_is_utc_day() {
+        assert_eq!(window_start(0), 0);
+        assert_eq!(window_start(WINDOW_NS - 1), 0);
+        assert_eq!(window_start(WINDOW_NS), WINDOW_NS);
+        assert_eq!(window_start(-1), -WINDOW_NS);
+    }
+
+    #[test]
+    fn empty_tree_opens_and_corrupt_current_is_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = Tree::open(dir.path()).unwrap();
+        assert_eq!(tree.current().record, VersionRecord::default());
+        let v = tree.install(Edit { wal_replay_from: Some(3), ..Edit::default() }).unwrap();
+        assert_eq!(v.record.number, 1);
+        drop(tree);
+        let tree = Tree::open(dir.path()).unwrap();
+        assert_eq!(tree.current().record.wal_replay_from, 3);
+        drop(tree);
+        let current = dir.path().join(CURRENT_FILE);
+        let mut bytes = fs::read(&current).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&current, bytes).unwrap();
+        assert!(matches!(Tree::open(dir.path()), Err(Error::Corrupt { path, .. }) if path == current));
+    }
+}

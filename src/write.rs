@@ -1,0 +1,478 @@
+//! Resolved writes: parsed line protocol or an Arrow batch checked against
+//! the catalog and turned into a [`WriteBatch`] of column ids and typed
+//! values, which is both what the WAL stores (the record payload) and what the
+//! write buffer ingests. Catalog rules (types, families, new tables and
+//! columns) are applied here, line by line, so every rejected line gets its
+//! own error.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, Table, TIME_COLUMN};
+use crate::error::{Error, Result};
+use crate::lp::{FieldValue, LineError, ParsedLine};
+
+/// A series: its tag values by tag column id, sorted by column id.
+pub type SeriesKey = Vec<(u32, String)>;
+
+/// One field value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    F64(f64),
+    I64(i64),
+    U64(u64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Value {
+    /// The catalog type of this value.
+    pub fn field_type(&self) -> FieldType {
+        match self {
+            Value::F64(_) => FieldType::Float,
+            Value::I64(_) => FieldType::Integer,
+            Value::U64(_) => FieldType::UInteger,
+            Value::Str(_) => FieldType::String,
+            Value::Bool(_) => FieldType::Boolean,
+        }
+    }
+}
+
+/// One row: a series (index into [`TableBatch::series`]), a time and fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub series: u32,
+    pub time: i64,
+    pub fields: Vec<(u32, Value)>,
+}
+
+/// The rows of one table in a write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableBatch {
+    pub table_id: u32,
+    pub series: Vec<SeriesKey>,
+    pub rows: Vec<Row>,
+}
+
+/// A resolved write to one database: the unit of a WAL record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteBatch {
+    pub db_id: u32,
+    pub tables: Vec<TableBatch>,
+}
+
+/// The first byte of a WAL payload: what follows.
+const PAYLOAD_WRITE_V1: u8 = 1;
+
+impl WriteBatch {
+    /// Rows in the batch.
+    pub fn row_count(&self) -> usize {
+        self.tables.iter().map(|t| t.rows.len()).sum()
+    }
+
+    /// The WAL payload for this batch: a kind byte, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        // postcard into a Vec cannot fail for these types.
+        postcard::to_extend(self, vec![PAYLOAD_WRITE_V1]).unwrap_or_else(|_| vec![PAYLOAD_WRITE_V1])
+    }
+
+    /// Decodes a WAL payload; `path` and `offset` name the record in errors.
+    pub fn decode(path: &Path, offset: u64, payload: &[u8]) -> Result<WriteBatch> {
+        let corrupt = |what: String| Error::Corrupt { path: path.to_path_buf(), what: format!("record at offset {offset}: {what}") };
+        match payload.split_first() {
+            Some((&PAYLOAD_WRITE_V1, body)) => {
+                postcard::from_bytes(body).map_err(|e| corrupt(format!("undecodable write batch: {e}")))
+            }
+            Some((kind, _)) => Err(corrupt(format!("unknown payload kind {kind}"))),
+            None => Err(corrupt("empty payload".into())),
+        }
+    }
+}
+
+/// The outcome of resolving a write against the catalog.
+#[derive(Debug)]
+pub struct Resolved {
+    pub batch: WriteBatch,
+    /// Lines (or rows) accepted.
+    pub accepted: usize,
+    /// Per-line rejections.
+    pub errors: Vec<LineError>,
+    /// The catalog with the write's new tables and columns, when it has any.
+    pub catalog: Option<Catalog>,
+}
+
+struct LineOut {
+    series: SeriesKey,
+    fields: Vec<(u32, Value)>,
+}
+
+fn value_of(v: &FieldValue<'_>) -> Value {
+    match v {
+        FieldValue::F64(f) => Value::F64(*f),
+        FieldValue::I64(i) => Value::I64(*i),
+        FieldValue::U64(u) => Value::U64(*u),
+        FieldValue::Str(s) => Value::Str(s.to_string()),
+        FieldValue::Bool(b) => Value::Bool(*b),
+    }
+}
+
+/// Resolves a line against an existing table without changing it; `Ok(None)`
+/// when the line needs a new column.
+fn resolve_existing(table: &Table, line: &ParsedLine<'_>) -> Result<Option<LineOut>, CatalogError> {
+    let mut series = Vec::with_capacity(line.tags.len());
+    for (k, v) in &line.tags {
+        match table.column(k) {
+            Some(col) if col.kind == ColumnKind::Tag => series.push((col.id, v.to_string())),
+            Some(_) => return Err(CatalogError::KindConflict { column: k.to_string(), existing: "field".into(), attempted: "tag".into() }),
+            None => return Ok(None),
+        }
+    }
+    let mut fields = Vec::with_capacity(line.fields.len());
+    for f in &line.fields {
+        let value = value_of(&f.value);
+        match table.column(&f.name) {
+            Some(col) => {
+                table.check_field(col, f.family.as_deref(), value.field_type())?;
+                fields.push((col.id, value));
+            }
+            None => return Ok(None),
+        }
+    }
+    series.sort_unstable_by_key(|(id, _)| *id);
+    Ok(Some(LineOut { series, fields }))
+}
+
+/// Resolves a line, adding what it needs to `table`.
+fn resolve_adding(table: &mut Table, line: &ParsedLine<'_>) -> Result<LineOut, CatalogError> {
+    let mut series = Vec::with_capacity(line.tags.len());
+    for (k, v) in &line.tags {
+        series.push((table.ensure_tag(k)?, v.to_string()));
+    }
+    let mut fields = Vec::with_capacity(line.fields.len());
+    for f in &line.fields {
+        let value = value_of(&f.value);
+        fields.push((table.ensure_field(&f.name, f.family.as_deref(), value.field_type())?, value));
+    }
+    series.sort_unstable_by_key(|(id, _)| *id);
+    Ok(LineOut { series, fields })
+}
+
+/// Collects rows per table, deduplicating series keys within the batch.
+#[derive(Default)]
+struct BatchBuilder {
+    tables: Vec<(TableBatch, HashMap<SeriesKey, u32>)>,
+    by_table: HashMap<u32, usize>,
+}
+
+impl BatchBuilder {
+    fn push(&mut self, table_id: u32, line: LineOut, time: i64) {
+        let slot = *self.by_table.entry(table_id).or_insert_with(|| {
+            self.tables.push((TableBatch { table_id, series: Vec::new(), rows: Vec::new() }, HashMap::new()));
+            self.tables.len() - 1
+        });
+        let (batch, index) = &mut self.tables[slot];
+        let series = match index.get(&line.series) {
+            Some(&s) => s,
+            None => {
+                let s = batch.series.len() as u32;
+                batch.series.push(line.series.clone());
+                index.insert(line.series, s);
+                s
+            }
+        };
+        batch.rows.push(Row { series, time, fields: line.fields });
+    }
+
+    fn finish(self, db_id: u32) -> WriteBatch {
+        WriteBatch { db_id, tables: self.tables.into_iter().map(|(t, _)| t).collect() }
+    }
+}
+
+/// The text of line `line` (1-based) of `body`, shortened for an error message.
+pub fn line_text(body: &str, line: usize) -> String {
+    let text = body.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Resolves parsed lines for database `db` against `catalog`.
+pub fn resolve_lines(catalog: &Catalog, db: &str, body: &str, lines: &[ParsedLine<'_>]) -> Result<Resolved> {
+    let reject = |line: &ParsedLine<'_>, e: CatalogError| LineError { line: line.line, message: e.to_string(), text: line_text(body, line.line) };
+
+    // Fast path: every table and column exists.
+    if let Some(database) = catalog.database(db) {
+        let mut builder = BatchBuilder::default();
+        let mut errors = Vec::new();
+        let mut complete = true;
+        for line in lines {
+            let Some(table) = database.table(&line.measurement) else {
+                complete = false;
+                break;
+            };
+            match resolve_existing(table, line) {
+                Ok(Some(out)) => builder.push(table.id, out, line.time_ns),
+                Ok(None) => {
+                    complete = false;
+                    break;
+                }
+                Err(e) => errors.push(reject(line, e)),
+            }
+        }
+        if complete {
+            let accepted = lines.len() - errors.len();
+            return Ok(Resolved { batch: builder.finish(database.id), accepted, errors, catalog: None });
+        }
+    }
+
+    let mut changed = catalog.clone();
+    changed.sequence += 1;
+    let database = changed.database_mut(db).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let db_id = database.id;
+    let mut builder = BatchBuilder::default();
+    let mut errors = Vec::new();
+    for line in lines {
+        let outcome = database.table_mut(&line.measurement).and_then(|table| {
+            let id = table.id;
+            resolve_adding(table, line).map(|out| (id, out))
+        });
+        match outcome {
+            Ok((table_id, out)) => builder.push(table_id, out, line.time_ns),
+            Err(e) => errors.push(reject(line, e)),
+        }
+    }
+    let accepted = lines.len() - errors.len();
+    Ok(Resolved { batch: builder.finish(db_id), accepted, errors, catalog: Some(changed) })
+}
+
+/// How an Arrow column of a batch is written.
+fn arrow_field_type(data_type: &DataType) -> Option<FieldType> {
+    match data_type {
+        DataType::Float64 => Some(FieldType::Float),
+        DataType::Int64 => Some(FieldType::Integer),
+        DataType::UInt64 => Some(FieldType::UInteger),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(FieldType::String),
+        DataType::Boolean => Some(FieldType::Boolean),
+        _ => None,
+    }
+}
+
+/// The metadata key (and value) that marks an Arrow column as a tag, as InfluxDB 3 does.
+pub const TAG_METADATA_KEY: &str = "iox::column::type";
+/// See [`TAG_METADATA_KEY`].
+pub const TAG_METADATA_VALUE: &str = "iox::column_type::tag";
+
+fn string_at(array: &dyn Array, row: usize) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    let cast;
+    let array = match array.data_type() {
+        DataType::Utf8 => array,
+        _ => {
+            cast = arrow::compute::cast(&array.slice(row, 1), &DataType::Utf8).ok()?;
+            return Some(cast.as_string::<i32>().value(0).to_string());
+        }
+    };
+    Some(array.as_string::<i32>().value(row).to_string())
+}
+
+/// Resolves an Arrow batch for `db`.`table`. The batch needs a non-null
+/// `time` column (Timestamp of any unit, or Int64 nanoseconds); string or
+/// dictionary-of-string columns marked with [`TAG_METADATA_KEY`] (or that are
+/// already tags in the catalog, or any dictionary column) are tags; other
+/// columns are fields, `family::name` naming the family. Any conflict
+/// rejects the whole batch.
+pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch: &RecordBatch) -> Result<Resolved> {
+    let rejected = |reason: String| Error::BatchRejected { db: db.to_string(), table: table_name.to_string(), reason };
+    let schema = batch.schema();
+    let time_idx = schema.index_of(TIME_COLUMN).map_err(|_| rejected("no `time` column".into()))?;
+    let time_col = batch.column(time_idx);
+    if time_col.null_count() > 0 {
+        return Err(rejected("`time` has nulls".into()));
+    }
+    let times: Vec<i64> = match time_col.data_type() {
+        DataType::Int64 => time_col.as_primitive::<Int64Type>().values().to_vec(),
+        DataType::Timestamp(unit, _) => {
+            let raw = arrow::compute::cast(time_col, &DataType::Int64).map_err(|e| rejected(e.to_string()))?;
+            let mult: i64 = match unit {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            let mut out = Vec::with_capacity(raw.len());
+            for &v in raw.as_primitive::<Int64Type>().values() {
+                out.push(v.checked_mul(mult).ok_or_else(|| rejected(format!("timestamp {v} overflows nanoseconds")))?);
+            }
+            out
+        }
+        other => return Err(rejected(format!("`time` must be a timestamp or int64, not {other}"))),
+    };
+
+    let mut changed = catalog.clone();
+    changed.sequence += 1;
+    let database = changed.database_mut(db).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let db_id = database.id;
+    let table = database.table_mut(table_name).map_err(|e| rejected(e.to_string()))?;
+    let table_id = table.id;
+
+    enum Col<'a> {
+        Tag(u32, &'a dyn Array),
+        Field(u32, FieldType, &'a dyn Array),
+    }
+    let mut cols = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        if i == time_idx {
+            continue;
+        }
+        let name = field.name();
+        let array = batch.column(i).as_ref();
+        let marked_tag = field.metadata().get(TAG_METADATA_KEY).is_some_and(|v| v == TAG_METADATA_VALUE)
+            || matches!(field.data_type(), DataType::Dictionary(_, _))
+            || table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag);
+        if marked_tag {
+            let value_type = match field.data_type() {
+                DataType::Dictionary(_, v) => v.as_ref().clone(),
+                t => t.clone(),
+            };
+            if arrow_field_type(&value_type) != Some(FieldType::String) {
+                return Err(rejected(format!("tag column {name} must hold strings, not {value_type}")));
+            }
+            let id = table.ensure_tag(name).map_err(|e| rejected(e.to_string()))?;
+            cols.push(Col::Tag(id, array));
+        } else {
+            let ty = arrow_field_type(field.data_type())
+                .ok_or_else(|| rejected(format!("column {name} has unsupported type {}", field.data_type())))?;
+            let (family, short) = match name.split_once("::") {
+                Some((f, n)) => (Some(f), n),
+                None => (None, name.as_str()),
+            };
+            let id = table.ensure_field(short, family, ty).map_err(|e| rejected(e.to_string()))?;
+            cols.push(Col::Field(id, ty, array));
+        }
+    }
+
+    let mut builder = BatchBuilder::default();
+    for (row, &time) in times.iter().enumerate() {
+        let mut series = Vec::new();
+        let mut fields = Vec::new();
+        for col in &cols {
+            match col {
+                Col::Tag(id, array) => {
+                    if let Some(v) = string_at(*array, row).filter(|v| !v.is_empty()) {
+                        series.push((*id, v));
+                    }
+                }
+                Col::Field(id, ty, array) => {
+                    if array.is_null(row) {
+                        continue;
+                    }
+                    let value = match ty {
+                        FieldType::Float => Value::F64(array.as_primitive::<Float64Type>().value(row)),
+                        FieldType::Integer => Value::I64(array.as_primitive::<Int64Type>().value(row)),
+                        FieldType::UInteger => Value::U64(array.as_primitive::<UInt64Type>().value(row)),
+                        FieldType::Boolean => Value::Bool(array.as_boolean().value(row)),
+                        FieldType::String => Value::Str(string_at(*array, row).unwrap_or_default()),
+                    };
+                    fields.push((*id, value));
+                }
+            }
+        }
+        if fields.is_empty() {
+            continue;
+        }
+        series.sort_unstable_by_key(|(id, _)| *id);
+        builder.push(table_id, LineOut { series, fields }, time);
+    }
+    let batch = builder.finish(db_id);
+    let accepted = batch.row_count();
+    // Only the sequence bump differs when the batch added nothing.
+    changed.sequence -= 1;
+    let catalog = (changed != *catalog).then(|| {
+        changed.sequence += 1;
+        changed
+    });
+    Ok(Resolved { batch, accepted, errors: Vec::new(), catalog })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lp::{self, Precision};
+    use proptest::prelude::*;
+
+    fn resolve(cat: &Catalog, body: &str) -> Resolved {
+        let parsed = lp::parse(body, Precision::Nanosecond, 0);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        resolve_lines(cat, "db", body, &parsed.lines).unwrap()
+    }
+
+    #[test]
+    fn new_columns_produce_a_changed_catalog_and_known_ones_do_not() {
+        let body = "cpu,host=a usage=1.5,n=3i 10\ncpu,host=b usage=2.5 20\n";
+        let first = resolve(&Catalog::default(), body);
+        assert!(first.errors.is_empty());
+        assert_eq!(first.accepted, 2);
+        let cat = first.catalog.expect("new columns");
+        assert_eq!(cat.sequence, 1);
+        let t = &first.batch.tables[0];
+        assert_eq!(t.series.len(), 2);
+        assert_eq!(t.rows[1].time, 20);
+
+        let second = resolve(&cat, body);
+        assert!(second.catalog.is_none());
+        assert_eq!(second.batch, first.batch);
+    }
+
+    #[test]
+    fn type_conflicts_reject_only_their_line() {
+        let first = resolve(&Catalog::default(), "cpu usage=1.5 1\n");
+        let cat = first.catalog.unwrap();
+        let body = "cpu usage=1.5 1\ncpu usage=2i 2\ncpu,usage=x other=1 3\n";
+        let r = resolve(&cat, body);
+        assert_eq!(r.accepted, 1);
+        assert_eq!(r.errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3]);
+        assert!(r.errors[0].message.contains("float field"), "{}", r.errors[0].message);
+        assert_eq!(r.errors[0].text, "cpu usage=2i 2");
+    }
+
+    #[test]
+    fn a_conflict_inside_a_new_batch_is_caught() {
+        let r = resolve(&Catalog::default(), "m f=1i 1\nm f=1.0 2\n");
+        assert_eq!(r.accepted, 1);
+        assert_eq!(r.errors[0].line, 2);
+    }
+
+    proptest! {
+        #[test]
+        fn payload_round_trips(rows in proptest::collection::vec((any::<i64>(), any::<f64>(), any::<i64>(), ".{0,8}", any::<bool>()), 0..20)) {
+            let batch = WriteBatch {
+                db_id: 3,
+                tables: vec![TableBatch {
+                    table_id: 1,
+                    series: vec![vec![(0, "a".into())], vec![]],
+                    rows: rows.iter().enumerate().map(|(i, (t, f, n, s, b))| Row {
+                        series: (i % 2) as u32,
+                        time: *t,
+                        fields: vec![(1, Value::F64(*f)), (2, Value::I64(*n)), (3, Value::Str(s.clone())), (4, Value::Bool(*b)), (5, Value::U64(*n as u64))],
+                    }).collect(),
+                }],
+            };
+            let decoded = WriteBatch::decode(Path::new("w"), 0, &batch.encode()).unwrap();
+            // Compare through the encoding: NaN != NaN.
+            prop_assert_eq!(decoded.encode(), batch.encode());
+        }
+
+        #[test]
+        fn arbitrary_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = WriteBatch::decode(Path::new("w"), 0, &bytes);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The background thread flushes by buffer size and by age (on the injected
+//! clock), and compacts once enough gen0 files exist.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quipu::clock::ManualClock;
+use quipu::{Engine, Precision, WriteOptions};
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    // A liveness bound, not a timing assertion: the work takes milliseconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn flushes_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::builder(dir.path()).flush_bytes(10_000).compaction(false).open().unwrap();
+    let mut body = String::new();
+    for i in 0..1000 {
+        body.push_str(&format!("m,host=h{} v={i}i {i}\n", i % 10));
+    }
+    e.write_lp("db", &body, Precision::Nanosecond, WriteOptions::default()).unwrap();
+    wait_for("a size-triggered flush", || !e.live_files().is_empty());
+}
+
+#[test]
+fn flushes_by_age_on_the_injected_clock_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let e = Engine::builder(dir.path()).clock(clock.clone()).flush_age(Duration::from_secs(60)).compact_after_gen0_files(2).open().unwrap();
+    e.write_lp("db", "m v=1 1", Precision::Nanosecond, WriteOptions::default()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(e.live_files().is_empty(), "not old enough yet");
+    clock.advance(61_000_000_000);
+    wait_for("an age-triggered flush", || e.stats().flushes.load(std::sync::atomic::Ordering::Relaxed) == 1);
+    e.write_lp("db", "m v=2 2", Precision::Nanosecond, WriteOptions::default()).unwrap();
+    clock.advance(61_000_000_000);
+    wait_for("a compaction of two gen0 files", || {
+        let files = e.live_files();
+        files.len() == 1 && files[0].meta.level == 1
+    });
+}

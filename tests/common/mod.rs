@@ -1,0 +1,69 @@
+//! Shared test helpers: a model of what a table should hold, and a way to
+//! read scan output into the same shape.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::util::display::array_value_to_string;
+
+/// (series rendered as sorted `k=v` pairs, time) -> field name -> value as text.
+pub type Table = BTreeMap<(String, i64), BTreeMap<String, String>>;
+
+/// Reads scan output into a [`Table`]. Tag columns are those with dictionary type.
+pub fn table_of(batches: &[RecordBatch]) -> Table {
+    let mut out = Table::new();
+    for b in batches {
+        let schema = b.schema();
+        let time_idx = schema.index_of("time").expect("time column");
+        for row in 0..b.num_rows() {
+            let mut tags = Vec::new();
+            let mut fields = BTreeMap::new();
+            for (i, f) in schema.fields().iter().enumerate() {
+                if i == time_idx {
+                    continue;
+                }
+                let col = b.column(i);
+                if col.is_null(row) {
+                    continue;
+                }
+                let v = array_value_to_string(col, row).unwrap();
+                if matches!(f.data_type(), arrow::datatypes::DataType::Dictionary(_, _)) {
+                    tags.push(format!("{}={}", f.name(), v));
+                } else {
+                    fields.insert(f.name().clone(), v);
+                }
+            }
+            tags.sort();
+            let t = b.column(time_idx).as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().unwrap().value(row);
+            let prev = out.insert((tags.join(","), t), fields);
+            assert!(prev.is_none(), "duplicate row in scan output");
+        }
+    }
+    out
+}
+
+/// Applies a write to the model: per field, the newest value wins.
+pub fn apply(model: &mut Table, tags: &[(&str, String)], time: i64, fields: &[(&str, String)]) {
+    let mut t: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    t.sort();
+    let row = model.entry((t.join(","), time)).or_default();
+    for (k, v) in fields {
+        row.insert(k.to_string(), v.clone());
+    }
+}
+
+/// A tiny deterministic generator (xorshift64*), so tests need no rand setup.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
