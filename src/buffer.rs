@@ -3,7 +3,9 @@
 //! frozen (swapped for an empty one) and turned into sorted [`Rows`] per
 //! column family; scans read it the same way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt64Array};
@@ -147,7 +149,7 @@ impl Column {
 /// The buffered rows of one table.
 #[derive(Debug, Default)]
 pub struct TableBuffer {
-    index: HashMap<SeriesKey, u32>,
+    index: FxHashMap<SeriesKey, u32>,
     keys: Vec<SeriesKey>,
     series: Vec<u32>,
     time: Vec<i64>,

@@ -27,7 +27,7 @@ use crate::buffer::{Buffer, Selection};
 use crate::catalog::{Catalog, CatalogStore, Table};
 use crate::clock::{Clock, IdSource, RandomIds, SystemClock};
 use crate::error::{Error, IoContext, Result};
-use crate::lp::{self, LineError, Precision};
+use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest};
 use crate::rows::Rows;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
@@ -396,14 +396,9 @@ impl Engine {
     /// columns are created on first write.
     pub fn write_lp(&self, db: &str, body: &str, precision: Precision, opts: WriteOptions) -> Result<WriteSummary> {
         self.inner.check_writable()?;
-        let parsed = lp::parse(body, precision, self.inner.clock.now_ns());
-        if !opts.accept_partial && !parsed.errors.is_empty() {
-            self.inner.stats.lines_rejected.fetch_add(parsed.errors.len() as u64, Ordering::Relaxed);
-            return Err(Error::WriteRejected { db: db.to_string(), errors: parsed.errors });
-        }
-        let mut resolved = self.inner.resolve(|catalog| write::resolve_lines(catalog, db, body, &parsed.lines), opts.accept_partial, db)?;
-        let mut errors = parsed.errors;
-        errors.append(&mut resolved.errors);
+        let now = self.inner.clock.now_ns();
+        let mut resolved = self.inner.resolve(|catalog| write::resolve_lp(catalog, db, body, precision, now), opts.accept_partial, db)?;
+        let mut errors = mem::take(&mut resolved.errors);
         errors.sort_by_key(|e| e.line);
         self.inner.stats.lines_rejected.fetch_add(errors.len() as u64, Ordering::Relaxed);
         let accepted = resolved.accepted;

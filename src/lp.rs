@@ -1,7 +1,7 @@
 //! Line protocol -> parsed rows: no I/O, no catalog.
 //!
 //! The syntax itself is parsed by the `influxdb-line-protocol` crate (the
-//! parser InfluxDB 3 uses). This module owns what the crate does not:
+//! InfluxDB IOx parser). This module owns what the crate does not:
 //!
 //! - **line numbering**: each row and each error carries the 1-based number of
 //!   the physical line where its logical line starts, counting blank and
@@ -28,7 +28,12 @@
 //! [`LineError`] per bad line, so the caller can implement `accept_partial`.
 //!
 //! Names and string values borrow from the body; a [`Cow::Owned`] appears only
-//! where the crate had to unescape (or a family split of an unescaped key).
+//! where the crate had to unescape.
+//!
+//! Leniencies inherited from the crate (kept, as InfluxDB's Rust parser has
+//! them too): a trailing comma after the field set (`m f=1,`) is accepted, an
+//! unescaped comma may start a field key (`m f=1,,g=2` has a field `,g`), and
+//! an unknown escape keeps its backslash (`a\b` is the name `a\b`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -248,28 +253,45 @@ pub fn parse(body: &str, precision: Precision, default_time_ns: i64) -> Parsed<'
         lines: Vec::with_capacity(memchr::memchr_iter(b'\n', body.as_bytes()).count() + 1),
         errors: Vec::new(),
     };
-    let mut scratch = Vec::new();
-    for logical in LogicalLines::new(body) {
-        match parse_line(logical.text, precision, default_time_ns, &mut scratch) {
-            Ok(mut row) => {
-                row.line = logical.line;
-                parsed.lines.push(row);
-            }
-            Err(message) => parsed.errors.push(LineError {
-                line: logical.line,
-                message,
-                text: truncate_on_char_boundary(logical.text, MAX_ERROR_TEXT).to_owned(),
-            }),
+    for result in parse_iter(body, precision, default_time_ns) {
+        match result {
+            Ok(line) => parsed.lines.push(line),
+            Err(e) => parsed.errors.push(e),
         }
     }
     parsed
 }
 
+/// [`parse`] one line at a time, in body order, for a caller that consumes
+/// rows as they come (say, appending them to column builders): the rows never
+/// pile up in memory, which keeps the working set in cache.
+pub fn parse_iter(
+    body: &str,
+    precision: Precision,
+    default_time_ns: i64,
+) -> impl Iterator<Item = Result<ParsedLine<'_>, LineError>> {
+    let mut scratch = Vec::new();
+    LogicalLines::new(body).map(move |logical| {
+        match parse_line(logical.text, precision, default_time_ns, &mut scratch) {
+            Ok(mut row) => {
+                row.line = logical.line;
+                Ok(row)
+            }
+            Err(message) => Err(LineError {
+                line: logical.line,
+                message,
+                text: truncate_on_char_boundary(logical.text, MAX_ERROR_TEXT).to_owned(),
+            }),
+        }
+    })
+}
+
 /// [`parse`] for a body that has not been checked for UTF-8 yet.
 ///
-/// A body that is not UTF-8 is rejected whole (as InfluxDB 3 does) rather than
-/// line by line: validation runs at memory speed, and a client sending
-/// non-UTF-8 is broken as a whole, not on one line.
+/// A body that is not UTF-8 is rejected whole rather than line by line:
+/// validation runs at memory speed, a client sending non-UTF-8 is broken as a
+/// whole rather than on one line, and a per-line check would have to guess
+/// where lines end in bytes that are not text.
 pub fn parse_bytes(
     body: &[u8],
     precision: Precision,
@@ -400,13 +422,15 @@ fn split_family(key: ilp::EscapedStr<'_>) -> (Option<Cow<'_, str>>, Cow<'_, str>
 fn syntax_error_message(e: ilp::Error) -> String {
     match e {
         // The crate's own text for this one is "A generic parsing error
-        // occurred: <nom kind>", which tells a user nothing.
-        ilp::Error::GenericParsingError { kind, .. } => {
-            format!("invalid line protocol syntax (parser stopped at {kind:?})")
+        // occurred: <nom error kind>", which tells a user nothing.
+        ilp::Error::GenericParsingError { .. } => {
+            format!("invalid line protocol: expected {LINE_SHAPE}")
         }
         other => other.to_string(),
     }
 }
+
+const LINE_SHAPE: &str = "'measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]'";
 
 /// A one-word Bloom filter over a line's tag keys: most field keys are ruled
 /// out as tag keys without a string comparison.
@@ -634,6 +658,7 @@ mod tests {
         );
     }
 
+    #[expect(clippy::ptr_arg, reason = "the Cow variant is what is checked")]
     fn is_borrowed(c: &Cow<'_, str>) -> bool {
         matches!(c, Cow::Borrowed(_))
     }
@@ -997,15 +1022,23 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_the_crate_message() {
-        assert_rejected("m", "No fields were provided");
-        assert_rejected("m,t=a", "No fields were provided");
+        assert_rejected(
+            "m",
+            "invalid line protocol: expected 'measurement[,tag_key=tag_value...]",
+        );
+        assert_rejected("m,t=a", "invalid line protocol: expected");
+        assert_rejected("m,t=a, f=1", "invalid line protocol: expected");
+        assert_rejected("m f=", "No fields were provided");
+        assert_rejected("m f=\"open", "No fields were provided");
         assert_rejected("m f=1 1 extra", "trailing content");
         assert_rejected("m f=1 abc", "trailing content");
         assert_rejected("m f=9223372036854775808i", "Unable to parse integer value");
-        assert_rejected("m f=-1u", "invalid line protocol syntax");
+        assert_rejected("m f=-1u", "trailing content: 'u'");
+        assert_rejected("m f=1 1.5", "trailing content: '.5'");
         assert_rejected("m,t= f=1", "Tag Set Malformed");
         assert_rejected("m, f=1", "Tag Set Malformed");
-        assert_rejected(r"m\ f=1", "backslash");
+        assert_rejected(r"m\ f=1", "invalid line protocol: expected");
+        assert_rejected(r"m,t=a\", "may not end with a backslash");
         assert_rejected("m =1", "No fields were provided");
         assert_rejected(",t=a f=1", "Invalid measurement");
     }
@@ -1016,9 +1049,10 @@ mod tests {
         assert_rejected("m f=-1e999 1", "float value out of range");
         let huge = format!("m f={} 1", "9".repeat(400));
         assert_rejected(&huge, "float value out of range");
-        assert_rejected("m f=NaN", "invalid line protocol syntax");
-        assert_rejected("m f=inf", "invalid line protocol syntax");
-        assert_rejected("m f=+Inf", "invalid line protocol syntax");
+        // The crate has no NaN or infinity literals.
+        assert_rejected("m f=NaN", "No fields were provided");
+        assert_rejected("m f=inf", "No fields were provided");
+        assert_rejected("m f=+Inf", "No fields were provided");
     }
 
     #[test]

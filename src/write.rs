@@ -5,16 +5,17 @@
 //! columns) are applied here, line by line, so every rejected line gets its
 //! own error.
 
-use std::collections::HashMap;
+use std::hash::Hasher;
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, Table, TIME_COLUMN};
 use crate::error::{Error, Result};
-use crate::lp::{FieldValue, LineError, ParsedLine};
+use crate::lp::{self, FieldValue, LineError, ParsedLine, Precision};
 
 /// A series: its tag values by tag column id, sorted by column id.
 pub type SeriesKey = Vec<(u32, String)>;
@@ -105,8 +106,9 @@ pub struct Resolved {
     pub catalog: Option<Catalog>,
 }
 
-struct LineOut {
-    series: SeriesKey,
+/// A resolved line: tag values by column id (sorted by id) and fields.
+struct LineOut<'l> {
+    series: Vec<(u32, &'l str)>,
     fields: Vec<(u32, Value)>,
 }
 
@@ -122,11 +124,11 @@ fn value_of(v: &FieldValue<'_>) -> Value {
 
 /// Resolves a line against an existing table without changing it; `Ok(None)`
 /// when the line needs a new column.
-fn resolve_existing(table: &Table, line: &ParsedLine<'_>) -> Result<Option<LineOut>, CatalogError> {
+fn resolve_existing<'l>(table: &Table, line: &'l ParsedLine<'_>) -> Result<Option<LineOut<'l>>, CatalogError> {
     let mut series = Vec::with_capacity(line.tags.len());
     for (k, v) in &line.tags {
         match table.column(k) {
-            Some(col) if col.kind == ColumnKind::Tag => series.push((col.id, v.to_string())),
+            Some(col) if col.kind == ColumnKind::Tag => series.push((col.id, v.as_ref())),
             Some(_) => return Err(CatalogError::KindConflict { column: k.to_string(), existing: "field".into(), attempted: "tag".into() }),
             None => return Ok(None),
         }
@@ -147,10 +149,10 @@ fn resolve_existing(table: &Table, line: &ParsedLine<'_>) -> Result<Option<LineO
 }
 
 /// Resolves a line, adding what it needs to `table`.
-fn resolve_adding(table: &mut Table, line: &ParsedLine<'_>) -> Result<LineOut, CatalogError> {
+fn resolve_adding<'l>(table: &mut Table, line: &'l ParsedLine<'_>) -> Result<LineOut<'l>, CatalogError> {
     let mut series = Vec::with_capacity(line.tags.len());
     for (k, v) in &line.tags {
-        series.push((table.ensure_tag(k)?, v.to_string()));
+        series.push((table.ensure_tag(k)?, v.as_ref()));
     }
     let mut fields = Vec::with_capacity(line.fields.len());
     for f in &line.fields {
@@ -161,34 +163,68 @@ fn resolve_adding(table: &mut Table, line: &ParsedLine<'_>) -> Result<LineOut, C
     Ok(LineOut { series, fields })
 }
 
-/// Collects rows per table, deduplicating series keys within the batch.
+fn series_hash<'a>(pairs: impl Iterator<Item = (u32, &'a str)>) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    for (id, v) in pairs {
+        h.write_u32(id);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// The rows of one table being collected, with its series deduplicated.
+struct TableRows {
+    batch: TableBatch,
+    /// Series hash -> index of the first series with it; `chain` links the rest.
+    by_hash: FxHashMap<u64, u32>,
+    chain: Vec<u32>,
+}
+
+impl TableRows {
+    fn series_index(&mut self, key: &[(u32, &str)]) -> u32 {
+        let hash = series_hash(key.iter().copied());
+        let mut candidate = self.by_hash.get(&hash).copied();
+        while let Some(i) = candidate {
+            let existing = &self.batch.series[i as usize];
+            if existing.len() == key.len() && existing.iter().zip(key).all(|((a, av), (b, bv))| a == b && av == bv) {
+                return i;
+            }
+            candidate = Some(self.chain[i as usize]).filter(|&n| n != u32::MAX);
+        }
+        let i = self.batch.series.len() as u32;
+        self.batch.series.push(key.iter().map(|(id, v)| (*id, v.to_string())).collect());
+        self.chain.push(self.by_hash.insert(hash, i).unwrap_or(u32::MAX));
+        i
+    }
+}
+
+/// Collects rows per table.
 #[derive(Default)]
 struct BatchBuilder {
-    tables: Vec<(TableBatch, HashMap<SeriesKey, u32>)>,
-    by_table: HashMap<u32, usize>,
+    tables: Vec<TableRows>,
 }
 
 impl BatchBuilder {
-    fn push(&mut self, table_id: u32, line: LineOut, time: i64) {
-        let slot = *self.by_table.entry(table_id).or_insert_with(|| {
-            self.tables.push((TableBatch { table_id, series: Vec::new(), rows: Vec::new() }, HashMap::new()));
-            self.tables.len() - 1
-        });
-        let (batch, index) = &mut self.tables[slot];
-        let series = match index.get(&line.series) {
-            Some(&s) => s,
+    fn push(&mut self, table_id: u32, line: LineOut<'_>, time: i64) {
+        let slot = match self.tables.iter().position(|t| t.batch.table_id == table_id) {
+            Some(slot) => slot,
             None => {
-                let s = batch.series.len() as u32;
-                batch.series.push(line.series.clone());
-                index.insert(line.series, s);
-                s
+                self.tables.push(TableRows {
+                    batch: TableBatch { table_id, series: Vec::new(), rows: Vec::new() },
+                    by_hash: FxHashMap::default(),
+                    chain: Vec::new(),
+                });
+                self.tables.len() - 1
             }
         };
-        batch.rows.push(Row { series, time, fields: line.fields });
+        let table = &mut self.tables[slot];
+        let series = table.series_index(&line.series);
+        table.batch.rows.push(Row { series, time, fields: line.fields });
     }
 
     fn finish(self, db_id: u32) -> WriteBatch {
-        WriteBatch { db_id, tables: self.tables.into_iter().map(|(t, _)| t).collect() }
+        WriteBatch { db_id, tables: self.tables.into_iter().map(|t| t.batch).collect() }
     }
 }
 
@@ -202,31 +238,44 @@ pub fn line_text(body: &str, line: usize) -> String {
     text[..end].to_string()
 }
 
-/// Resolves parsed lines for database `db` against `catalog`.
-pub fn resolve_lines(catalog: &Catalog, db: &str, body: &str, lines: &[ParsedLine<'_>]) -> Result<Resolved> {
+/// Parses `body` and resolves its lines for database `db` against `catalog`:
+/// syntax errors and catalog conflicts alike become per-line errors. Lines
+/// are resolved as they are parsed; only a body that adds tables or columns
+/// is parsed a second time, against a changed copy of the catalog.
+pub fn resolve_lp(catalog: &Catalog, db: &str, body: &str, precision: Precision, default_time_ns: i64) -> Result<Resolved> {
     let reject = |line: &ParsedLine<'_>, e: CatalogError| LineError { line: line.line, message: e.to_string(), text: line_text(body, line.line) };
 
     // Fast path: every table and column exists.
     if let Some(database) = catalog.database(db) {
         let mut builder = BatchBuilder::default();
         let mut errors = Vec::new();
+        let mut accepted = 0;
         let mut complete = true;
-        for line in lines {
+        for parsed in lp::parse_iter(body, precision, default_time_ns) {
+            let line = match parsed {
+                Ok(line) => line,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
             let Some(table) = database.table(&line.measurement) else {
                 complete = false;
                 break;
             };
-            match resolve_existing(table, line) {
-                Ok(Some(out)) => builder.push(table.id, out, line.time_ns),
+            match resolve_existing(table, &line) {
+                Ok(Some(out)) => {
+                    builder.push(table.id, out, line.time_ns);
+                    accepted += 1;
+                }
                 Ok(None) => {
                     complete = false;
                     break;
                 }
-                Err(e) => errors.push(reject(line, e)),
+                Err(e) => errors.push(reject(&line, e)),
             }
         }
         if complete {
-            let accepted = lines.len() - errors.len();
             return Ok(Resolved { batch: builder.finish(database.id), accepted, errors, catalog: None });
         }
     }
@@ -237,17 +286,27 @@ pub fn resolve_lines(catalog: &Catalog, db: &str, body: &str, lines: &[ParsedLin
     let db_id = database.id;
     let mut builder = BatchBuilder::default();
     let mut errors = Vec::new();
-    for line in lines {
+    let mut accepted = 0;
+    for parsed in lp::parse_iter(body, precision, default_time_ns) {
+        let line = match parsed {
+            Ok(line) => line,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         let outcome = database.table_mut(&line.measurement).and_then(|table| {
             let id = table.id;
-            resolve_adding(table, line).map(|out| (id, out))
+            resolve_adding(table, &line).map(|out| (id, out))
         });
         match outcome {
-            Ok((table_id, out)) => builder.push(table_id, out, line.time_ns),
-            Err(e) => errors.push(reject(line, e)),
+            Ok((table_id, out)) => {
+                builder.push(table_id, out, line.time_ns);
+                accepted += 1;
+            }
+            Err(e) => errors.push(reject(&line, e)),
         }
     }
-    let accepted = lines.len() - errors.len();
     Ok(Resolved { batch: builder.finish(db_id), accepted, errors, catalog: Some(changed) })
 }
 
@@ -361,13 +420,13 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
 
     let mut builder = BatchBuilder::default();
     for (row, &time) in times.iter().enumerate() {
-        let mut series = Vec::new();
+        let mut owned_tags: Vec<(u32, String)> = Vec::new();
         let mut fields = Vec::new();
         for col in &cols {
             match col {
                 Col::Tag(id, array) => {
                     if let Some(v) = string_at(*array, row).filter(|v| !v.is_empty()) {
-                        series.push((*id, v));
+                        owned_tags.push((*id, v));
                     }
                 }
                 Col::Field(id, ty, array) => {
@@ -388,7 +447,8 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
         if fields.is_empty() {
             continue;
         }
-        series.sort_unstable_by_key(|(id, _)| *id);
+        owned_tags.sort_unstable_by_key(|(id, _)| *id);
+        let series = owned_tags.iter().map(|(id, v)| (*id, v.as_str())).collect();
         builder.push(table_id, LineOut { series, fields }, time);
     }
     let batch = builder.finish(db_id);
@@ -405,13 +465,10 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lp::{self, Precision};
     use proptest::prelude::*;
 
     fn resolve(cat: &Catalog, body: &str) -> Resolved {
-        let parsed = lp::parse(body, Precision::Nanosecond, 0);
-        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        resolve_lines(cat, "db", body, &parsed.lines).unwrap()
+        resolve_lp(cat, "db", body, Precision::Nanosecond, 0).unwrap()
     }
 
     #[test]

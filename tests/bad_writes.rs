@@ -21,8 +21,8 @@ fn a_bad_line_rejects_the_whole_body_without_accept_partial() {
     let err = e.write_lp("db", body, Precision::Nanosecond, WriteOptions::default()).unwrap_err();
     let Error::WriteRejected { db, errors } = err else { panic!("expected WriteRejected, got {err:?}") };
     assert_eq!(db, "db");
-    // Only the syntax error is found before resolution; nothing was applied.
-    assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![3]);
+    // Syntax errors and catalog conflicts are both reported; nothing was applied.
+    assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![3, 4]);
     let rows = table_of(&e.scan("db", "cpu", &ScanRequest::all()).unwrap());
     assert_eq!(rows.len(), 1);
     assert!(e.catalog().database("db").unwrap().table("newtable").is_none(), "no table from a rejected body");
