@@ -8,11 +8,12 @@
 //! a field written without one joins the newest automatic family (`__auto_N`)
 //! with fewer than [`AUTO_FAMILY_WIDTH`] fields. A field's family never changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope;
@@ -86,7 +87,7 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub families: Vec<Family>,
     #[serde(skip)]
-    by_name: HashMap<String, u32>,
+    by_name: FxHashMap<String, u32>,
 }
 
 impl PartialEq for Table {
@@ -109,7 +110,7 @@ pub enum CatalogError {
 
 impl Table {
     fn new(id: u32, name: String) -> Self {
-        Table { id, name, columns: Vec::new(), families: Vec::new(), by_name: HashMap::new() }
+        Table { id, name, columns: Vec::new(), families: Vec::new(), by_name: FxHashMap::default() }
     }
 
     fn rebuild_index(&mut self) {

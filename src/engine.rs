@@ -30,6 +30,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest};
 use crate::rows::Rows;
+use crate::segment::reader::FamilyPlan;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
 use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, compact};
 use crate::wal::{Wal, WalOptions};
@@ -424,10 +425,18 @@ impl Engine {
     /// Reads `db`.`table`: buffered rows and files merged, newest write
     /// winning per value. See [`query`] for the output shape.
     pub fn scan(&self, db: &str, table: &str, req: &ScanRequest) -> Result<Vec<RecordBatch>> {
+        self.scan_iter(db, table, req)?.collect()
+    }
+
+    /// [`Engine::scan`] as an iterator of batches. When the scan reads a
+    /// single file section (the common case after compaction), blocks are
+    /// decoded as the iterator is advanced, so memory stays at one batch; the
+    /// pinned version keeps the files alive until the iterator is dropped.
+    pub fn scan_iter(&self, db: &str, table: &str, req: &ScanRequest) -> Result<ScanIter> {
         let catalog = self.catalog();
         let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
-        let table_def = database.table(table).ok_or_else(|| Error::TableNotFound { db: db.to_string(), table: table.to_string() })?;
-        let plan = Plan::new(db, table_def, req)?;
+        let table_def = database.table(table).ok_or_else(|| Error::TableNotFound { db: db.to_string(), table: table.to_string() })?.clone();
+        let plan = Plan::new(db, &table_def, req)?;
         let inner = &self.inner;
 
         // Data moves active -> frozen -> files; reading in that order means a
@@ -435,17 +444,24 @@ impl Engine {
         // never miss it.
         let active = {
             let buffer = lock(&inner.active);
-            buffer_rows(&buffer, &plan, database.id, table_def)?
+            buffer_rows(&buffer, &plan, database.id, &table_def)?
         };
         let frozen: Vec<Arc<Buffer>> = inner.frozen.read().map(|f| f.iter().map(|f| f.buffer.clone()).collect()).unwrap_or_default();
         let version = inner.tree.current();
 
-        let mut inputs = query::read_files(&plan, table_def, database.id, &version)?;
+        let mut buffered = Vec::new();
         for buffer in &frozen {
-            inputs.extend(buffer_rows(buffer, &plan, database.id, table_def)?);
+            buffered.extend(buffer_rows(buffer, &plan, database.id, &table_def)?);
         }
-        inputs.extend(active);
-        query::finish(&plan, table_def, inputs)
+        buffered.extend(active);
+        let mut file_plans = query::plan_files(&plan, &table_def, database.id, &version);
+        if buffered.is_empty() && file_plans.len() == 1 {
+            let (file, family) = file_plans.remove(0);
+            return Ok(ScanIter::Blocks { version, file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() });
+        }
+        let mut sources = query::read_files(&version, &file_plans)?;
+        sources.extend(buffered.into_iter().map(|r| vec![r]));
+        Ok(ScanIter::Ready(query::finish(&plan, &table_def, sources)?.into_iter()))
     }
 
     /// Writes the buffer to gen0 segment files now.
@@ -477,19 +493,63 @@ impl Engine {
     }
 }
 
-fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Result<Vec<Rows>> {
-    let Some(tb) = buffer.table(db_id, table.id) else { return Ok(Vec::new()) };
+/// The batches of a scan; see [`Engine::scan_iter`].
+pub enum ScanIter {
+    /// Batches computed up front (merges of several sources).
+    #[doc(hidden)]
+    Ready(std::vec::IntoIter<RecordBatch>),
+    /// One file section, decoded block by block.
+    #[doc(hidden)]
+    Blocks {
+        version: Arc<Version>,
+        file: usize,
+        family: FamilyPlan,
+        next: usize,
+        plan: Plan,
+        table: Arc<Table>,
+        pending: std::vec::IntoIter<RecordBatch>,
+    },
+}
+
+impl Iterator for ScanIter {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            ScanIter::Ready(batches) => batches.next().map(Ok),
+            ScanIter::Blocks { version, file, family, next, plan, table, pending } => loop {
+                if let Some(batch) = pending.next() {
+                    return Some(Ok(batch));
+                }
+                let pick = *family.blocks.get(*next)?;
+                *next += 1;
+                let rows = match version.files[*file].reader.read_block(family, &pick) {
+                    Ok(Some(rows)) => rows,
+                    Ok(None) => continue,
+                    Err(e) => return Some(Err(e)),
+                };
+                match query::batches_of(plan, table, rows) {
+                    Ok(batches) => *pending = batches.into_iter(),
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+}
+
+fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Result<Option<Rows>> {
+    let Some(tb) = buffer.table(db_id, table.id) else { return Ok(None) };
     if plan.tag_filter.is_none() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let (lo, hi) = tb.time_range();
     if hi < plan.time.0 || lo >= plan.time.1 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
     let series: Option<&dyn Fn(&crate::write::SeriesKey) -> bool> = if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
     let rows = tb.rows(&Selection { columns: &plan.fields, time: plan.time, series })?;
-    Ok(if rows.is_empty() { Vec::new() } else { vec![rows] })
+    Ok((!rows.is_empty()).then_some(rows))
 }
 
 impl Inner {

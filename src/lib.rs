@@ -37,7 +37,7 @@ pub mod wal;
 pub mod write;
 
 pub use engine::{
-    CATALOG_DIR, Durability, Engine, EngineBuilder, LOCK_FILE, LiveFileInfo, Stats, WAL_DIR,
+    CATALOG_DIR, Durability, Engine, EngineBuilder, LOCK_FILE, LiveFileInfo, ScanIter, Stats, WAL_DIR,
     WriteOptions, WriteSummary,
 };
 pub use error::{Error, Result};

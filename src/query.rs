@@ -19,6 +19,7 @@ use crate::catalog::{ColumnKind, FieldType, TIME_COLUMN, Table};
 use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::Read;
+use crate::segment::reader::FamilyPlan;
 use crate::tree::Version;
 use crate::write::SeriesKey;
 
@@ -141,40 +142,80 @@ impl Plan {
     }
 }
 
-/// Reads every file of the table in `version` that the plan needs, oldest
-/// first, as one [`Rows`] per (file, family).
-pub fn read_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> Result<Vec<Rows>> {
+/// Plans the reads of every file of the table in `version` that the scan
+/// needs, oldest first: (index into `version.files`, plan) per file section
+/// with blocks to read.
+pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> Vec<(usize, FamilyPlan)> {
     let mut out = Vec::new();
     if plan.tag_filter.is_none() {
-        return Ok(out);
+        return out;
     }
     let filter = |k: &SeriesKey| plan.series_matches(k);
     let series: Option<&dyn Fn(&SeriesKey) -> bool> = if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
-    for file in version.table_files(db_id, table.id) {
+    let mut files: Vec<(usize, &Arc<crate::tree::LiveFile>)> =
+        version.files.iter().enumerate().filter(|(_, f)| f.meta.db_id == db_id && f.meta.table_id == table.id).collect();
+    // Oldest data first, as `Version::table_files` orders them.
+    files.sort_by_key(|(_, f)| (f.meta.level != crate::tree::LEVEL_COMPACTED, f.meta.id));
+    for (index, file) in files {
         if file.meta.time_max < plan.time.0 || file.meta.time_min >= plan.time.1 {
             continue;
         }
         for (i, fam) in file.reader.footer().families.iter().enumerate() {
             let Some(columns) = plan.family_fields(table, fam.id) else { continue };
-            let rows = file.reader.read_family(i, &Read { columns: &columns, time: plan.time, series })?;
-            if !rows.is_empty() {
-                out.push(rows);
+            let fplan = file.reader.plan_family(i, &Read { columns: &columns, time: plan.time, series });
+            if !fplan.blocks.is_empty() {
+                out.push((index, fplan));
             }
         }
     }
-    Ok(out)
+    out
 }
 
-/// Merges `inputs` (oldest first) and builds the output batches.
-pub fn finish(plan: &Plan, table: &Table, inputs: Vec<Rows>) -> Result<Vec<RecordBatch>> {
-    let rows = merge(inputs)?;
-    let rows = if plan.fields.is_empty() { rows } else { rows.drop_all_null_rows()? };
-    let batch = to_record_batch(plan, table, &rows)?;
-    let n = batch.num_rows();
-    if n <= BATCH_ROWS {
-        return Ok(if n == 0 { Vec::new() } else { vec![batch] });
+/// Reads planned file sections, each as a list of block chunks.
+pub fn read_files(version: &Version, plans: &[(usize, FamilyPlan)]) -> Result<Vec<Vec<Rows>>> {
+    plans
+        .iter()
+        .map(|(index, fplan)| {
+            let reader = &version.files[*index].reader;
+            let mut chunks = Vec::with_capacity(fplan.blocks.len());
+            for pick in &fplan.blocks {
+                chunks.extend(reader.read_block(fplan, pick)?);
+            }
+            Ok(chunks)
+        })
+        .collect()
+}
+
+/// The output batches of rows that need no merging.
+pub fn batches_of(plan: &Plan, table: &Table, rows: Rows) -> Result<Vec<RecordBatch>> {
+    Ok(split(to_record_batch(plan, table, rows)?))
+}
+
+/// Merges `sources` (oldest first; each a list of chunks of one sorted
+/// run) and builds the output batches. A single source needs no merge: its
+/// chunks become batches as they are.
+pub fn finish(plan: &Plan, table: &Table, mut sources: Vec<Vec<Rows>>) -> Result<Vec<RecordBatch>> {
+    if sources.len() == 1 {
+        let chunks = sources.pop().unwrap_or_default();
+        let mut out = Vec::with_capacity(chunks.len());
+        for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+            out.extend(split(to_record_batch(plan, table, chunk)?));
+        }
+        return Ok(out);
     }
-    Ok((0..n).step_by(BATCH_ROWS).map(|start| batch.slice(start, BATCH_ROWS.min(n - start))).collect())
+    let rows = merge(sources.into_iter().flatten().collect())?;
+    let rows = if plan.fields.is_empty() { rows } else { rows.drop_all_null_rows()? };
+    Ok(split(to_record_batch(plan, table, rows)?))
+}
+
+/// Slices a batch into pieces of at most [`BATCH_ROWS`] rows (zero-copy).
+fn split(batch: RecordBatch) -> Vec<RecordBatch> {
+    let n = batch.num_rows();
+    match n {
+        0 => Vec::new(),
+        _ if n <= BATCH_ROWS => vec![batch],
+        _ => (0..n).step_by(BATCH_ROWS).map(|start| batch.slice(start, BATCH_ROWS.min(n - start))).collect(),
+    }
 }
 
 /// The Arrow type of a column.
@@ -202,16 +243,18 @@ pub fn schema(plan: &Plan, table: &Table) -> Arc<Schema> {
     Arc::new(Schema::new(fields))
 }
 
-fn to_record_batch(plan: &Plan, table: &Table, rows: &Rows) -> Result<RecordBatch> {
+fn to_record_batch(plan: &Plan, table: &Table, mut rows: Rows) -> Result<RecordBatch> {
     let schema = schema(plan, table);
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(plan.output.len());
+    // The plan holds `time` exactly once: hand the vector over without a copy.
+    let time: ArrayRef = Arc::new(TimestampNanosecondArray::from(std::mem::take(&mut rows.time)));
     for c in &plan.output {
         let array: ArrayRef = match c.and_then(|id| table.column_by_id(id)) {
-            None => Arc::new(TimestampNanosecondArray::from(rows.time.clone())),
-            Some(col) if col.kind == ColumnKind::Tag => tag_array(rows, col.id),
+            None => time.clone(),
+            Some(col) if col.kind == ColumnKind::Tag => tag_array(&rows, col.id),
             Some(col) => match rows.column(col.id) {
                 Some(a) => a.clone(),
-                None => arrow::array::new_null_array(&arrow_type(col.kind), rows.len()),
+                None => arrow::array::new_null_array(&arrow_type(col.kind), time.len()),
             },
         };
         arrays.push(array);
@@ -236,7 +279,13 @@ fn tag_array(rows: &Rows, tag: u32) -> ArrayRef {
             })
         })
         .collect();
-    let keys: Int32Array = rows.series.iter().map(|&s| per_series.get(s as usize).copied().flatten()).collect();
+    let keys: Int32Array = if per_series.iter().all(Option::is_some) {
+        let dense: Vec<i32> = per_series.iter().map(|k| k.unwrap_or(0)).collect();
+        let keys: Vec<i32> = rows.series.iter().map(|&s| dense[s as usize]).collect();
+        Int32Array::from(keys)
+    } else {
+        rows.series.iter().map(|&s| per_series.get(s as usize).copied().flatten()).collect()
+    };
     let dict = DictionaryArray::<Int32Type>::new(keys, Arc::new(StringArray::from(values)));
     Arc::new(dict)
 }

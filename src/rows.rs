@@ -68,6 +68,28 @@ impl Rows {
         Ok(Rows { series_keys: self.series_keys.clone(), series, time, columns })
     }
 
+    /// Joins consecutive chunks of one sorted run (such as the blocks of
+    /// one file section, which share a series directory) end to end.
+    pub fn concat(mut chunks: Vec<Rows>) -> Result<Rows> {
+        if chunks.len() <= 1 {
+            return Ok(chunks.pop().unwrap_or_else(|| Rows::empty(Arc::new(Vec::new()))));
+        }
+        unify_directories(&mut chunks);
+        let series_keys = chunks[0].series_keys.clone();
+        let series = chunks.iter().flat_map(|c| c.series.iter().copied()).collect();
+        let time = chunks.iter().flat_map(|c| c.time.iter().copied()).collect();
+        let mut columns = Vec::with_capacity(chunks[0].columns.len());
+        for (id, first) in &chunks[0].columns {
+            let parts: Vec<&dyn Array> = chunks.iter().filter_map(|c| c.column(*id).map(|a| a.as_ref())).collect();
+            if parts.len() != chunks.len() {
+                // Chunks of one section always carry the same columns.
+                return Err(crate::error::Error::InvalidArgument(format!("chunks disagree on column {id} ({})", first.data_type())));
+            }
+            columns.push((*id, concat(&parts)?));
+        }
+        Ok(Rows { series_keys, series, time, columns })
+    }
+
     /// Drops rows where every field column is null (after a projection).
     pub fn drop_all_null_rows(self) -> Result<Rows> {
         if self.columns.is_empty() || self.columns.iter().any(|(_, a)| a.null_count() == 0) {

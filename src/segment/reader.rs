@@ -40,6 +40,29 @@ pub struct Read<'a> {
     pub series: Option<&'a dyn Fn(&SeriesKey) -> bool>,
 }
 
+/// A planned read of one family section: the blocks to decode.
+#[derive(Debug, Clone)]
+pub struct FamilyPlan {
+    /// Index into `Footer::families`.
+    pub family: usize,
+    /// Field column ids present in the section.
+    pub columns: Vec<u32>,
+    pub time: (i64, i64),
+    /// Row ranges of the wanted series, ascending.
+    ranges: Vec<Range<usize>>,
+    /// The blocks to read, in row order.
+    pub blocks: Vec<BlockPick>,
+}
+
+/// One block of a [`FamilyPlan`].
+#[derive(Debug, Clone, Copy)]
+pub struct BlockPick {
+    pub block: usize,
+    range_i: usize,
+    /// Every row of the block is wanted (no filtering needed).
+    whole: bool,
+}
+
 impl Read<'_> {
     /// Every row and the given columns.
     pub fn all(columns: &[u32]) -> Read<'_> {
@@ -165,38 +188,28 @@ impl SegmentReader {
         })
     }
 
-    /// Reads rows of family section `family` (an index into `Footer::families`).
-    pub fn read_family(&self, family: usize, read: &Read<'_>) -> Result<Rows> {
-        let fam = &self.footer.families[family];
-        let chunks: Vec<&ChunkMeta> = read.columns.iter().filter_map(|id| fam.columns.iter().find(|c| c.column == *id)).collect();
-        if chunks.is_empty() && !read.columns.is_empty() {
-            return Ok(Rows::empty(self.series.clone()));
-        }
+    /// Plans a read of family section `family` (an index into
+    /// `Footer::families`): which blocks hold wanted rows.
+    pub fn plan_family(&self, family: usize, read: &Read<'_>) -> FamilyPlan {
+        let mut plan = FamilyPlan { family, columns: Vec::new(), time: read.time, ranges: Vec::new(), blocks: Vec::new() };
+        let Some(fam) = self.footer.families.get(family) else { return plan };
+        plan.columns = read.columns.iter().copied().filter(|id| fam.columns.iter().any(|c| c.column == *id)).collect();
         let (t0, t1) = read.time;
-        if fam.time_max < t0 || fam.time_min >= t1 {
-            return Ok(Rows::empty(self.series.clone()));
+        if (plan.columns.is_empty() && !read.columns.is_empty()) || fam.time_max < t0 || fam.time_min >= t1 {
+            return plan;
         }
-
-        // Row ranges of the wanted series.
         let starts = &self.run_starts[family];
-        let mut ranges: Vec<Range<usize>> = Vec::new();
         for (i, &(s, count)) in fam.series_runs.iter().enumerate() {
-            let keep = read.series.is_none_or(|f| f(&self.series[s as usize]));
-            if keep {
+            if read.series.is_none_or(|f| f(&self.series[s as usize])) {
                 let r = starts[i]..starts[i] + count as usize;
-                match ranges.last_mut() {
+                match plan.ranges.last_mut() {
                     Some(last) if last.end == r.start => last.end = r.end,
-                    _ => ranges.push(r),
+                    _ => plan.ranges.push(r),
                 }
             }
         }
-
         let rows = fam.rows as usize;
         let step = fam.block_rows as usize;
-        let mut time: Vec<i64> = Vec::new();
-        let mut series: Vec<u32> = Vec::new();
-        let mut accs: Vec<Acc> = chunks.iter().map(|c| Acc::new(self.field_type(c.column).unwrap_or(FieldType::Float))).collect();
-        let mut keep: Option<Vec<bool>> = None;
         let mut range_i = 0;
         for (b, tmeta) in fam.time_blocks.iter().enumerate() {
             let (bs, be) = (b * step, ((b + 1) * step).min(rows));
@@ -204,42 +217,67 @@ impl SegmentReader {
             if bmax < t0 || bmin >= t1 {
                 continue;
             }
-            while range_i < ranges.len() && ranges[range_i].end <= bs {
+            while range_i < plan.ranges.len() && plan.ranges[range_i].end <= bs {
                 range_i += 1;
             }
-            let covered = ranges[range_i..].iter().take_while(|r| r.start < be).map(|r| r.end.min(be) - r.start.max(bs)).sum::<usize>();
-            if covered == 0 {
-                continue;
-            }
-            let n = be - bs;
-            let at = time.len();
-            codec::decode_timestamps(self.block(tmeta)?, n, &mut time).map_err(|e| self.codec_err(tmeta, e))?;
-            self.push_series(family, bs, be, &mut series);
-            for (chunk, acc) in chunks.iter().zip(accs.iter_mut()) {
-                let meta = &chunk.blocks[b];
-                acc.push_block(self.block(meta)?, n, meta.nulls as usize).map_err(|e| self.codec_err(meta, e))?;
-            }
-            let whole = covered == n && bmin >= t0 && bmax < t1;
-            if !whole || keep.is_some() {
-                let mask = keep.get_or_insert_with(|| vec![true; at]);
-                let mut r = range_i;
-                for row in bs..be {
-                    while r < ranges.len() && ranges[r].end <= row {
-                        r += 1;
-                    }
-                    let in_series = r < ranges.len() && ranges[r].start <= row;
-                    let t = time[at + row - bs];
-                    mask.push(in_series && t >= t0 && t < t1);
-                }
+            let covered = plan.ranges[range_i..].iter().take_while(|r| r.start < be).map(|r| r.end.min(be) - r.start.max(bs)).sum::<usize>();
+            if covered > 0 {
+                plan.blocks.push(BlockPick { block: b, range_i, whole: covered == be - bs && bmin >= t0 && bmax < t1 });
             }
         }
-        let columns = chunks.iter().zip(accs).map(|(c, acc)| (c.column, acc.finish())).collect();
-        let out = Rows { series_keys: self.series.clone(), series, time, columns };
-        let out = match keep {
-            Some(mask) => out.filter(&mask)?,
-            None => out,
-        };
-        out.drop_all_null_rows()
+        plan
+    }
+
+    /// Reads one planned block: its wanted rows, or `None` when none remain.
+    pub fn read_block(&self, plan: &FamilyPlan, pick: &BlockPick) -> Result<Option<Rows>> {
+        let fam = &self.footer.families[plan.family];
+        let step = fam.block_rows as usize;
+        let b = pick.block;
+        let (bs, be) = (b * step, ((b + 1) * step).min(fam.rows as usize));
+        let n = be - bs;
+        let tmeta = &fam.time_blocks[b];
+        let mut time = Vec::with_capacity(n);
+        codec::decode_timestamps(self.block(tmeta)?, n, &mut time).map_err(|e| self.codec_err(tmeta, e))?;
+        let mut series = Vec::with_capacity(n);
+        self.push_series(plan.family, bs, be, &mut series);
+        let mut columns = Vec::with_capacity(plan.columns.len());
+        for id in &plan.columns {
+            let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) else { continue };
+            let meta = &chunk.blocks[b];
+            let mut acc = Acc::new(self.field_type(chunk.column).unwrap_or(FieldType::Float), n);
+            acc.push_block(self.block(meta)?, n, meta.nulls as usize).map_err(|e| self.codec_err(meta, e))?;
+            columns.push((chunk.column, acc.finish()));
+        }
+        let mut rows = Rows { series_keys: self.series.clone(), series, time, columns };
+        if !pick.whole {
+            let (t0, t1) = plan.time;
+            let mut keep = Vec::with_capacity(n);
+            let mut r = pick.range_i;
+            for row in bs..be {
+                while r < plan.ranges.len() && plan.ranges[r].end <= row {
+                    r += 1;
+                }
+                let in_series = r < plan.ranges.len() && plan.ranges[r].start <= row;
+                let t = rows.time[row - bs];
+                keep.push(in_series && t >= t0 && t < t1);
+            }
+            rows = rows.filter(&keep)?;
+        }
+        let rows = rows.drop_all_null_rows()?;
+        Ok((!rows.is_empty()).then_some(rows))
+    }
+
+    /// Reads rows of family section `family`, one [`Rows`] per block read,
+    /// in row order. The chunks share the file's series directory; together
+    /// they are sorted and unique, so they can be used one by one or
+    /// concatenated.
+    pub fn read_family(&self, family: usize, read: &Read<'_>) -> Result<Vec<Rows>> {
+        let plan = self.plan_family(family, read);
+        let mut out = Vec::with_capacity(plan.blocks.len());
+        for pick in &plan.blocks {
+            out.extend(self.read_block(&plan, pick)?);
+        }
+        Ok(out)
     }
 
     fn push_series(&self, family: usize, bs: usize, be: usize, out: &mut Vec<u32>) {
@@ -261,7 +299,7 @@ impl SegmentReader {
         (0..self.footer.families.len())
             .map(|f| {
                 let ids: Vec<u32> = self.footer.families[f].columns.iter().map(|c| c.column).collect();
-                Ok((self.footer.families[f].id, self.read_family(f, &Read::all(&ids))?))
+                Ok((self.footer.families[f].id, Rows::concat(self.read_family(f, &Read::all(&ids))?)?))
             })
             .collect()
     }
@@ -345,13 +383,13 @@ fn scatter<T: Default + Copy>(values: &mut Vec<T>, at: usize, valid: &[bool]) {
 }
 
 impl Acc {
-    fn new(t: FieldType) -> Acc {
+    fn new(t: FieldType, capacity: usize) -> Acc {
         match t {
-            FieldType::Integer => Acc::I64(Vec::new(), None),
-            FieldType::UInteger => Acc::U64(Vec::new(), None),
-            FieldType::Float => Acc::F64(Vec::new(), None),
-            FieldType::Boolean => Acc::Bool(Vec::new(), None),
-            FieldType::String => Acc::Str(Vec::new()),
+            FieldType::Integer => Acc::I64(Vec::with_capacity(capacity), None),
+            FieldType::UInteger => Acc::U64(Vec::with_capacity(capacity), None),
+            FieldType::Float => Acc::F64(Vec::with_capacity(capacity), None),
+            FieldType::Boolean => Acc::Bool(Vec::with_capacity(capacity), None),
+            FieldType::String => Acc::Str(Vec::with_capacity(capacity)),
         }
     }
 
