@@ -924,6 +924,14 @@ impl Wal {
 }
 
 #[cfg(test)]
+impl Wal {
+    /// Makes the next fdatasync fail: lets engine tests check poisoning.
+    pub(crate) fn fail_next_sync(&self) {
+        self.failpoints.arm_sync_failure();
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -956,6 +964,11 @@ mod tests {
                 write_all_vectored(file, &mut [IoSlice::new(&record[..half])])
                     .and(Err(io::Error::other("injected write failure"))),
             )
+        }
+
+        /// Arms the fdatasync failure (for tests outside this module).
+        pub(crate) fn arm_sync_failure(&self) {
+            self.fail_sync.store(true, Ordering::SeqCst);
         }
 
         pub(super) fn sync(&self) -> Option<io::Result<()>> {
