@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quipu::segment::codec::{
-    decode_bool, decode_f64, decode_i64, decode_str, decode_timestamps, decode_u64, encode_bool,
-    encode_f64, encode_i64, encode_str, encode_timestamps, encode_u64,
+    decode_bool, decode_f64, decode_i64, decode_str, decode_timestamps, decode_u64, encode_bool, encode_f64,
+    encode_i64, encode_str, encode_timestamps, encode_u64,
 };
 
 const BLOCK: usize = 65_536;
@@ -54,9 +54,7 @@ fn int_walk(seed: u64) -> Vec<i64> {
 
 fn timestamps() -> Vec<i64> {
     const DAY_START_NS: i64 = 1_451_606_400_000_000_000; // 2016-01-01, TSBS default
-    (0..BLOCK)
-        .map(|i| DAY_START_NS + (i % ROWS_PER_HOST) as i64 * 10_000_000_000)
-        .collect()
+    (0..BLOCK).map(|i| DAY_START_NS + (i % ROWS_PER_HOST) as i64 * 10_000_000_000).collect()
 }
 
 fn float_walk(seed: u64, decimals: Option<i32>) -> Vec<f64> {
@@ -92,23 +90,16 @@ fn u64_counter(seed: u64) -> Vec<u64> {
 }
 
 fn hostnames() -> Vec<String> {
-    (0..BLOCK)
-        .map(|i| format!("host_{}", i / ROWS_PER_HOST))
-        .collect()
+    (0..BLOCK).map(|i| format!("host_{}", i / ROWS_PER_HOST)).collect()
 }
 
 fn validity(seed: u64) -> Vec<bool> {
     let mut rng = Rng(seed);
-    (0..BLOCK)
-        .map(|_| !rng.next().is_multiple_of(1000))
-        .collect()
+    (0..BLOCK).map(|_| !rng.next().is_multiple_of(1000)).collect()
 }
 
 fn report(name: &str, level: i32, bytes: usize) {
-    println!(
-        "{name:>14} level {level}: {bytes:>7} bytes = {:.4} bytes/value",
-        bytes as f64 / BLOCK as f64
-    );
+    println!("{name:>14} level {level}: {bytes:>7} bytes = {:.4} bytes/value", bytes as f64 / BLOCK as f64);
 }
 
 macro_rules! bench_column {
@@ -144,54 +135,12 @@ macro_rules! bench_column {
 
 fn codecs(c: &mut Criterion) {
     bench_column!(c, "i64_walk", int_walk(1), encode_i64, decode_i64, i64);
-    bench_column!(
-        c,
-        "timestamps",
-        timestamps(),
-        encode_timestamps,
-        decode_timestamps,
-        i64
-    );
-    bench_column!(
-        c,
-        "f64_walk_2dp",
-        float_walk(2, Some(2)),
-        encode_f64,
-        decode_f64,
-        f64
-    );
-    bench_column!(
-        c,
-        "f64_walk_full",
-        float_walk(3, None),
-        encode_f64,
-        decode_f64,
-        f64
-    );
-    bench_column!(
-        c,
-        "f64_const",
-        vec![53.17f64; BLOCK],
-        encode_f64,
-        decode_f64,
-        f64
-    );
-    bench_column!(
-        c,
-        "u64_counter",
-        u64_counter(4),
-        encode_u64,
-        decode_u64,
-        u64
-    );
-    bench_column!(
-        c,
-        "bool_validity",
-        validity(5),
-        encode_bool,
-        decode_bool,
-        bool
-    );
+    bench_column!(c, "timestamps", timestamps(), encode_timestamps, decode_timestamps, i64);
+    bench_column!(c, "f64_walk_2dp", float_walk(2, Some(2)), encode_f64, decode_f64, f64);
+    bench_column!(c, "f64_walk_full", float_walk(3, None), encode_f64, decode_f64, f64);
+    bench_column!(c, "f64_const", vec![53.17f64; BLOCK], encode_f64, decode_f64, f64);
+    bench_column!(c, "u64_counter", u64_counter(4), encode_u64, decode_u64, u64);
+    bench_column!(c, "bool_validity", validity(5), encode_bool, decode_bool, bool);
     bench_column!(
         c,
         "str_hosts",

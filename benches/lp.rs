@@ -10,11 +10,8 @@ const LINES: usize = 5_000;
 /// Deterministic TSBS cpu-only body: same shape and value ranges as
 /// `tsbs_generate_data --use-case=cpu-only --format=influx`.
 fn tsbs_cpu_only(lines: usize) -> String {
-    const REGIONS: [(&str, &str); 3] = [
-        ("eu-west-1", "eu-west-1a"),
-        ("us-east-1", "us-east-1b"),
-        ("ap-southeast-2", "ap-southeast-2c"),
-    ];
+    const REGIONS: [(&str, &str); 3] =
+        [("eu-west-1", "eu-west-1a"), ("us-east-1", "us-east-1b"), ("ap-southeast-2", "ap-southeast-2c")];
     const FIELDS: [&str; 10] = [
         "usage_user",
         "usage_system",
@@ -66,27 +63,19 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("lp");
     group.throughput(Throughput::Elements(LINES as u64));
-    group.bench_function("tsbs_cpu_only/parse", |b| {
-        b.iter(|| parse(black_box(&body), Precision::Auto, 0))
-    });
+    group.bench_function("tsbs_cpu_only/parse", |b| b.iter(|| parse(black_box(&body), Precision::Auto, 0)));
     group.bench_function("tsbs_cpu_only/parse_bytes", |b| {
         b.iter(|| parse_bytes(black_box(body.as_bytes()), Precision::Nanosecond, 0))
     });
     // Rows consumed as they come, as an engine appending to column builders would.
     group.bench_function("tsbs_cpu_only/parse_iter", |b| {
         b.iter(|| {
-            parse_iter(black_box(&body), Precision::Auto, 0)
-                .map(|row| row.map_or(0, |r| r.fields.len()))
-                .sum::<usize>()
+            parse_iter(black_box(&body), Precision::Auto, 0).map(|row| row.map_or(0, |r| r.fields.len())).sum::<usize>()
         })
     });
     // The crate alone, for comparison: what this module adds on top.
     group.bench_function("tsbs_cpu_only/crate_parse_lines", |b| {
-        b.iter(|| {
-            influxdb_line_protocol::parse_lines(black_box(&body))
-                .filter(Result::is_ok)
-                .count()
-        })
+        b.iter(|| influxdb_line_protocol::parse_lines(black_box(&body)).filter(Result::is_ok).count())
     });
     group.finish();
 }

@@ -14,7 +14,14 @@ fn load(dir: &std::path::Path) -> (Engine, u64) {
     let mut generator = TsbsGenerator::new(cfg).unwrap();
     let mut buf = Vec::new();
     while generator.next_batch(10_000, &mut buf) > 0 {
-        engine.write_lp("bench", std::str::from_utf8(&buf).unwrap(), Precision::Nanosecond, WriteOptions { accept_partial: false, no_sync: true }).unwrap();
+        engine
+            .write_lp(
+                "bench",
+                std::str::from_utf8(&buf).unwrap(),
+                Precision::Nanosecond,
+                WriteOptions { accept_partial: false, no_sync: true },
+            )
+            .unwrap();
         buf.clear();
     }
     engine.flush().unwrap();
@@ -30,7 +37,9 @@ fn scan(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows));
     let one_field = ScanRequest::all().columns(["usage_user"]);
     // Batches consumed one at a time, as a query engine does.
-    let drain = |req: &ScanRequest| engine.scan_iter("bench", "cpu", req).unwrap().map(|b| b.unwrap().num_rows()).sum::<usize>();
+    let drain = |req: &ScanRequest| {
+        engine.scan_iter("bench", "cpu", req).unwrap().map(|b| b.unwrap().num_rows()).sum::<usize>()
+    };
     group.bench_function("one_field", |b| b.iter(|| drain(&one_field)));
     let all = ScanRequest::all();
     group.bench_function("all_columns", |b| b.iter(|| drain(&all)));

@@ -9,10 +9,7 @@ use quipu::tsbs::{TsbsConfig, TsbsGenerator};
 const BATCH_LINES: usize = 5_000;
 
 fn next_batch(c: &mut Criterion) {
-    let cfg = TsbsConfig {
-        hosts: 1_000,
-        ..TsbsConfig::default()
-    };
+    let cfg = TsbsConfig { hosts: 1_000, ..TsbsConfig::default() };
     let new_generator = || TsbsGenerator::new(cfg.clone()).expect("valid config");
     let mut generator = new_generator();
     let mut out = Vec::with_capacity(BATCH_LINES * 320);

@@ -80,10 +80,7 @@ fn group_commit(c: &mut Criterion) {
         });
     }
     group.finish();
-    eprintln!(
-        "group commit: {} fsyncs in total for this WAL",
-        wal.sync_count()
-    );
+    eprintln!("group commit: {} fsyncs in total for this WAL", wal.sync_count());
 }
 
 criterion_group!(benches, big_records, group_commit);

@@ -49,7 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let engine = Engine::builder(dir).background(false).open()?;
         return scan(&engine, None);
     }
-    let cfg = TsbsConfig { hosts: args.hosts, duration: tsbs::parse_duration(&args.duration)?, ..TsbsConfig::default() };
+    let cfg =
+        TsbsConfig { hosts: args.hosts, duration: tsbs::parse_duration(&args.duration)?, ..TsbsConfig::default() };
     let mut generator = TsbsGenerator::new(cfg.clone())?;
     let mut batches: Vec<String> = Vec::new();
     let mut lp_out = args.lp_out.as_ref().map(std::fs::File::create).transpose()?.map(std::io::BufWriter::new);
@@ -100,8 +101,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
 
     println!("rows                  {rows}");
-    println!("line protocol         {:.1} MiB ({:.0} B/row)", lp_bytes as f64 / 1048576.0, lp_bytes as f64 / rows as f64);
-    println!("writers               {} x {}-line requests, {}", args.threads, args.batch, if args.no_sync { "no_sync" } else { "fsync (group commit)" });
+    println!(
+        "line protocol         {:.1} MiB ({:.0} B/row)",
+        lp_bytes as f64 / 1048576.0,
+        lp_bytes as f64 / rows as f64
+    );
+    println!(
+        "writers               {} x {}-line requests, {}",
+        args.threads,
+        args.batch,
+        if args.no_sync { "no_sync" } else { "fsync (group commit)" }
+    );
     println!("ingest                {:.2} s = {:.0} rows/s", ingest.as_secs_f64(), rows as f64 / ingest.as_secs_f64());
     println!("final flush           {:.2} s", flush.as_secs_f64());
     println!("compaction            {:.2} s", compact.as_secs_f64());
@@ -131,6 +141,10 @@ fn scan(engine: &Engine, rows: Option<u64>) -> Result<(), Box<dyn std::error::Er
     if let Some(rows) = rows {
         assert_eq!(values as u64, rows, "every row scanned back");
     }
-    println!("scan usage_user       {:.1} ms = {:.0} M values/s (best of 5, one thread)", best * 1e3, values as f64 / best / 1e6);
+    println!(
+        "scan usage_user       {:.1} ms = {:.0} M values/s (best of 5, one thread)",
+        best * 1e3,
+        values as f64 / best / 1e6
+    );
     Ok(())
 }

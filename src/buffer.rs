@@ -135,7 +135,11 @@ impl Column {
             }
             Column::Str(c) => {
                 let (v, n) = c.gather(picks);
-                let strings: StringArray = v.iter().enumerate().map(|(i, s)| n.as_ref().is_none_or(|n| n.is_valid(i)).then_some(s.as_str())).collect();
+                let strings: StringArray = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| n.as_ref().is_none_or(|n| n.is_valid(i)).then_some(s.as_str()))
+                    .collect();
                 Arc::new(strings)
             }
             Column::Bool(c) => {
@@ -191,7 +195,10 @@ impl TableBuffer {
             .filter(|&i| {
                 let i = i as usize;
                 let t = self.time[i];
-                t >= sel.time.0 && t < sel.time.1 && series_ok[self.series[i] as usize] && (wanted.is_empty() || wanted.iter().any(|c| c.is_valid(i)))
+                t >= sel.time.0
+                    && t < sel.time.1
+                    && series_ok[self.series[i] as usize]
+                    && (wanted.is_empty() || wanted.iter().any(|c| c.is_valid(i)))
             })
             .collect();
 

@@ -92,7 +92,10 @@ pub struct Table {
 
 impl PartialEq for Table {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.name == other.name && self.columns == other.columns && self.families == other.families
+        self.id == other.id
+            && self.name == other.name
+            && self.columns == other.columns
+            && self.families == other.families
     }
 }
 
@@ -483,11 +486,17 @@ mod tests {
         // A field written without a family keeps the one it has.
         assert_eq!(t.ensure_field("usage", None, FieldType::Float).unwrap(), a);
         assert!(matches!(t.ensure_field("usage", None, FieldType::Integer), Err(CatalogError::KindConflict { .. })));
-        assert!(matches!(t.ensure_field("usage", Some("mem"), FieldType::Float), Err(CatalogError::FamilyConflict { .. })));
+        assert!(matches!(
+            t.ensure_field("usage", Some("mem"), FieldType::Float),
+            Err(CatalogError::FamilyConflict { .. })
+        ));
         assert!(matches!(t.ensure_field("host", None, FieldType::Float), Err(CatalogError::KindConflict { .. })));
         assert!(matches!(t.ensure_tag("usage"), Err(CatalogError::KindConflict { .. })));
         assert!(matches!(t.ensure_tag("time"), Err(CatalogError::InvalidName { .. })));
-        assert!(matches!(t.ensure_field("x", Some("__auto_0"), FieldType::Float), Err(CatalogError::InvalidName { .. })));
+        assert!(matches!(
+            t.ensure_field("x", Some("__auto_0"), FieldType::Float),
+            Err(CatalogError::InvalidName { .. })
+        ));
     }
 
     #[test]

@@ -398,7 +398,11 @@ impl Engine {
     pub fn write_lp(&self, db: &str, body: &str, precision: Precision, opts: WriteOptions) -> Result<WriteSummary> {
         self.inner.check_writable()?;
         let now = self.inner.clock.now_ns();
-        let mut resolved = self.inner.resolve(|catalog| write::resolve_lp(catalog, db, body, precision, now), opts.accept_partial, db)?;
+        let mut resolved = self.inner.resolve(
+            |catalog| write::resolve_lp(catalog, db, body, precision, now),
+            opts.accept_partial,
+            db,
+        )?;
         let mut errors = mem::take(&mut resolved.errors);
         errors.sort_by_key(|e| e.line);
         self.inner.stats.lines_rejected.fetch_add(errors.len() as u64, Ordering::Relaxed);
@@ -414,9 +418,16 @@ impl Engine {
     }
 
     /// [`Engine::write_batch`] with options (`accept_partial` has no effect).
-    pub fn write_batch_with(&self, db: &str, table: &str, batch: &RecordBatch, opts: WriteOptions) -> Result<WriteSummary> {
+    pub fn write_batch_with(
+        &self,
+        db: &str,
+        table: &str,
+        batch: &RecordBatch,
+        opts: WriteOptions,
+    ) -> Result<WriteSummary> {
         self.inner.check_writable()?;
-        let resolved = self.inner.resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch), false, db)?;
+        let resolved =
+            self.inner.resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch), false, db)?;
         let accepted = resolved.accepted;
         self.inner.apply(resolved.batch, opts.no_sync)?;
         Ok(WriteSummary { lines_written: accepted, errors: Vec::new() })
@@ -435,7 +446,10 @@ impl Engine {
     pub fn scan_iter(&self, db: &str, table: &str, req: &ScanRequest) -> Result<ScanIter> {
         let catalog = self.catalog();
         let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
-        let table_def = database.table(table).ok_or_else(|| Error::TableNotFound { db: db.to_string(), table: table.to_string() })?.clone();
+        let table_def = database
+            .table(table)
+            .ok_or_else(|| Error::TableNotFound { db: db.to_string(), table: table.to_string() })?
+            .clone();
         let plan = Plan::new(db, &table_def, req)?;
         let inner = &self.inner;
 
@@ -446,7 +460,8 @@ impl Engine {
             let buffer = lock(&inner.active);
             buffer_rows(&buffer, &plan, database.id, &table_def)?
         };
-        let frozen: Vec<Arc<Buffer>> = inner.frozen.read().map(|f| f.iter().map(|f| f.buffer.clone()).collect()).unwrap_or_default();
+        let frozen: Vec<Arc<Buffer>> =
+            inner.frozen.read().map(|f| f.iter().map(|f| f.buffer.clone()).collect()).unwrap_or_default();
         let version = inner.tree.current();
 
         let mut buffered = Vec::new();
@@ -457,11 +472,13 @@ impl Engine {
         let mut file_plans = query::plan_files(&plan, &table_def, database.id, &version);
         if buffered.is_empty() && file_plans.len() == 1 {
             let (file, family) = file_plans.remove(0);
-            return Ok(ScanIter::Blocks { version, file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() });
+            let scan =
+                BlockScan { version, file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() };
+            return Ok(ScanIter(ScanState::Blocks(Box::new(scan))));
         }
         let mut sources = query::read_files(&version, &file_plans)?;
         sources.extend(buffered.into_iter().map(|r| vec![r]));
-        Ok(ScanIter::Ready(query::finish(&plan, &table_def, sources)?.into_iter()))
+        Ok(ScanIter(ScanState::Ready(query::finish(&plan, &table_def, sources)?.into_iter())))
     }
 
     /// Writes the buffer to gen0 segment files now.
@@ -494,42 +511,45 @@ impl Engine {
 }
 
 /// The batches of a scan; see [`Engine::scan_iter`].
-pub enum ScanIter {
+pub struct ScanIter(ScanState);
+
+enum ScanState {
     /// Batches computed up front (merges of several sources).
-    #[doc(hidden)]
     Ready(std::vec::IntoIter<RecordBatch>),
     /// One file section, decoded block by block.
-    #[doc(hidden)]
-    Blocks {
-        version: Arc<Version>,
-        file: usize,
-        family: FamilyPlan,
-        next: usize,
-        plan: Plan,
-        table: Arc<Table>,
-        pending: std::vec::IntoIter<RecordBatch>,
-    },
+    Blocks(Box<BlockScan>),
+}
+
+struct BlockScan {
+    /// Pins the file being read.
+    version: Arc<Version>,
+    file: usize,
+    family: FamilyPlan,
+    next: usize,
+    plan: Plan,
+    table: Arc<Table>,
+    pending: std::vec::IntoIter<RecordBatch>,
 }
 
 impl Iterator for ScanIter {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            ScanIter::Ready(batches) => batches.next().map(Ok),
-            ScanIter::Blocks { version, file, family, next, plan, table, pending } => loop {
-                if let Some(batch) = pending.next() {
+        match &mut self.0 {
+            ScanState::Ready(batches) => batches.next().map(Ok),
+            ScanState::Blocks(scan) => loop {
+                if let Some(batch) = scan.pending.next() {
                     return Some(Ok(batch));
                 }
-                let pick = *family.blocks.get(*next)?;
-                *next += 1;
-                let rows = match version.files[*file].reader.read_block(family, &pick) {
+                let pick = *scan.family.blocks.get(scan.next)?;
+                scan.next += 1;
+                let rows = match scan.version.files[scan.file].reader.read_block(&scan.family, &pick) {
                     Ok(Some(rows)) => rows,
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),
                 };
-                match query::batches_of(plan, table, rows) {
-                    Ok(batches) => *pending = batches.into_iter(),
+                match query::batches_of(&scan.plan, &scan.table, rows) {
+                    Ok(batches) => scan.pending = batches.into_iter(),
                     Err(e) => return Some(Err(e)),
                 }
             },
@@ -547,7 +567,8 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
         return Ok(None);
     }
     let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
-    let series: Option<&dyn Fn(&crate::write::SeriesKey) -> bool> = if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
+    let series: Option<&dyn Fn(&crate::write::SeriesKey) -> bool> =
+        if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
     let rows = tb.rows(&Selection { columns: &plan.fields, time: plan.time, series })?;
     Ok((!rows.is_empty()).then_some(rows))
 }
@@ -655,7 +676,10 @@ impl Inner {
                     }
                 };
                 let buffer = Arc::new(mem::take(&mut *active));
-                self.frozen.write().map_err(|_| Error::Poisoned { reason: "frozen list lock".into() })?.push(Frozen { buffer, wal_next });
+                self.frozen
+                    .write()
+                    .map_err(|_| Error::Poisoned { reason: "frozen list lock".into() })?
+                    .push(Frozen { buffer, wal_next });
             }
         }
         loop {
@@ -663,7 +687,12 @@ impl Inner {
             let Some((buffer, wal_next)) = next else { break };
             let catalog = self.catalog();
             let files = self.write_gen0(&buffer, &catalog)?;
-            self.tree.install(Edit { add: files, wal_replay_from: Some(wal_next), catalog_sequence: Some(catalog.sequence), ..Edit::default() })?;
+            self.tree.install(Edit {
+                add: files,
+                wal_replay_from: Some(wal_next),
+                catalog_sequence: Some(catalog.sequence),
+                ..Edit::default()
+            })?;
             if let Ok(mut f) = self.frozen.write() {
                 f.remove(0);
             }
@@ -685,12 +714,19 @@ impl Inner {
                 })?;
                 let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
                     path: self.dir.join(CATALOG_DIR),
-                    what: format!("buffered rows for table id {table_id} of {}, which the catalog lacks", database.name),
+                    what: format!(
+                        "buffered rows for table id {table_id} of {}, which the catalog lacks",
+                        database.name
+                    ),
                 })?;
                 let present: Vec<u32> = tb.column_ids().collect();
                 let mut families = Vec::new();
                 for family in &table.families {
-                    let ids: Vec<u32> = present.iter().copied().filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id))).collect();
+                    let ids: Vec<u32> = present
+                        .iter()
+                        .copied()
+                        .filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id)))
+                        .collect();
                     if ids.is_empty() {
                         continue;
                     }
@@ -725,7 +761,8 @@ impl Inner {
         for job in jobs {
             let Some(database) = catalog.database_by_id(job.db_id) else { continue };
             let Some(table) = database.table_by_id(job.table_id) else { continue };
-            let edit = compact::run(&job, &self.tree, &database.name, table, self.config.compacted, self.clock.now_ns())?;
+            let edit =
+                compact::run(&job, &self.tree, &database.name, table, self.config.compacted, self.clock.now_ns())?;
             drop(job);
             self.tree.install(edit)?;
             self.stats.compactions.fetch_add(1, Ordering::Relaxed);
@@ -753,7 +790,9 @@ impl Inner {
             let wanted = mem::take(&mut lock(&self.signal).flush_wanted);
             let due = {
                 let active = lock(&self.active);
-                let age_due = active.first_write_ns().is_some_and(|t| self.clock.now_ns().saturating_sub(t) >= self.config.flush_age.as_nanos() as i64);
+                let age_due = active
+                    .first_write_ns()
+                    .is_some_and(|t| self.clock.now_ns().saturating_sub(t) >= self.config.flush_age.as_nanos() as i64);
                 active.bytes() >= self.config.flush_bytes || age_due
             };
             if (wanted || due) && !self.closed.load(Ordering::SeqCst) {

@@ -27,10 +27,7 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
 /// The temp-file name used while publishing `target`. A leftover after a crash
 /// is recognised by the `.tmp` suffix and removed on open.
 pub fn temp_path(target: &Path) -> PathBuf {
-    let mut name = target
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     target.with_file_name(name)
 }
@@ -50,11 +47,7 @@ where
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = temp_path(target);
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         fill(&mut file)?;
         file.sync_all()?;
         drop(file);

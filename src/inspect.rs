@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::catalog::{ColumnKind, Catalog};
 use crate::catalog::CatalogStore;
+use crate::catalog::{Catalog, ColumnKind};
 use crate::error::Result;
 use crate::segment::SegmentReader;
 use crate::segment::format::{FORMAT_VERSION, Stat};
@@ -25,7 +25,9 @@ fn time(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let nanos = ns.rem_euclid(1_000_000_000) as u32;
     match u64::try_from(secs) {
-        Ok(s) => humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos)).to_string(),
+        Ok(s) => {
+            humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos)).to_string()
+        }
         Err(_) => format!("{ns}ns"),
     }
 }
@@ -49,18 +51,44 @@ pub fn segment(path: &Path) -> Result<String> {
         let _ = writeln!(out, "    {:>4} {} ({kind})", c.id, c.name);
     }
     for fam in &f.families {
-        let _ = writeln!(out, "  family {} (id {}): {} rows, {} series runs, {} blocks of {} rows", fam.name, fam.id, fam.rows, fam.series_runs.len(), fam.time_blocks.len(), fam.block_rows);
+        let _ = writeln!(
+            out,
+            "  family {} (id {}): {} rows, {} series runs, {} blocks of {} rows",
+            fam.name,
+            fam.id,
+            fam.rows,
+            fam.series_runs.len(),
+            fam.time_blocks.len(),
+            fam.block_rows
+        );
         let bytes: u64 = fam.time_blocks.iter().map(|b| u64::from(b.len)).sum();
         let _ = writeln!(out, "    time: {bytes} bytes ({:.3} B/row)", bytes as f64 / fam.rows.max(1) as f64);
         for (i, b) in fam.time_blocks.iter().enumerate() {
-            let _ = writeln!(out, "      block {i}: offset {} len {} crc {:08x} min {} max {}", b.offset, b.len, b.crc32, stat(&b.min), stat(&b.max));
+            let _ = writeln!(
+                out,
+                "      block {i}: offset {} len {} crc {:08x} min {} max {}",
+                b.offset,
+                b.len,
+                b.crc32,
+                stat(&b.min),
+                stat(&b.max)
+            );
         }
         for chunk in &fam.columns {
             let name = f.columns.iter().find(|c| c.id == chunk.column).map_or("?", |c| c.name.as_str());
             let bytes: u64 = chunk.blocks.iter().map(|b| u64::from(b.len)).sum();
             let _ = writeln!(out, "    {name}: {bytes} bytes ({:.3} B/row)", bytes as f64 / fam.rows.max(1) as f64);
             for (i, b) in chunk.blocks.iter().enumerate() {
-                let _ = writeln!(out, "      block {i}: offset {} len {} crc {:08x} nulls {} min {} max {}", b.offset, b.len, b.crc32, b.nulls, stat(&b.min), stat(&b.max));
+                let _ = writeln!(
+                    out,
+                    "      block {i}: offset {} len {} crc {:08x} nulls {} min {} max {}",
+                    b.offset,
+                    b.len,
+                    b.crc32,
+                    b.nulls,
+                    stat(&b.min),
+                    stat(&b.max)
+                );
             }
         }
     }
@@ -73,11 +101,22 @@ pub fn data_folder(dir: &Path) -> Result<String> {
     let catalog: Catalog = CatalogStore::open_read_only(&dir.join(crate::CATALOG_DIR))?;
     let mut out = String::new();
     let _ = writeln!(out, "data folder {}", dir.display());
-    let _ = writeln!(out, "  version {}, catalog sequence {} (persisted {}), WAL replays from file {}", record.number, record.catalog_sequence, catalog.sequence, record.wal_replay_from);
+    let _ = writeln!(
+        out,
+        "  version {}, catalog sequence {} (persisted {}), WAL replays from file {}",
+        record.number, record.catalog_sequence, catalog.sequence, record.wal_replay_from
+    );
     for db in catalog.databases() {
         let _ = writeln!(out, "  database {} (id {})", db.name, db.id);
         for t in db.tables() {
-            let _ = writeln!(out, "    table {} (id {}): {} columns, {} families", t.name, t.id, t.columns.len(), t.families.len());
+            let _ = writeln!(
+                out,
+                "    table {} (id {}): {} columns, {} families",
+                t.name,
+                t.id,
+                t.columns.len(),
+                t.families.len()
+            );
         }
     }
     let total: u64 = record.files.iter().map(|f| f.size).sum();

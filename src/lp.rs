@@ -51,8 +51,7 @@ pub const FAMILY_SEPARATOR: &str = "::";
 pub const MAX_ERROR_TEXT: usize = 200;
 
 /// The precision names accepted by [`Precision::from_str`], for error messages.
-const ACCEPTED_PRECISIONS: &str =
-    "auto, second, millisecond, microsecond, nanosecond, s, ms, us, u, µ, ns, n";
+const ACCEPTED_PRECISIONS: &str = "auto, second, millisecond, microsecond, nanosecond, s, ms, us, u, µ, ns, n";
 
 /// Unit of the timestamps in a line protocol body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -215,11 +214,7 @@ impl ParsedLine<'_> {
                 .into_iter()
                 .map(|(k, v)| (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())))
                 .collect(),
-            fields: self
-                .fields
-                .into_iter()
-                .map(ParsedField::into_owned)
-                .collect(),
+            fields: self.fields.into_iter().map(ParsedField::into_owned).collect(),
             time_ns: self.time_ns,
         }
     }
@@ -292,11 +287,7 @@ pub fn parse_iter(
 /// validation runs at memory speed, a client sending non-UTF-8 is broken as a
 /// whole rather than on one line, and a per-line check would have to guess
 /// where lines end in bytes that are not text.
-pub fn parse_bytes(
-    body: &[u8],
-    precision: Precision,
-    default_time_ns: i64,
-) -> Result<Parsed<'_>, LpError> {
+pub fn parse_bytes(body: &[u8], precision: Precision, default_time_ns: i64) -> Result<Parsed<'_>, LpError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let offset = e.valid_up_to();
         let line = 1 + memchr::memchr_iter(b'\n', &body[..offset]).count();
@@ -335,10 +326,7 @@ struct LogicalLines<'a> {
 
 impl<'a> LogicalLines<'a> {
     fn new(body: &'a str) -> Self {
-        Self {
-            rest: body,
-            next_line: 1,
-        }
+        Self { rest: body, next_line: 1 }
     }
 }
 
@@ -369,20 +357,14 @@ impl<'a> Iterator for LogicalLines<'a> {
             if memchr::memchr2(b'"', b'\\', content.as_bytes()).is_none() {
                 self.rest = after;
                 self.next_line += 1;
-                return Some(LogicalLine {
-                    line,
-                    text: content,
-                });
+                return Some(LogicalLine { line, text: content });
             }
             let from_start = &self.rest[start..];
             let logical = ilp::split_lines(from_start).next().unwrap_or(from_start);
             // `split_lines` consumes exactly one `\n` between lines.
             self.rest = from_start.get(logical.len() + 1..).unwrap_or("");
             self.next_line += 1 + memchr::memchr_iter(b'\n', logical.as_bytes()).count();
-            return Some(LogicalLine {
-                line,
-                text: logical.strip_suffix('\r').unwrap_or(logical),
-            });
+            return Some(LogicalLine { line, text: logical.strip_suffix('\r').unwrap_or(logical) });
         }
     }
 }
@@ -407,9 +389,7 @@ fn split_family(key: ilp::EscapedStr<'_>) -> (Option<Cow<'_, str>>, Cow<'_, str>
     };
     let name_at = at + FAMILY_SEPARATOR.len();
     match key {
-        ilp::EscapedStr::SingleSlice(s) => {
-            (Some(Cow::Borrowed(&s[..at])), Cow::Borrowed(&s[name_at..]))
-        }
+        ilp::EscapedStr::SingleSlice(s) => (Some(Cow::Borrowed(&s[..at])), Cow::Borrowed(&s[name_at..])),
         ilp::EscapedStr::CopiedValue(mut family) => {
             // Reuses the unescaped key's buffer for the family.
             let name = family.split_off(name_at);
@@ -430,7 +410,8 @@ fn syntax_error_message(e: ilp::Error) -> String {
     }
 }
 
-const LINE_SHAPE: &str = "'measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]'";
+const LINE_SHAPE: &str =
+    "'measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]'";
 
 /// A one-word Bloom filter over a line's tag keys: most field keys are ruled
 /// out as tag keys without a string comparison.
@@ -465,11 +446,7 @@ fn parse_line<'a>(
     default_time_ns: i64,
     scratch: &mut Vec<usize>,
 ) -> Result<ParsedLine<'a>, String> {
-    let ilp::ParsedLine {
-        series,
-        field_set,
-        timestamp,
-    } = match ilp::parse_lines(text).next() {
+    let ilp::ParsedLine { series, field_set, timestamp } = match ilp::parse_lines(text).next() {
         Some(Ok(parsed)) => parsed,
         Some(Err(e)) => return Err(syntax_error_message(e)),
         // `LogicalLines` yields no blank or comment line, so this is unreachable.
@@ -488,9 +465,7 @@ fn parse_line<'a>(
             return Err("empty tag key".to_owned());
         }
         if key.as_str() == TIME_COLUMN {
-            return Err(format!(
-                "tag key {TIME_COLUMN:?} is reserved for the timestamp"
-            ));
+            return Err(format!("tag key {TIME_COLUMN:?} is reserved for the timestamp"));
         }
         if value.is_empty() {
             return Err(format!("tag {:?} has an empty value", key.as_str()));
@@ -502,9 +477,8 @@ fn parse_line<'a>(
     if let Some(pair) = tags.windows(2).find(|pair| pair[0].0 == pair[1].0) {
         return Err(format!("duplicate tag key {:?}", pair[0].0));
     }
-    let is_tag_key = |key: &str| {
-        tag_filter.may_contain(key) && tags.binary_search_by(|(t, _)| t.as_ref().cmp(key)).is_ok()
-    };
+    let is_tag_key =
+        |key: &str| tag_filter.may_contain(key) && tags.binary_search_by(|(t, _)| t.as_ref().cmp(key)).is_ok();
 
     find_duplicate_field_key(&field_set, scratch)?;
 
@@ -514,10 +488,7 @@ fn parse_line<'a>(
             return Err("empty field key".to_owned());
         }
         if is_tag_key(&key) {
-            return Err(format!(
-                "{:?} is both a tag key and a field key",
-                key.as_str()
-            ));
+            return Err(format!("{:?} is both a tag key and a field key", key.as_str()));
         }
         let value = match value {
             ilp::FieldValue::F64(v) if !v.is_finite() => {
@@ -538,42 +509,28 @@ fn parse_line<'a>(
             None => format!("field key {name:?}: {what}"),
         };
         if family.as_deref() == Some("") {
-            return Err(key_error(
-                "empty column family name before \"::\"".to_owned(),
-            ));
+            return Err(key_error("empty column family name before \"::\"".to_owned()));
         }
         if name.is_empty() {
             return Err(key_error("empty field name after \"::\"".to_owned()));
         }
         if name == TIME_COLUMN {
-            return Err(key_error(format!(
-                "field name {TIME_COLUMN:?} is reserved for the timestamp"
-            )));
+            return Err(key_error(format!("field name {TIME_COLUMN:?} is reserved for the timestamp")));
         }
         if family.is_some() && is_tag_key(&name) {
             return Err(key_error(format!("field name {name:?} is also a tag key")));
         }
-        fields.push(ParsedField {
-            family,
-            name,
-            value,
-        });
+        fields.push(ParsedField { family, name, value });
     }
 
     let time_ns = match timestamp {
         None => default_time_ns,
-        Some(ts) => precision.to_nanos(ts).ok_or_else(|| {
-            format!("timestamp {ts} at precision {precision} is out of range for i64 nanoseconds")
-        })?,
+        Some(ts) => precision
+            .to_nanos(ts)
+            .ok_or_else(|| format!("timestamp {ts} at precision {precision} is out of range for i64 nanoseconds"))?,
     };
 
-    Ok(ParsedLine {
-        line: 0,
-        measurement,
-        tags,
-        fields,
-        time_ns,
-    })
+    Ok(ParsedLine { line: 0, measurement, tags, fields, time_ns })
 }
 
 /// Up to this many fields, duplicates are found by comparing every pair;
@@ -587,19 +544,12 @@ fn find_duplicate_field_key(
     scratch: &mut Vec<usize>,
 ) -> Result<(), String> {
     let duplicate = if fields.len() <= PAIRWISE_DUPLICATE_LIMIT {
-        (1..fields.len()).find(|&i| {
-            fields[..i]
-                .iter()
-                .any(|(earlier, _)| *earlier == fields[i].0)
-        })
+        (1..fields.len()).find(|&i| fields[..i].iter().any(|(earlier, _)| *earlier == fields[i].0))
     } else {
         scratch.clear();
         scratch.extend(0..fields.len());
         scratch.sort_unstable_by(|&a, &b| fields[a].0.cmp(&fields[b].0));
-        scratch
-            .windows(2)
-            .find(|pair| fields[pair[0]].0 == fields[pair[1]].0)
-            .map(|pair| pair[1])
+        scratch.windows(2).find(|pair| fields[pair[0]].0 == fields[pair[1]].0).map(|pair| pair[1])
     };
     match duplicate {
         Some(i) => Err(format!("duplicate field key {:?}", fields[i].0.as_str())),
@@ -616,46 +566,23 @@ mod tests {
 
     fn ok_line(body: &str) -> ParsedLine<'_> {
         let parsed = parse(body, Precision::Nanosecond, DEFAULT_NS);
-        assert!(
-            parsed.errors.is_empty(),
-            "unexpected errors: {:?}",
-            parsed.errors
-        );
+        assert!(parsed.errors.is_empty(), "unexpected errors: {:?}", parsed.errors);
         assert_eq!(parsed.lines.len(), 1, "{body:?}");
-        parsed
-            .lines
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| unreachable!())
+        parsed.lines.into_iter().next().unwrap_or_else(|| unreachable!())
     }
 
     fn bad_line(body: &str) -> LineError {
         let parsed = parse(body, Precision::Nanosecond, DEFAULT_NS);
-        assert!(
-            parsed.lines.is_empty(),
-            "unexpected rows: {:?}",
-            parsed.lines
-        );
+        assert!(parsed.lines.is_empty(), "unexpected rows: {:?}", parsed.lines);
         assert_eq!(parsed.errors.len(), 1, "{body:?}");
-        parsed
-            .errors
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| unreachable!())
+        parsed.errors.into_iter().next().unwrap_or_else(|| unreachable!())
     }
 
     fn assert_rejected(body: &str, message_part: &str) {
         let e = bad_line(body);
-        assert!(
-            e.message.contains(message_part),
-            "{body:?}: message {:?} lacks {message_part:?}",
-            e.message
-        );
+        assert!(e.message.contains(message_part), "{body:?}: message {:?} lacks {message_part:?}", e.message);
         assert_eq!(e.line, 1);
-        assert_eq!(
-            e.text,
-            truncate_on_char_boundary(body.trim_end_matches(['\r', '\n']), MAX_ERROR_TEXT)
-        );
+        assert_eq!(e.text, truncate_on_char_boundary(body.trim_end_matches(['\r', '\n']), MAX_ERROR_TEXT));
     }
 
     #[expect(clippy::ptr_arg, reason = "the Cow variant is what is checked")]
@@ -683,13 +610,9 @@ mod tests {
         for (text, precision) in cases {
             assert_eq!(text.parse::<Precision>(), Ok(precision), "{text}");
         }
-        for p in [
-            Precision::Auto,
-            Precision::Second,
-            Precision::Millisecond,
-            Precision::Microsecond,
-            Precision::Nanosecond,
-        ] {
+        for p in
+            [Precision::Auto, Precision::Second, Precision::Millisecond, Precision::Microsecond, Precision::Nanosecond]
+        {
             assert_eq!(p.as_str().parse::<Precision>(), Ok(p));
             assert_eq!(p.to_string(), p.as_str());
         }
@@ -702,25 +625,10 @@ mod tests {
             let err = bad.parse::<Precision>();
             assert_eq!(err, Err(LpError::BadPrecision(bad.to_owned())), "{bad:?}");
         }
-        let message = "x"
-            .parse::<Precision>()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        for accepted in [
-            "auto",
-            "second",
-            "millisecond",
-            "microsecond",
-            "nanosecond",
-            "s,",
-            "ms",
-            "us",
-            "u,",
-            "µ",
-            "ns",
-            " n",
-        ] {
+        let message = "x".parse::<Precision>().err().map(|e| e.to_string()).unwrap_or_default();
+        for accepted in
+            ["auto", "second", "millisecond", "microsecond", "nanosecond", "s,", "ms", "us", "u,", "µ", "ns", " n"]
+        {
             assert!(message.contains(accepted), "{message:?} lacks {accepted:?}");
         }
     }
@@ -736,25 +644,13 @@ mod tests {
 
     #[test]
     fn explicit_precisions_overflow_to_none() {
-        assert_eq!(
-            Precision::Second.to_nanos(9_223_372_036),
-            Some(9_223_372_036_000_000_000)
-        );
+        assert_eq!(Precision::Second.to_nanos(9_223_372_036), Some(9_223_372_036_000_000_000));
         assert_eq!(Precision::Second.to_nanos(9_223_372_037), None);
-        assert_eq!(
-            Precision::Second.to_nanos(-9_223_372_036),
-            Some(-9_223_372_036_000_000_000)
-        );
+        assert_eq!(Precision::Second.to_nanos(-9_223_372_036), Some(-9_223_372_036_000_000_000));
         assert_eq!(Precision::Second.to_nanos(-9_223_372_037), None);
-        assert_eq!(
-            Precision::Millisecond.to_nanos(9_223_372_036_854),
-            Some(9_223_372_036_854_000_000)
-        );
+        assert_eq!(Precision::Millisecond.to_nanos(9_223_372_036_854), Some(9_223_372_036_854_000_000));
         assert_eq!(Precision::Millisecond.to_nanos(9_223_372_036_855), None);
-        assert_eq!(
-            Precision::Microsecond.to_nanos(9_223_372_036_854_775),
-            Some(9_223_372_036_854_775_000)
-        );
+        assert_eq!(Precision::Microsecond.to_nanos(9_223_372_036_854_775), Some(9_223_372_036_854_775_000));
         assert_eq!(Precision::Microsecond.to_nanos(9_223_372_036_854_776), None);
         assert_eq!(Precision::Microsecond.to_nanos(i64::MIN), None);
     }
@@ -781,10 +677,7 @@ mod tests {
         assert_eq!(auto(-5_000_000_000), Some(-5_000_000_000_000_000));
         assert_eq!(auto(-4_999_999_999_999), Some(-4_999_999_999_999_000_000));
         assert_eq!(auto(-5_000_000_000_000), Some(-5_000_000_000_000_000));
-        assert_eq!(
-            auto(-4_999_999_999_999_999),
-            Some(-4_999_999_999_999_999_000)
-        );
+        assert_eq!(auto(-4_999_999_999_999_999), Some(-4_999_999_999_999_999_000));
         assert_eq!(auto(-5_000_000_000_000_000), Some(-5_000_000_000_000_000));
         assert_eq!(auto(i64::MIN), Some(i64::MIN));
     }
@@ -820,16 +713,8 @@ mod tests {
         let parsed = parse("m f=1 9223372037\nm f=1 9223372036", Precision::Second, 0);
         assert_eq!(parsed.errors.len(), 1);
         assert_eq!(parsed.errors[0].line, 1);
-        assert!(
-            parsed.errors[0].message.contains("9223372037"),
-            "{:?}",
-            parsed.errors[0]
-        );
-        assert!(
-            parsed.errors[0].message.contains("out of range"),
-            "{:?}",
-            parsed.errors[0]
-        );
+        assert!(parsed.errors[0].message.contains("9223372037"), "{:?}", parsed.errors[0]);
+        assert!(parsed.errors[0].message.contains("out of range"), "{:?}", parsed.errors[0]);
         assert_eq!(parsed.lines.len(), 1);
         assert_eq!(parsed.lines[0].line, 2);
         // Beyond i64 itself: the crate's own error.
@@ -838,13 +723,8 @@ mod tests {
 
     #[test]
     fn parses_all_value_types() {
-        let line =
-            ok_line(r#"m i=-1i,u=18446744073709551615u,f=1.5,g=-2,e=1e3,s="hi",t=t,b=FALSE 5"#);
-        let values: Vec<_> = line
-            .fields
-            .iter()
-            .map(|f| (f.name.as_ref(), f.value.clone()))
-            .collect();
+        let line = ok_line(r#"m i=-1i,u=18446744073709551615u,f=1.5,g=-2,e=1e3,s="hi",t=t,b=FALSE 5"#);
+        let values: Vec<_> = line.fields.iter().map(|f| (f.name.as_ref(), f.value.clone())).collect();
         assert_eq!(
             values,
             [
@@ -864,40 +744,22 @@ mod tests {
     #[test]
     fn tags_are_sorted_and_fields_keep_line_order() {
         let line = ok_line("cpu,zone=z,host=h,arch=x z=1i,a=2i,m=3i 1");
-        let tags: Vec<_> = line
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_ref(), v.as_ref()))
-            .collect();
+        let tags: Vec<_> = line.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
         assert_eq!(tags, [("arch", "x"), ("host", "h"), ("zone", "z")]);
         let names: Vec<_> = line.fields.iter().map(|f| f.name.as_ref()).collect();
         assert_eq!(names, ["z", "a", "m"]);
         assert_eq!(line.measurement, "cpu");
         assert!(is_borrowed(&line.measurement));
-        assert!(
-            line.tags
-                .iter()
-                .all(|(k, v)| is_borrowed(k) && is_borrowed(v))
-        );
+        assert!(line.tags.iter().all(|(k, v)| is_borrowed(k) && is_borrowed(v)));
     }
 
     #[test]
     fn family_split_rules() {
         let line = ok_line("m cpu::usage=1,plain=2,a::b::c=3,x:y=4,a:::b=5 1");
-        let split: Vec<_> = line
-            .fields
-            .iter()
-            .map(|f| (f.family.as_deref(), f.name.as_ref()))
-            .collect();
+        let split: Vec<_> = line.fields.iter().map(|f| (f.family.as_deref(), f.name.as_ref())).collect();
         assert_eq!(
             split,
-            [
-                (Some("cpu"), "usage"),
-                (None, "plain"),
-                (Some("a"), "b::c"),
-                (None, "x:y"),
-                (Some("a"), ":b"),
-            ]
+            [(Some("cpu"), "usage"), (None, "plain"), (Some("a"), "b::c"), (None, "x:y"), (Some("a"), ":b"),]
         );
         for f in &line.fields {
             assert!(is_borrowed(&f.name));
@@ -923,26 +785,16 @@ mod tests {
 
     #[test]
     fn escapes_are_unescaped_and_only_then_owned() {
-        let line =
-            ok_line(r#"my\ meas\,x,t\=k\ 1=v\,a\ b\=c f\ k\=\,=" q\"uote \\ back ",plain="p" 1"#);
+        let line = ok_line(r#"my\ meas\,x,t\=k\ 1=v\,a\ b\=c f\ k\=\,=" q\"uote \\ back ",plain="p" 1"#);
         assert_eq!(line.measurement, "my meas,x");
         assert!(!is_borrowed(&line.measurement));
         assert_eq!(line.tags.len(), 1);
         assert_eq!(line.tags[0].0, "t=k 1");
         assert_eq!(line.tags[0].1, "v,a b=c");
         assert_eq!(line.fields[0].name, "f k=,");
-        assert_eq!(
-            line.fields[0].value,
-            FieldValue::Str(Cow::Borrowed(r#" q"uote \ back "#))
-        );
-        assert!(matches!(
-            &line.fields[0].value,
-            FieldValue::Str(Cow::Owned(_))
-        ));
-        assert!(matches!(
-            &line.fields[1].value,
-            FieldValue::Str(Cow::Borrowed("p"))
-        ));
+        assert_eq!(line.fields[0].value, FieldValue::Str(Cow::Borrowed(r#" q"uote \ back "#)));
+        assert!(matches!(&line.fields[0].value, FieldValue::Str(Cow::Owned(_))));
+        assert!(matches!(&line.fields[1].value, FieldValue::Str(Cow::Borrowed("p"))));
         // An unknown escape keeps its backslash (Go compatibility).
         assert_eq!(ok_line(r"a\b f=1").measurement, r"a\b");
         // '=' needs no escape in a measurement.
@@ -966,11 +818,7 @@ mod tests {
 
     #[test]
     fn crlf_line_endings_are_accepted() {
-        let parsed = parse(
-            "m,t=a f=1 1\r\nm g=2i\r\n\r\n# c\r\nm s=\"x\" 3\r\n",
-            Precision::Nanosecond,
-            7,
-        );
+        let parsed = parse("m,t=a f=1 1\r\nm g=2i\r\n\r\n# c\r\nm s=\"x\" 3\r\n", Precision::Nanosecond, 7);
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         let rows: Vec<_> = parsed.lines.iter().map(|l| (l.line, l.time_ns)).collect();
         assert_eq!(rows, [(1, 1), (2, 7), (5, 3)]);
@@ -983,10 +831,7 @@ mod tests {
         let parsed = parse(body, Precision::Nanosecond, 0);
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert_eq!(parsed.lines.len(), 2);
-        assert_eq!(
-            parsed.lines[0].fields[0].value,
-            FieldValue::Str(Cow::Borrowed("one\ntwo"))
-        );
+        assert_eq!(parsed.lines[0].fields[0].value, FieldValue::Str(Cow::Borrowed("one\ntwo")));
         assert_eq!(parsed.lines[0].line, 1);
         assert_eq!(parsed.lines[1].line, 3);
     }
@@ -1010,22 +855,13 @@ mod tests {
     #[test]
     fn a_bad_line_does_not_stop_the_others() {
         let parsed = parse("m f=1 1\nm f= 2\nm f=3 3", Precision::Nanosecond, 0);
-        assert_eq!(
-            parsed.lines.iter().map(|l| l.line).collect::<Vec<_>>(),
-            [1, 3]
-        );
-        assert_eq!(
-            parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
-            [2]
-        );
+        assert_eq!(parsed.lines.iter().map(|l| l.line).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2]);
     }
 
     #[test]
     fn syntax_errors_carry_the_crate_message() {
-        assert_rejected(
-            "m",
-            "invalid line protocol: expected 'measurement[,tag_key=tag_value...]",
-        );
+        assert_rejected("m", "invalid line protocol: expected 'measurement[,tag_key=tag_value...]");
         assert_rejected("m,t=a", "invalid line protocol: expected");
         assert_rejected("m,t=a, f=1", "invalid line protocol: expected");
         assert_rejected("m f=", "No fields were provided");
@@ -1076,18 +912,9 @@ mod tests {
 
     #[test]
     fn a_tag_key_that_is_also_a_field_is_rejected() {
-        assert_rejected(
-            "m,host=a host=1",
-            "\"host\" is both a tag key and a field key",
-        );
-        assert_rejected(
-            "m,host=a cpu::host=1",
-            "field name \"host\" is also a tag key",
-        );
-        assert_rejected(
-            "m,a::b=x a::b=1",
-            "\"a::b\" is both a tag key and a field key",
-        );
+        assert_rejected("m,host=a host=1", "\"host\" is both a tag key and a field key");
+        assert_rejected("m,host=a cpu::host=1", "field name \"host\" is also a tag key");
+        assert_rejected("m,a::b=x a::b=1", "\"a::b\" is both a tag key and a field key");
     }
 
     #[test]
@@ -1120,13 +947,7 @@ mod tests {
     #[test]
     fn parse_bytes_rejects_non_utf8_with_its_position() {
         let body = b"m f=1 1\nm s=\"\xff\" 2\n";
-        assert_eq!(
-            parse_bytes(body, Precision::Auto, 0),
-            Err(LpError::NotUtf8 {
-                line: 2,
-                offset: 13
-            })
-        );
+        assert_eq!(parse_bytes(body, Precision::Auto, 0), Err(LpError::NotUtf8 { line: 2, offset: 13 }));
         let ok = parse_bytes(b"m f=1 1\n", Precision::Nanosecond, 0);
         assert_eq!(ok, Ok(parse("m f=1 1\n", Precision::Nanosecond, 0)));
     }
@@ -1141,20 +962,14 @@ mod tests {
     #[test]
     fn empty_and_comment_only_bodies_parse_to_nothing() {
         for body in ["", "\n", "\r\n", "# only\n#\n", "  \t \n\n"] {
-            assert_eq!(
-                parse(body, Precision::Auto, 0),
-                Parsed::default(),
-                "{body:?}"
-            );
+            assert_eq!(parse(body, Precision::Auto, 0), Parsed::default(), "{body:?}");
         }
     }
 
     #[test]
     fn into_owned_keeps_the_content() {
         let body = String::from(r#"m\ x,t=a c::f="s",g=1i 5"#);
-        let owned = parse(&body, Precision::Nanosecond, 0).lines[0]
-            .clone()
-            .into_owned();
+        let owned = parse(&body, Precision::Nanosecond, 0).lines[0].clone().into_owned();
         drop(body);
         assert_eq!(owned.measurement, "m x");
         assert_eq!(owned.fields[0].family.as_deref(), Some("c"));
@@ -1167,34 +982,18 @@ mod tests {
     fn check_accounting(body: &str, parsed: &Parsed<'_>) {
         let physical: Vec<&str> = body.split('\n').collect();
         let is_content = |l: &str| {
-            let l = l
-                .strip_suffix('\r')
-                .unwrap_or(l)
-                .trim_start_matches([' ', '\t']);
+            let l = l.strip_suffix('\r').unwrap_or(l).trim_start_matches([' ', '\t']);
             !l.is_empty() && !l.starts_with('#')
         };
-        let content: Vec<usize> = (1..=physical.len())
-            .filter(|&n| is_content(physical[n - 1]))
-            .collect();
+        let content: Vec<usize> = (1..=physical.len()).filter(|&n| is_content(physical[n - 1])).collect();
         assert!(parsed.lines.windows(2).all(|w| w[0].line < w[1].line));
         assert!(parsed.errors.windows(2).all(|w| w[0].line < w[1].line));
-        let mut reported: Vec<usize> = parsed
-            .lines
-            .iter()
-            .map(|l| l.line)
-            .chain(parsed.errors.iter().map(|e| e.line))
-            .collect();
+        let mut reported: Vec<usize> =
+            parsed.lines.iter().map(|l| l.line).chain(parsed.errors.iter().map(|e| e.line)).collect();
         reported.sort_unstable();
-        assert!(
-            reported.windows(2).all(|w| w[0] < w[1]),
-            "a line reported twice"
-        );
+        assert!(reported.windows(2).all(|w| w[0] < w[1]), "a line reported twice");
         assert!(reported.iter().all(|n| content.binary_search(n).is_ok()));
-        assert_eq!(
-            reported.first(),
-            content.first(),
-            "the first line is always reported"
-        );
+        assert_eq!(reported.first(), content.first(), "the first line is always reported");
         if body.contains(['"', '\\']) {
             // Quotes and escapes can join physical lines into one.
             assert!(reported.len() <= content.len());
@@ -1208,10 +1007,8 @@ mod tests {
     }
 
     fn name_chars(colons: bool) -> impl Strategy<Value = String> {
-        let mut chars = vec![
-            'a', 'b', 'z', 'A', 'Z', '0', '9', '_', '-', '.', ',', ' ', '=', '"', '\\', '#', 'é',
-            '日', '🦀',
-        ];
+        let mut chars =
+            vec!['a', 'b', 'z', 'A', 'Z', '0', '9', '_', '-', '.', ',', ' ', '=', '"', '\\', '#', 'é', '日', '🦀'];
         if colons {
             chars.push(':');
         }
@@ -1264,17 +1061,12 @@ mod tests {
     }
 
     fn gen_value() -> impl Strategy<Value = GenValue> {
-        let string_chars = prop::sample::select(vec![
-            'a', ' ', ',', '=', '"', '\\', '\n', '\r', '#', 'é', '🦀', ':',
-        ]);
+        let string_chars = prop::sample::select(vec!['a', ' ', ',', '=', '"', '\\', '\n', '\r', '#', 'é', '🦀', ':']);
         prop_oneof![
-            any::<f64>()
-                .prop_filter("finite", |v| v.is_finite())
-                .prop_map(GenValue::F64),
+            any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(GenValue::F64),
             any::<i64>().prop_map(GenValue::I64),
             any::<u64>().prop_map(GenValue::U64),
-            prop::collection::vec(string_chars, 0..8)
-                .prop_map(|c| GenValue::Str(String::from_iter(c))),
+            prop::collection::vec(string_chars, 0..8).prop_map(|c| GenValue::Str(String::from_iter(c))),
             prop::sample::select(vec![
                 (true, "t"),
                 (true, "T"),
@@ -1331,11 +1123,8 @@ mod tests {
         }
 
         fn expected(&self, line: usize) -> ParsedLine<'static> {
-            let mut tags: Vec<_> = self
-                .tags
-                .iter()
-                .map(|(k, v)| (Cow::Owned(k.clone()), Cow::Owned(v.clone())))
-                .collect();
+            let mut tags: Vec<_> =
+                self.tags.iter().map(|(k, v)| (Cow::Owned(k.clone()), Cow::Owned(v.clone()))).collect();
             tags.sort();
             ParsedLine {
                 line,
@@ -1365,53 +1154,24 @@ mod tests {
         // Suffixes keep names unique, non-empty, distinct between tags and
         // fields, free of a trailing backslash (which the crate rejects even
         // escaped) and of `::` in the name part.
-        let tags =
-            prop::collection::vec((name_chars(true), name_chars(true)), 0..5).prop_map(|tags| {
-                tags.into_iter()
+        let tags = prop::collection::vec((name_chars(true), name_chars(true)), 0..5).prop_map(|tags| {
+            tags.into_iter().enumerate().map(|(i, (k, v))| (format!("{k}~t{i}"), format!("{v}v"))).collect::<Vec<_>>()
+        });
+        let fields = prop::collection::vec((prop::option::of(name_chars(false)), name_chars(false), gen_value()), 1..6)
+            .prop_map(|fields| {
+                fields
+                    .into_iter()
                     .enumerate()
-                    .map(|(i, (k, v))| (format!("{k}~t{i}"), format!("{v}v")))
+                    .map(|(i, (family, name, value))| (family.map(|f| format!("{f}c")), format!("{name}~f{i}"), value))
                     .collect::<Vec<_>>()
             });
-        let fields = prop::collection::vec(
-            (
-                prop::option::of(name_chars(false)),
-                name_chars(false),
-                gen_value(),
-            ),
-            1..6,
+        (name_chars(true), tags, fields, prop::option::of(any::<i64>())).prop_map(
+            |(measurement, tags, fields, timestamp)| {
+                let measurement =
+                    if measurement.starts_with('#') { format!("x{measurement}m") } else { format!("{measurement}m") };
+                GenLine { measurement, tags, fields, timestamp }
+            },
         )
-        .prop_map(|fields| {
-            fields
-                .into_iter()
-                .enumerate()
-                .map(|(i, (family, name, value))| {
-                    (
-                        family.map(|f| format!("{f}c")),
-                        format!("{name}~f{i}"),
-                        value,
-                    )
-                })
-                .collect::<Vec<_>>()
-        });
-        (
-            name_chars(true),
-            tags,
-            fields,
-            prop::option::of(any::<i64>()),
-        )
-            .prop_map(|(measurement, tags, fields, timestamp)| {
-                let measurement = if measurement.starts_with('#') {
-                    format!("x{measurement}m")
-                } else {
-                    format!("{measurement}m")
-                };
-                GenLine {
-                    measurement,
-                    tags,
-                    fields,
-                    timestamp,
-                }
-            })
     }
 
     /// Blank and comment lines to interleave; the last has an unmatched quote.

@@ -64,7 +64,10 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let stdout = io::stdout();
             let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-            match tsbs::write_tsbs(&cfg, &mut out).map_err(|e| e.to_string()).and_then(|_| out.flush().map_err(|e| e.to_string())) {
+            match tsbs::write_tsbs(&cfg, &mut out)
+                .map_err(|e| e.to_string())
+                .and_then(|_| out.flush().map_err(|e| e.to_string()))
+            {
                 Ok(()) => Ok(()),
                 // `quipu gen tsbs | head` closes the pipe early; that is not an error.
                 Err(e) if e.contains("Broken pipe") => Ok(()),
@@ -80,7 +83,10 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(io::stderr)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -127,7 +127,9 @@ impl Plan {
     pub fn series_matches(&self, key: &SeriesKey) -> bool {
         match &self.tag_filter {
             None => false,
-            Some(preds) => preds.iter().all(|(id, v)| key.binary_search_by_key(id, |(c, _)| *c).is_ok_and(|i| key[i].1 == *v)),
+            Some(preds) => {
+                preds.iter().all(|(id, v)| key.binary_search_by_key(id, |(c, _)| *c).is_ok_and(|i| key[i].1 == *v))
+            }
         }
     }
 
@@ -137,7 +139,12 @@ impl Plan {
         if self.fields.is_empty() {
             return Some(Vec::new());
         }
-        let ids: Vec<u32> = self.fields.iter().copied().filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family))).collect();
+        let ids: Vec<u32> = self
+            .fields
+            .iter()
+            .copied()
+            .filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family)))
+            .collect();
         (!ids.is_empty()).then_some(ids)
     }
 }
@@ -151,9 +158,14 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
         return out;
     }
     let filter = |k: &SeriesKey| plan.series_matches(k);
-    let series: Option<&dyn Fn(&SeriesKey) -> bool> = if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
-    let mut files: Vec<(usize, &Arc<crate::tree::LiveFile>)> =
-        version.files.iter().enumerate().filter(|(_, f)| f.meta.db_id == db_id && f.meta.table_id == table.id).collect();
+    let series: Option<&dyn Fn(&SeriesKey) -> bool> =
+        if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
+    let mut files: Vec<(usize, &Arc<crate::tree::LiveFile>)> = version
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.meta.db_id == db_id && f.meta.table_id == table.id)
+        .collect();
     // Oldest data first, as `Version::table_files` orders them.
     files.sort_by_key(|(_, f)| (f.meta.level != crate::tree::LEVEL_COMPACTED, f.meta.id));
     for (index, file) in files {

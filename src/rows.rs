@@ -60,11 +60,8 @@ impl Rows {
                 time.push(self.time[i]);
             }
         }
-        let columns = self
-            .columns
-            .iter()
-            .map(|(id, a)| Ok((*id, filter(a.as_ref(), &mask)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let columns =
+            self.columns.iter().map(|(id, a)| Ok((*id, filter(a.as_ref(), &mask)?))).collect::<Result<Vec<_>>>()?;
         Ok(Rows { series_keys: self.series_keys.clone(), series, time, columns })
     }
 
@@ -83,7 +80,10 @@ impl Rows {
             let parts: Vec<&dyn Array> = chunks.iter().filter_map(|c| c.column(*id).map(|a| a.as_ref())).collect();
             if parts.len() != chunks.len() {
                 // Chunks of one section always carry the same columns.
-                return Err(crate::error::Error::InvalidArgument(format!("chunks disagree on column {id} ({})", first.data_type())));
+                return Err(crate::error::Error::InvalidArgument(format!(
+                    "chunks disagree on column {id} ({})",
+                    first.data_type()
+                )));
             }
             columns.push((*id, concat(&parts)?));
         }
@@ -121,7 +121,8 @@ pub fn unify_directories(inputs: &mut [Rows]) {
     for rows in inputs.iter_mut() {
         if !Arc::ptr_eq(&rows.series_keys, &keys) {
             // Every local key is in the union, so the search always succeeds.
-            let map: Vec<u32> = rows.series_keys.iter().map(|k| keys.binary_search(k).map_or(0, |i| i as u32)).collect();
+            let map: Vec<u32> =
+                rows.series_keys.iter().map(|k| keys.binary_search(k).map_or(0, |i| i as u32)).collect();
             for s in &mut rows.series {
                 *s = map[*s as usize];
             }
@@ -323,7 +324,8 @@ mod tests {
 
     #[test]
     fn newer_non_null_values_win_per_column() {
-        let old = rows(&["a", "b"], &[(0, 1, Some(1.0), Some(10)), (0, 2, Some(2.0), None), (1, 1, Some(3.0), Some(30))]);
+        let old =
+            rows(&["a", "b"], &[(0, 1, Some(1.0), Some(10)), (0, 2, Some(2.0), None), (1, 1, Some(3.0), Some(30))]);
         let new = rows(&["a", "c"], &[(0, 1, None, Some(11)), (0, 2, Some(2.5), None), (1, 5, Some(9.0), None)]);
         let merged = merge(vec![old, new]).unwrap();
         assert!(merged.is_sorted_unique());

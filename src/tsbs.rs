@@ -57,10 +57,7 @@ use rand::{RngExt, SeedableRng};
 
 /// Regions and their datacenters, as in TSBS `host.go` (`regions`).
 pub const REGIONS: &[(&str, &[&str])] = &[
-    (
-        "us-east-1",
-        &["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1e"],
-    ),
+    ("us-east-1", &["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1e"]),
     ("us-west-1", &["us-west-1a", "us-west-1b"]),
     ("us-west-2", &["us-west-2a", "us-west-2b", "us-west-2c"]),
     ("eu-west-1", &["eu-west-1a", "eu-west-1b", "eu-west-1c"]),
@@ -127,37 +124,19 @@ pub enum GenError {
     #[error("--interval must be greater than zero")]
     ZeroInterval,
     #[error("--duration {duration:?} is shorter than --interval {interval:?}: nothing to generate")]
-    DurationShorterThanInterval {
-        duration: Duration,
-        interval: Duration,
-    },
-    #[error(
-        "start {start_ns} ns + {timestamps} timestamps every {interval:?} does not fit in i64 nanoseconds"
-    )]
-    TimestampOverflow {
-        start_ns: i64,
-        timestamps: u64,
-        interval: Duration,
-    },
+    DurationShorterThanInterval { duration: Duration, interval: Duration },
+    #[error("start {start_ns} ns + {timestamps} timestamps every {interval:?} does not fit in i64 nanoseconds")]
+    TimestampOverflow { start_ns: i64, timestamps: u64, interval: Duration },
     #[error("cannot allocate state for {hosts} hosts")]
     TooManyHosts { hosts: u32 },
     #[error("invalid duration {input:?} (expected e.g. 10s, 90m, 1h, 3d): {source}")]
-    InvalidDuration {
-        input: String,
-        source: humantime::DurationError,
-    },
+    InvalidDuration { input: String, source: humantime::DurationError },
     #[error("invalid start {input:?} (expected RFC3339 UTC, e.g. 2016-01-01T00:00:00Z): {source}")]
-    InvalidStart {
-        input: String,
-        source: humantime::TimestampError,
-    },
+    InvalidStart { input: String, source: humantime::TimestampError },
     #[error("start {input:?} is outside the i64 nanosecond range (1970..2262)")]
     StartOutOfRange { input: String },
     #[error("writing line protocol after {lines_written} lines: {source}")]
-    Io {
-        lines_written: u64,
-        source: std::io::Error,
-    },
+    Io { lines_written: u64, source: std::io::Error },
 }
 
 /// What to generate. See the module doc for the model.
@@ -188,11 +167,7 @@ impl Default for TsbsConfig {
 impl TsbsConfig {
     /// Number of timestamps: `duration / interval`, rounded down (0 for a zero interval).
     pub fn timestamps(&self) -> u64 {
-        let t = self
-            .duration
-            .as_nanos()
-            .checked_div(self.interval.as_nanos())
-            .unwrap_or(0);
+        let t = self.duration.as_nanos().checked_div(self.interval.as_nanos()).unwrap_or(0);
         u64::try_from(t).unwrap_or(u64::MAX)
     }
 
@@ -272,16 +247,9 @@ impl TsbsGenerator {
         }
         let timestamps = cfg.timestamps();
         if timestamps == 0 {
-            return Err(GenError::DurationShorterThanInterval {
-                duration: cfg.duration,
-                interval: cfg.interval,
-            });
+            return Err(GenError::DurationShorterThanInterval { duration: cfg.duration, interval: cfg.interval });
         }
-        let overflow = || GenError::TimestampOverflow {
-            start_ns: cfg.start_ns,
-            timestamps,
-            interval: cfg.interval,
-        };
+        let overflow = || GenError::TimestampOverflow { start_ns: cfg.start_ns, timestamps, interval: cfg.interval };
         let interval_ns = i64::try_from(cfg.interval.as_nanos()).map_err(|_| overflow())?;
         // Checking the last timestamp once lets the hot loop add without checks.
         i64::try_from(timestamps - 1)
@@ -293,28 +261,20 @@ impl TsbsGenerator {
         let host_count = cfg.hosts as usize;
         let too_many = || GenError::TooManyHosts { hosts: cfg.hosts };
         let mut hosts: Vec<HostState> = Vec::new();
-        hosts
-            .try_reserve_exact(host_count)
-            .map_err(|_| too_many())?;
+        hosts.try_reserve_exact(host_count).map_err(|_| too_many())?;
         let mut prefix_ends: Vec<usize> = Vec::new();
-        prefix_ends
-            .try_reserve_exact(host_count)
-            .map_err(|_| too_many())?;
+        prefix_ends.try_reserve_exact(host_count).map_err(|_| too_many())?;
         let mut prefixes: Vec<u8> = Vec::new();
         // ~150 bytes per host with TSBS's value sets.
-        prefixes
-            .try_reserve(host_count.saturating_mul(160))
-            .map_err(|_| too_many())?;
+        prefixes.try_reserve(host_count.saturating_mul(160)).map_err(|_| too_many())?;
 
         let key = ChaCha8Rng::seed_from_u64(cfg.seed).get_seed();
         for host in 0..cfg.hosts {
             let mut rng = ChaCha8Rng::from_seed(key);
             rng.set_stream(u64::from(host));
 
-            let (region, datacenters) = REGIONS
-                .get(rng.random_range(0..REGIONS.len() as u32) as usize)
-                .copied()
-                .unwrap_or_default();
+            let (region, datacenters) =
+                REGIONS.get(rng.random_range(0..REGIONS.len() as u32) as usize).copied().unwrap_or_default();
             let datacenter = choose(&mut rng, datacenters);
             let rack = rng.random_range(0..RACK_CHOICES);
             let os = choose(&mut rng, OS_CHOICES);
@@ -323,27 +283,12 @@ impl TsbsGenerator {
             let service = rng.random_range(0..SERVICE_CHOICES);
             let service_version = rng.random_range(0..SERVICE_VERSION_CHOICES);
             let environment = choose(&mut rng, SERVICE_ENVIRONMENT_CHOICES);
-            let walks: [f64; CPU_FIELDS.len()] =
-                std::array::from_fn(|_| rng.random::<f64>() * WALK_MAX);
+            let walks: [f64; CPU_FIELDS.len()] = std::array::from_fn(|_| rng.random::<f64>() * WALK_MAX);
 
             let hostname = format!("host_{host}");
-            let (rack, service, service_version) = (
-                rack.to_string(),
-                service.to_string(),
-                service_version.to_string(),
-            );
-            let values: [&str; TAG_KEYS.len()] = [
-                &hostname,
-                region,
-                datacenter,
-                &rack,
-                os,
-                arch,
-                team,
-                &service,
-                &service_version,
-                environment,
-            ];
+            let (rack, service, service_version) = (rack.to_string(), service.to_string(), service_version.to_string());
+            let values: [&str; TAG_KEYS.len()] =
+                [&hostname, region, datacenter, &rack, os, arch, team, &service, &service_version, environment];
             prefixes.extend_from_slice(MEASUREMENT.as_bytes());
             for (key, value) in TAG_KEYS.iter().zip(values) {
                 // TSBS's values contain no spaces, commas or '=': no escaping needed.
@@ -376,9 +321,7 @@ impl TsbsGenerator {
     /// Lines still to come.
     pub fn remaining(&self) -> u64 {
         let hosts = self.hosts.len() as u64;
-        (self.timestamps - self.next_timestamp)
-            .saturating_mul(hosts)
-            .saturating_sub(self.next_host as u64)
+        (self.timestamps - self.next_timestamp).saturating_mul(hosts).saturating_sub(self.next_host as u64)
     }
 
     /// Appends up to `max_lines` lines (each ending in '\n') to `out`; returns
@@ -389,11 +332,7 @@ impl TsbsGenerator {
         let mut written = 0;
         while written < max_lines && self.next_timestamp < self.timestamps {
             let host_index = self.next_host;
-            let start = host_index
-                .checked_sub(1)
-                .and_then(|i| self.prefix_ends.get(i))
-                .copied()
-                .unwrap_or(0);
+            let start = host_index.checked_sub(1).and_then(|i| self.prefix_ends.get(i)).copied().unwrap_or(0);
             let end = self.prefix_ends.get(host_index).copied().unwrap_or(start);
             let prefix = self.prefixes.get(start..end).unwrap_or_default();
             let Some(host) = self.hosts.get_mut(host_index) else {
@@ -432,8 +371,7 @@ impl TsbsGenerator {
             .wrapping_add(self.start_ns);
         self.timestamp_suffix.clear();
         self.timestamp_suffix.push(b' ');
-        self.timestamp_suffix
-            .extend_from_slice(itoa::Buffer::new().format(ns).as_bytes());
+        self.timestamp_suffix.extend_from_slice(itoa::Buffer::new().format(ns).as_bytes());
         self.timestamp_suffix.push(b'\n');
     }
 }
@@ -464,10 +402,7 @@ fn render_field_texts() -> Vec<Vec<FieldText>> {
                     let mut bytes = [0u8; 23];
                     let len = text.len().min(bytes.len());
                     bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
-                    FieldText {
-                        len: len as u8,
-                        bytes,
-                    }
+                    FieldText { len: len as u8, bytes }
                 })
                 .collect()
         })
@@ -486,42 +421,26 @@ pub fn write_tsbs(cfg: &TsbsConfig, out: &mut impl Write) -> Result<u64, GenErro
         if n == 0 {
             break;
         }
-        out.write_all(&buf).map_err(|source| GenError::Io {
-            lines_written,
-            source,
-        })?;
+        out.write_all(&buf).map_err(|source| GenError::Io { lines_written, source })?;
         lines_written += n as u64;
     }
-    out.flush().map_err(|source| GenError::Io {
-        lines_written,
-        source,
-    })?;
+    out.flush().map_err(|source| GenError::Io { lines_written, source })?;
     Ok(lines_written)
 }
 
 /// Parses CLI duration strings like "10s", "1h", "1d", "3d", "90m", "1h30m"
 /// (humantime syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, GenError> {
-    humantime::parse_duration(s).map_err(|source| GenError::InvalidDuration {
-        input: s.to_owned(),
-        source,
-    })
+    humantime::parse_duration(s).map_err(|source| GenError::InvalidDuration { input: s.to_owned(), source })
 }
 
 /// Parses an RFC3339 UTC timestamp ("2016-01-01T00:00:00Z", optional
 /// fractional seconds, `Z` or `+00:00`) to nanoseconds since the Unix epoch.
 /// Other offsets and times before 1970 are rejected.
 pub fn parse_start(s: &str) -> Result<i64, GenError> {
-    let time = humantime::parse_rfc3339(s).map_err(|source| GenError::InvalidStart {
-        input: s.to_owned(),
-        source,
-    })?;
-    let out_of_range = || GenError::StartOutOfRange {
-        input: s.to_owned(),
-    };
-    let since_epoch = time
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| out_of_range())?;
+    let time = humantime::parse_rfc3339(s).map_err(|source| GenError::InvalidStart { input: s.to_owned(), source })?;
+    let out_of_range = || GenError::StartOutOfRange { input: s.to_owned() };
+    let since_epoch = time.duration_since(UNIX_EPOCH).map_err(|_| out_of_range())?;
     i64::try_from(since_epoch.as_nanos()).map_err(|_| out_of_range())
 }
 
@@ -548,12 +467,7 @@ mod tests {
     }
 
     fn small(hosts: u32, seed: u64) -> TsbsConfig {
-        TsbsConfig {
-            hosts,
-            duration: Duration::from_secs(600),
-            seed,
-            ..TsbsConfig::default()
-        }
+        TsbsConfig { hosts, duration: Duration::from_secs(600), seed, ..TsbsConfig::default() }
     }
 
     struct Line {
@@ -568,13 +482,7 @@ mod tests {
             .map(|line| {
                 let line = line.unwrap();
                 assert_eq!(line.series.measurement.as_str(), "cpu");
-                let tags = line
-                    .series
-                    .tag_set
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
+                let tags = line.series.tag_set.unwrap().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 let fields = line
                     .field_set
                     .iter()
@@ -583,11 +491,7 @@ mod tests {
                         other => panic!("field {k} is not an integer: {other:?}"),
                     })
                     .collect();
-                Line {
-                    tags,
-                    fields,
-                    timestamp: line.timestamp.unwrap(),
-                }
+                Line { tags, fields, timestamp: line.timestamp.unwrap() }
             })
             .collect();
         assert_eq!(lines.len(), text.lines().count());
@@ -607,10 +511,7 @@ mod tests {
 
     #[test]
     fn golden_first_lines_for_seed_1() {
-        let cfg = TsbsConfig {
-            hosts: 2,
-            ..TsbsConfig::default()
-        };
+        let cfg = TsbsConfig { hosts: 2, ..TsbsConfig::default() };
         let mut generator = TsbsGenerator::new(cfg).unwrap();
         let mut out = Vec::new();
         assert_eq!(generator.next_batch(3, &mut out), 3);
@@ -642,9 +543,7 @@ mod tests {
 
             let hostname = tag(line, "hostname");
             assert_eq!(hostname, format!("host_{h}"));
-            let fixed = tags_of_host
-                .entry(hostname.to_owned())
-                .or_insert_with(|| line.tags.clone());
+            let fixed = tags_of_host.entry(hostname.to_owned()).or_insert_with(|| line.tags.clone());
             assert_eq!(*fixed, line.tags);
         }
         assert_eq!(tags_of_host.len(), 7);
@@ -666,20 +565,16 @@ mod tests {
             assert!(ARCH_CHOICES.contains(&tag(line, "arch")));
             assert!(TEAM_CHOICES.contains(&tag(line, "team")));
             assert!(SERVICE_ENVIRONMENT_CHOICES.contains(&tag(line, "service_environment")));
-            for (key, choices) in [
-                ("rack", RACK_CHOICES),
-                ("service", SERVICE_CHOICES),
-                ("service_version", SERVICE_VERSION_CHOICES),
-            ] {
+            for (key, choices) in
+                [("rack", RACK_CHOICES), ("service", SERVICE_CHOICES), ("service_version", SERVICE_VERSION_CHOICES)]
+            {
                 let value: u32 = tag(line, key).parse().unwrap();
                 assert!(value < choices, "{key}={value}");
                 // Canonical decimal: no leading zeros.
                 assert_eq!(value.to_string(), tag(line, key));
             }
             for key in TAG_KEYS.iter().skip(1) {
-                seen.entry(key)
-                    .or_default()
-                    .insert(tag(line, key).to_owned());
+                seen.entry(key).or_default().insert(tag(line, key).to_owned());
             }
         }
         // 2,000 uniform draws hit every value of every set.
@@ -691,24 +586,15 @@ mod tests {
         assert_eq!(seen["arch"].len(), ARCH_CHOICES.len());
         assert_eq!(seen["team"].len(), TEAM_CHOICES.len());
         assert_eq!(seen["service"].len(), SERVICE_CHOICES as usize);
-        assert_eq!(
-            seen["service_version"].len(),
-            SERVICE_VERSION_CHOICES as usize
-        );
-        assert_eq!(
-            seen["service_environment"].len(),
-            SERVICE_ENVIRONMENT_CHOICES.len()
-        );
+        assert_eq!(seen["service_version"].len(), SERVICE_VERSION_CHOICES as usize);
+        assert_eq!(seen["service_environment"].len(), SERVICE_ENVIRONMENT_CHOICES.len());
     }
 
     #[test]
     fn fields_move_as_unit_normal_walks() {
         // 1 host, 20,000 steps: consecutive values differ by a normal(0,1)
         // step, give or take 1 for truncation; independent uniform draws would not.
-        let cfg = TsbsConfig {
-            duration: Duration::from_secs(200_000),
-            ..TsbsConfig::default()
-        };
+        let cfg = TsbsConfig { duration: Duration::from_secs(200_000), ..TsbsConfig::default() };
         let lines = parse_all(&generate(&cfg));
         let mut sum_sq = 0.0;
         let mut steps = 0.0;
@@ -724,10 +610,7 @@ mod tests {
         let mean_sq = sum_sq / steps;
         assert!((0.8..1.5).contains(&mean_sq), "mean squared step {mean_sq}");
         // Clamping keeps long walks inside [0, 100] and they do reach the bounds.
-        let all: Vec<i64> = lines
-            .iter()
-            .flat_map(|l| l.fields.iter().map(|f| f.1))
-            .collect();
+        let all: Vec<i64> = lines.iter().flat_map(|l| l.fields.iter().map(|f| f.1)).collect();
         assert!(all.contains(&0) || all.contains(&100));
     }
 
@@ -775,22 +658,12 @@ mod tests {
 
     #[test]
     fn rows_is_hosts_times_whole_intervals() {
-        let cfg = TsbsConfig {
-            hosts: 1_000,
-            ..TsbsConfig::default()
-        };
+        let cfg = TsbsConfig { hosts: 1_000, ..TsbsConfig::default() };
         assert_eq!(cfg.rows(), 8_640_000);
-        let cfg = TsbsConfig {
-            hosts: 3,
-            duration: Duration::from_secs(25),
-            ..TsbsConfig::default()
-        };
+        let cfg = TsbsConfig { hosts: 3, duration: Duration::from_secs(25), ..TsbsConfig::default() };
         assert_eq!(cfg.rows(), 6);
         assert_eq!(generate(&cfg).lines().count(), 6);
-        let zero = TsbsConfig {
-            interval: Duration::ZERO,
-            ..TsbsConfig::default()
-        };
+        let zero = TsbsConfig { interval: Duration::ZERO, ..TsbsConfig::default() };
         assert_eq!(zero.rows(), 0);
     }
 
@@ -798,55 +671,21 @@ mod tests {
     fn invalid_configs_are_typed_errors() {
         let new = |cfg| TsbsGenerator::new(cfg).err().unwrap();
         let d = TsbsConfig::default();
+        assert!(matches!(new(TsbsConfig { hosts: 0, ..d.clone() }), GenError::ZeroHosts));
+        assert!(matches!(new(TsbsConfig { interval: Duration::ZERO, ..d.clone() }), GenError::ZeroInterval));
         assert!(matches!(
-            new(TsbsConfig {
-                hosts: 0,
-                ..d.clone()
-            }),
-            GenError::ZeroHosts
-        ));
-        assert!(matches!(
-            new(TsbsConfig {
-                interval: Duration::ZERO,
-                ..d.clone()
-            }),
-            GenError::ZeroInterval
-        ));
-        assert!(matches!(
-            new(TsbsConfig {
-                duration: Duration::from_secs(9),
-                ..d.clone()
-            }),
+            new(TsbsConfig { duration: Duration::from_secs(9), ..d.clone() }),
             GenError::DurationShorterThanInterval { .. }
         ));
+        assert!(matches!(new(TsbsConfig { start_ns: i64::MAX - 5, ..d.clone() }), GenError::TimestampOverflow { .. }));
         assert!(matches!(
-            new(TsbsConfig {
-                start_ns: i64::MAX - 5,
-                ..d.clone()
-            }),
-            GenError::TimestampOverflow { .. }
-        ));
-        assert!(matches!(
-            new(TsbsConfig {
-                interval: Duration::from_secs(u64::MAX),
-                duration: Duration::MAX,
-                ..d.clone()
-            }),
+            new(TsbsConfig { interval: Duration::from_secs(u64::MAX), duration: Duration::MAX, ..d.clone() }),
             GenError::TimestampOverflow { .. }
         ));
         // The last timestamp may be exactly i64::MAX.
-        let last = TsbsConfig {
-            start_ns: i64::MAX - 10_000_000_000,
-            duration: Duration::from_secs(20),
-            ..d
-        };
+        let last = TsbsConfig { start_ns: i64::MAX - 10_000_000_000, duration: Duration::from_secs(20), ..d };
         let text = generate(&last);
-        assert!(
-            text.lines()
-                .last()
-                .unwrap()
-                .ends_with(&format!(" {}", i64::MAX))
-        );
+        assert!(text.lines().last().unwrap().ends_with(&format!(" {}", i64::MAX)));
     }
 
     #[test]
@@ -864,10 +703,7 @@ mod tests {
                 Ok(())
             }
         }
-        let cfg = TsbsConfig {
-            hosts: 100,
-            ..TsbsConfig::default()
-        };
+        let cfg = TsbsConfig { hosts: 100, ..TsbsConfig::default() };
         match write_tsbs(&cfg, &mut FailAfterOne(1)) {
             Err(GenError::Io { lines_written, .. }) => assert_eq!(lines_written, 5_000),
             other => panic!("{other:?}"),
@@ -876,14 +712,9 @@ mod tests {
 
     #[test]
     fn parse_duration_accepts_humantime_forms() {
-        for (input, secs) in [
-            ("10s", 10),
-            ("90m", 5_400),
-            ("1h", 3_600),
-            ("1d", 86_400),
-            ("3d", 259_200),
-            ("1h 30m", 5_400),
-        ] {
+        for (input, secs) in
+            [("10s", 10), ("90m", 5_400), ("1h", 3_600), ("1d", 86_400), ("3d", 259_200), ("1h 30m", 5_400)]
+        {
             assert_eq!(parse_duration(input).unwrap(), Duration::from_secs(secs));
         }
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
@@ -900,18 +731,9 @@ mod tests {
 
     #[test]
     fn parse_start_accepts_rfc3339_utc() {
-        assert_eq!(
-            parse_start("2016-01-01T00:00:00Z").unwrap(),
-            DEFAULT_START_NS
-        );
-        assert_eq!(
-            parse_start("2016-01-01T00:00:00+00:00").unwrap(),
-            DEFAULT_START_NS
-        );
-        assert_eq!(
-            parse_start("2016-01-01T00:00:01.5Z").unwrap(),
-            DEFAULT_START_NS + 1_500_000_000
-        );
+        assert_eq!(parse_start("2016-01-01T00:00:00Z").unwrap(), DEFAULT_START_NS);
+        assert_eq!(parse_start("2016-01-01T00:00:00+00:00").unwrap(), DEFAULT_START_NS);
+        assert_eq!(parse_start("2016-01-01T00:00:01.5Z").unwrap(), DEFAULT_START_NS + 1_500_000_000);
         assert_eq!(parse_start("1970-01-01T00:00:00Z").unwrap(), 0);
         for garbage in [
             "",
@@ -923,15 +745,9 @@ mod tests {
             "2016-13-01T00:00:00Z",
             "1969-12-31T23:59:59Z",
         ] {
-            assert!(
-                matches!(parse_start(garbage), Err(GenError::InvalidStart { .. })),
-                "{garbage:?}"
-            );
+            assert!(matches!(parse_start(garbage), Err(GenError::InvalidStart { .. })), "{garbage:?}");
         }
-        assert!(matches!(
-            parse_start("2300-01-01T00:00:00Z"),
-            Err(GenError::StartOutOfRange { .. })
-        ));
+        assert!(matches!(parse_start("2300-01-01T00:00:00Z"), Err(GenError::StartOutOfRange { .. })));
     }
 
     proptest! {

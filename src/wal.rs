@@ -129,11 +129,7 @@ pub enum WalError {
     },
     /// A WAL file that fails validation and is not a torn tail.
     #[error("corrupt WAL file {path} at byte {offset}: {what}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, what: String },
     /// An earlier write or fsync failed; durability can no longer be promised
     /// (the page cache may have dropped the data), so the WAL refuses all
     /// further appends, syncs and rotations. Reopen to recover.
@@ -144,10 +140,7 @@ pub enum WalError {
     RecordTooLarge { len: usize, max: usize },
     /// `sync` was asked for a position that was never appended.
     #[error("cannot sync the WAL to {requested}: it has only been written up to {written}")]
-    PositionNotAppended {
-        requested: WalPosition,
-        written: WalPosition,
-    },
+    PositionNotAppended { requested: WalPosition, written: WalPosition },
     /// `remove_files_before` would have deleted the file being appended to.
     #[error("cannot remove WAL files before {requested}: file {current} is still appended to")]
     RemoveActiveFile { requested: u64, current: u64 },
@@ -161,18 +154,11 @@ pub enum WalError {
 
 impl WalError {
     fn io(path: &Path, source: io::Error) -> WalError {
-        WalError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        WalError::Io { path: path.to_path_buf(), source }
     }
 
     fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> WalError {
-        WalError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            what: what.into(),
-        }
+        WalError::Corrupt { path: path.to_path_buf(), offset, what: what.into() }
     }
 }
 
@@ -205,10 +191,7 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions {
-            max_record_bytes: MAX_RECORD_BYTES,
-            first_file_number: 1,
-        }
+        WalOptions { max_record_bytes: MAX_RECORD_BYTES, first_file_number: 1 }
     }
 }
 
@@ -248,10 +231,7 @@ struct ActiveFile {
 
 impl ActiveFile {
     fn position(&self) -> WalPosition {
-        WalPosition {
-            file: self.number,
-            offset: self.written,
-        }
+        WalPosition { file: self.number, offset: self.written }
     }
 }
 
@@ -328,16 +308,11 @@ pub fn encode_file_header(number: u64) -> [u8; FILE_HEADER_LEN as usize] {
 fn check_file_header(path: &Path, number: u64, header: &[u8; 20]) -> Result<(), WalError> {
     let bad = |what: String| Err(WalError::corrupt(path, 0, what));
     if header[0..4] != MAGIC {
-        return bad(format!(
-            "bad magic {:02x?}, expected \"QWAL\"",
-            &header[0..4]
-        ));
+        return bad(format!("bad magic {:02x?}, expected \"QWAL\"", &header[0..4]));
     }
     let version = u16::from_le_bytes([header[4], header[5]]);
     if version != FORMAT_VERSION {
-        return bad(format!(
-            "format version {version}; this build reads version {FORMAT_VERSION}"
-        ));
+        return bad(format!("format version {version}; this build reads version {FORMAT_VERSION}"));
     }
     let stored_crc = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
     if crc32fast::hash(&header[0..16]) != stored_crc {
@@ -351,9 +326,7 @@ fn check_file_header(path: &Path, number: u64, header: &[u8; 20]) -> Result<(), 
     number_bytes.copy_from_slice(&header[8..16]);
     let stored_number = u64::from_le_bytes(number_bytes);
     if stored_number != number {
-        return bad(format!(
-            "header says file number {stored_number}, the name says {number}"
-        ));
+        return bad(format!("header says file number {stored_number}, the name says {number}"));
     }
     Ok(())
 }
@@ -369,11 +342,7 @@ fn record_crc(len: u32, payload: &[u8]) -> u32 {
 /// The caller makes its name durable.
 fn create_file(path: &Path, number: u64) -> Result<File, WalError> {
     let io = |e| WalError::io(path, e);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io)?;
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io)?;
     file.write_all(&encode_file_header(number)).map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok(file)
@@ -404,9 +373,8 @@ fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
             continue;
         };
         let path = entry.path();
-        let number = digits
-            .parse::<u64>()
-            .map_err(|_| WalError::corrupt(&path, 0, "file number in the name exceeds u64"))?;
+        let number =
+            digits.parse::<u64>().map_err(|_| WalError::corrupt(&path, 0, "file number in the name exceeds u64"))?;
         files.push((number, path));
     }
     files.sort_unstable_by_key(|(number, _)| *number);
@@ -477,11 +445,7 @@ fn replay_file<E: From<WalError>>(
     // A bad record at `offset`: a torn tail if `torn` holds and this is the last
     // file, corruption otherwise.
     let bad = |offset: u64, torn: bool, what: String| -> Result<FileEnd, E> {
-        if is_last && torn {
-            Ok(FileEnd::Torn { offset })
-        } else {
-            Err(WalError::corrupt(path, offset, what).into())
-        }
+        if is_last && torn { Ok(FileEnd::Torn { offset }) } else { Err(WalError::corrupt(path, offset, what).into()) }
     };
     loop {
         let remaining = file_len - offset;
@@ -497,18 +461,8 @@ fn replay_file<E: From<WalError>>(
         }
         let mut record_header = [0u8; RECORD_HEADER_LEN as usize];
         reader.read_exact(&mut record_header).map_err(io)?;
-        let len = u32::from_le_bytes([
-            record_header[0],
-            record_header[1],
-            record_header[2],
-            record_header[3],
-        ]);
-        let stored_crc = u32::from_le_bytes([
-            record_header[4],
-            record_header[5],
-            record_header[6],
-            record_header[7],
-        ]);
+        let len = u32::from_le_bytes([record_header[0], record_header[1], record_header[2], record_header[3]]);
+        let stored_crc = u32::from_le_bytes([record_header[4], record_header[5], record_header[6], record_header[7]]);
         if len as usize > MAX_RECORD_BYTES {
             let torn = is_last && rest_is_zero(&mut reader, path)?;
             return bad(
@@ -519,31 +473,17 @@ fn replay_file<E: From<WalError>>(
         }
         let available = remaining - RECORD_HEADER_LEN;
         if u64::from(len) > available {
-            return bad(
-                offset,
-                true,
-                format!("record of {len} bytes, but only {available} bytes remain in the file"),
-            );
+            return bad(offset, true, format!("record of {len} bytes, but only {available} bytes remain in the file"));
         }
         payload.resize(len as usize, 0);
         reader.read_exact(&mut payload).map_err(io)?;
         if record_crc(len, &payload) != stored_crc {
             let torn = is_last && rest_is_zero(&mut reader, path)?;
-            return bad(
-                offset,
-                torn,
-                "record checksum mismatch, followed by further non-zero data".into(),
-            );
+            return bad(offset, torn, "record checksum mismatch, followed by further non-zero data".into());
         }
         offset += RECORD_HEADER_LEN + u64::from(len);
         *records += 1;
-        on_record(
-            WalPosition {
-                file: number,
-                offset,
-            },
-            &payload,
-        )?;
+        on_record(WalPosition { file: number, offset }, &payload)?;
     }
 }
 
@@ -588,28 +528,16 @@ impl Wal {
         let mut next_number = opts.first_file_number;
         for (index, (number, path)) in files.iter().enumerate() {
             let is_last = index + 1 == files.len();
-            let end = replay_file(
-                path,
-                *number,
-                is_last,
-                &mut recovery.records_replayed,
-                &mut on_record,
-            )?;
-            next_number = number
-                .checked_add(1)
-                .ok_or(WalError::FileNumbersExhausted)?;
+            let end = replay_file(path, *number, is_last, &mut recovery.records_replayed, &mut on_record)?;
+            next_number = number.checked_add(1).ok_or(WalError::FileNumbersExhausted)?;
             let io = |e| WalError::io(path, e);
             match end {
                 FileEnd::NoHeader => {
                     let dropped_bytes = fs::metadata(path).map_err(io)?.len();
                     fs::remove_file(path).map_err(io)?;
                     sync_dir(dir).map_err(|e| WalError::io(dir, e))?;
-                    recovery.torn_tail = Some(TornTail {
-                        path: path.clone(),
-                        offset: 0,
-                        dropped_bytes,
-                        file_deleted: true,
-                    });
+                    recovery.torn_tail =
+                        Some(TornTail { path: path.clone(), offset: 0, dropped_bytes, file_deleted: true });
                     next_number = *number;
                 }
                 FileEnd::Torn { offset } => {
@@ -618,12 +546,8 @@ impl Wal {
                     let dropped_bytes = file.metadata().map_err(io)?.len() - offset;
                     file.set_len(offset).map_err(io)?;
                     file.sync_all().map_err(io)?;
-                    recovery.torn_tail = Some(TornTail {
-                        path: path.clone(),
-                        offset,
-                        dropped_bytes,
-                        file_deleted: false,
-                    });
+                    recovery.torn_tail =
+                        Some(TornTail { path: path.clone(), offset, dropped_bytes, file_deleted: false });
                 }
                 FileEnd::Clean => {
                     recovery.files_replayed += 1;
@@ -651,10 +575,7 @@ impl Wal {
             }),
             current_file: AtomicU64::new(next_number),
             sync_state: Mutex::new(SyncState {
-                durable: WalPosition {
-                    file: next_number,
-                    offset: FILE_HEADER_LEN,
-                },
+                durable: WalPosition { file: next_number, offset: FILE_HEADER_LEN },
                 leader_active: false,
                 failure: None,
                 waiting: 0,
@@ -674,15 +595,10 @@ impl Wal {
     /// to each other; callers that need an order serialise their calls.
     pub fn append(&self, payload: &[u8]) -> Result<WalPosition, WalError> {
         if payload.len() > self.max_record_bytes {
-            return Err(WalError::RecordTooLarge {
-                len: payload.len(),
-                max: self.max_record_bytes,
-            });
+            return Err(WalError::RecordTooLarge { len: payload.len(), max: self.max_record_bytes });
         }
-        let len = u32::try_from(payload.len()).map_err(|_| WalError::RecordTooLarge {
-            len: payload.len(),
-            max: self.max_record_bytes,
-        })?;
+        let len = u32::try_from(payload.len())
+            .map_err(|_| WalError::RecordTooLarge { len: payload.len(), max: self.max_record_bytes })?;
         let mut header = [0u8; RECORD_HEADER_LEN as usize];
         header[0..4].copy_from_slice(&len.to_le_bytes());
         header[4..8].copy_from_slice(&record_crc(len, payload).to_le_bytes());
@@ -724,10 +640,9 @@ impl Wal {
         loop {
             if self.poisoned.load(Ordering::Acquire) {
                 return Err(match (&state.failure, waited) {
-                    (Some((path, kind, message)), true) => WalError::Io {
-                        path: path.clone(),
-                        source: io::Error::new(*kind, message.clone()),
-                    },
+                    (Some((path, kind, message)), true) => {
+                        WalError::Io { path: path.clone(), source: io::Error::new(*kind, message.clone()) }
+                    }
                     _ => WalError::Poisoned,
                 });
             }
@@ -738,10 +653,7 @@ impl Wal {
                 break;
             }
             state.waiting += 1;
-            state = self
-                .synced
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.synced.wait(state).unwrap_or_else(PoisonError::into_inner);
             state.waiting -= 1;
             waited = true;
         }
@@ -750,18 +662,11 @@ impl Wal {
 
         let (file, path, written) = {
             let active = lock(&self.active);
-            (
-                Arc::clone(&active.file),
-                active.path.clone(),
-                active.position(),
-            )
+            (Arc::clone(&active.file), active.path.clone(), active.position())
         };
         if pos > written {
             self.end_leadership(Ok(None));
-            return Err(WalError::PositionNotAppended {
-                requested: pos,
-                written,
-            });
+            return Err(WalError::PositionNotAppended { requested: pos, written });
         }
         match self.sync_file(&file) {
             Ok(()) => {
@@ -781,10 +686,7 @@ impl Wal {
     pub fn rotate(&self) -> Result<u64, WalError> {
         let _rotating = lock(&self.rotating);
         self.check_poisoned()?;
-        let next = self
-            .current_file()
-            .checked_add(1)
-            .ok_or(WalError::FileNumbersExhausted)?;
+        let next = self.current_file().checked_add(1).ok_or(WalError::FileNumbersExhausted)?;
         // Created before taking any lock that appends or syncs need, under a
         // temporary name: until the old file is fsynced it may get a torn
         // tail, which is only recoverable while it is the last file.
@@ -796,10 +698,7 @@ impl Wal {
         // position in the new file durable before the old file is.
         let mut state = lock(&self.sync_state);
         while state.leader_active {
-            state = self
-                .synced
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.synced.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         self.check_poisoned()?;
         state.leader_active = true;
@@ -807,12 +706,7 @@ impl Wal {
 
         let old = {
             let mut active = lock(&self.active);
-            let new = ActiveFile {
-                number: next,
-                path: temp.clone(),
-                file: Arc::new(file),
-                written: FILE_HEADER_LEN,
-            };
+            let new = ActiveFile { number: next, path: temp.clone(), file: Arc::new(file), written: FILE_HEADER_LEN };
             self.current_file.store(next, Ordering::Release);
             std::mem::replace(&mut *active, new)
         };
@@ -843,10 +737,7 @@ impl Wal {
     pub fn remove_files_before(&self, file: u64) -> Result<(), WalError> {
         let current = self.current_file();
         if file > current {
-            return Err(WalError::RemoveActiveFile {
-                requested: file,
-                current,
-            });
+            return Err(WalError::RemoveActiveFile { requested: file, current });
         }
         for (number, path) in list_files(&self.dir)? {
             if number >= file {
@@ -884,11 +775,7 @@ impl Wal {
     }
 
     fn check_poisoned(&self) -> Result<(), WalError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            Err(WalError::Poisoned)
-        } else {
-            Ok(())
-        }
+        if self.poisoned.load(Ordering::Acquire) { Err(WalError::Poisoned) } else { Ok(()) }
     }
 
     fn poison(&self) {
@@ -950,11 +837,7 @@ mod tests {
     }
 
     impl Failpoints {
-        pub(super) fn write(
-            &self,
-            file: &File,
-            bufs: &mut [IoSlice<'_>],
-        ) -> Option<io::Result<()>> {
+        pub(super) fn write(&self, file: &File, bufs: &mut [IoSlice<'_>]) -> Option<io::Result<()>> {
             if !self.fail_write.swap(false, Ordering::SeqCst) {
                 return None;
             }
@@ -976,9 +859,7 @@ mod tests {
             if let Some(release) = hold {
                 let _ = release.recv();
             }
-            self.fail_sync
-                .swap(false, Ordering::SeqCst)
-                .then(|| Err(io::Error::other("injected fsync failure")))
+            self.fail_sync.swap(false, Ordering::SeqCst).then(|| Err(io::Error::other("injected fsync failure")))
         }
     }
 
@@ -1006,17 +887,11 @@ mod tests {
     }
 
     fn wal_numbers(dir: &Path) -> Vec<u64> {
-        list_files(dir)
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect()
+        list_files(dir).unwrap().into_iter().map(|(n, _)| n).collect()
     }
 
     fn payload(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
     /// Bytes of a one-file WAL holding `records`, and each record's start offset.
@@ -1035,9 +910,7 @@ mod tests {
 
     fn assert_corrupt(result: Result<(Wal, Replayed), WalError>, path: &Path, offset: u64) {
         match result {
-            Err(WalError::Corrupt {
-                path: p, offset: o, ..
-            }) => assert_eq!((p.as_path(), o), (path, offset)),
+            Err(WalError::Corrupt { path: p, offset: o, .. }) => assert_eq!((p.as_path(), o), (path, offset)),
             other => panic!("expected Corrupt at {path:?}:{offset}, got {other:?}"),
         }
     }
@@ -1052,11 +925,7 @@ mod tests {
     fn round_trip_across_rotate_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let sizes = [0, 1, 7, 8, 100, 5000, 100_000, 0, 3, 65_537];
-        let records: Vec<Vec<u8>> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| payload(n, i as u8))
-            .collect();
+        let records: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| payload(n, i as u8)).collect();
         let (wal, replayed) = open_collect(dir.path()).unwrap();
         assert!(replayed.is_empty());
         assert_eq!(wal.current_file(), 1);
@@ -1077,18 +946,10 @@ mod tests {
         assert!(replayed_positions.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(positions[3].file, 1);
         assert_eq!(positions[4].file, 2);
-        assert_eq!(
-            wal.current_file(),
-            3,
-            "a replayed file is never appended to"
-        );
+        assert_eq!(wal.current_file(), 3, "a replayed file is never appended to");
         assert_eq!(
             *wal.recovery(),
-            WalRecovery {
-                files_replayed: 2,
-                records_replayed: records.len() as u64,
-                torn_tail: None
-            }
+            WalRecovery { files_replayed: 2, records_replayed: records.len() as u64, torn_tail: None }
         );
 
         // Records appended after reopening follow the replayed ones.
@@ -1105,10 +966,7 @@ mod tests {
     fn empty_folder_starts_at_first_file_number() {
         let dir = tempfile::tempdir().unwrap();
         let wal_dir = dir.path().join("nested/wal");
-        let opts = WalOptions {
-            first_file_number: 42,
-            ..WalOptions::default()
-        };
+        let opts = WalOptions { first_file_number: 42, ..WalOptions::default() };
         let (wal, _) = open_collect_with(&wal_dir, opts).unwrap();
         assert_eq!(wal.current_file(), 42);
         let bytes = fs::read(wal_path(&wal_dir, 42)).unwrap();
@@ -1128,8 +986,8 @@ mod tests {
                 torn.resize(cut + zeros, 0);
                 fs::write(&path, &torn).unwrap();
 
-                let (wal, replayed) = open_collect(dir.path())
-                    .unwrap_or_else(|e| panic!("cut {cut} zeros {zeros}: {e}"));
+                let (wal, replayed) =
+                    open_collect(dir.path()).unwrap_or_else(|e| panic!("cut {cut} zeros {zeros}: {e}"));
                 assert_eq!(payloads(&replayed), records[..2], "cut {cut} zeros {zeros}");
                 assert_eq!(fs::metadata(&path).unwrap().len(), last_start as u64);
                 let expect_torn = torn.len() > last_start;
@@ -1185,11 +1043,7 @@ mod tests {
             corrupt[at as usize] ^= 0x40;
             fs::write(&path, &corrupt).unwrap();
             assert_corrupt(open_collect(dir.path()), &path, starts[1]);
-            assert_eq!(
-                fs::read(&path).unwrap(),
-                corrupt,
-                "corrupt files are left alone"
-            );
+            assert_eq!(fs::read(&path).unwrap(), corrupt, "corrupt files are left alone");
         }
     }
 
@@ -1211,11 +1065,7 @@ mod tests {
             let path = wal_path(dir.path(), 1);
             fs::write(&path, &corrupt).unwrap();
             match open_collect(dir.path()) {
-                Err(WalError::Corrupt {
-                    path: p,
-                    offset: 0,
-                    what: message,
-                }) => {
+                Err(WalError::Corrupt { path: p, offset: 0, what: message }) => {
                     assert_eq!(p, path);
                     assert!(message.contains(what), "{message}");
                 }
@@ -1282,10 +1132,7 @@ mod tests {
             let tail = wal.recovery().torn_tail.clone().unwrap();
             assert!(tail.file_deleted);
             assert_eq!(tail.dropped_bytes, content.len() as u64);
-            assert_eq!(
-                fs::read(wal_path(dir.path(), 2)).unwrap(),
-                encode_file_header(2)
-            );
+            assert_eq!(fs::read(wal_path(dir.path(), 2)).unwrap(), encode_file_header(2));
         }
     }
 
@@ -1315,13 +1162,7 @@ mod tests {
         assert_eq!(wal_numbers(dir.path()), vec![3, 4]);
         wal.remove_files_before(2).unwrap();
         assert_eq!(wal_numbers(dir.path()), vec![3, 4]);
-        assert!(matches!(
-            wal.remove_files_before(5),
-            Err(WalError::RemoveActiveFile {
-                requested: 5,
-                current: 4
-            })
-        ));
+        assert!(matches!(wal.remove_files_before(5), Err(WalError::RemoveActiveFile { requested: 5, current: 4 })));
         wal.remove_files_before(4).unwrap();
         assert_eq!(wal_numbers(dir.path()), vec![4]);
         drop(wal);
@@ -1333,27 +1174,15 @@ mod tests {
     #[test]
     fn oversized_record_and_bad_options_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions {
-            max_record_bytes: 16,
-            ..WalOptions::default()
-        };
+        let opts = WalOptions { max_record_bytes: 16, ..WalOptions::default() };
         let (wal, _) = open_collect_with(dir.path(), opts).unwrap();
         wal.append(&[7; 16]).unwrap();
-        assert!(matches!(
-            wal.append(&[7; 17]),
-            Err(WalError::RecordTooLarge { len: 17, max: 16 })
-        ));
+        assert!(matches!(wal.append(&[7; 17]), Err(WalError::RecordTooLarge { len: 17, max: 16 })));
         assert!(!wal.is_poisoned());
         drop(wal);
 
-        let opts = WalOptions {
-            max_record_bytes: MAX_RECORD_BYTES + 1,
-            ..WalOptions::default()
-        };
-        assert!(matches!(
-            open_collect_with(dir.path(), opts),
-            Err(WalError::InvalidOptions(_))
-        ));
+        let opts = WalOptions { max_record_bytes: MAX_RECORD_BYTES + 1, ..WalOptions::default() };
+        assert!(matches!(open_collect_with(dir.path(), opts), Err(WalError::InvalidOptions(_))));
     }
 
     #[test]
@@ -1361,14 +1190,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (wal, _) = open_collect(dir.path()).unwrap();
         let pos = wal.append(b"x").unwrap();
-        let beyond = WalPosition {
-            file: pos.file,
-            offset: pos.offset + 1,
-        };
-        assert!(matches!(
-            wal.sync(beyond),
-            Err(WalError::PositionNotAppended { .. })
-        ));
+        let beyond = WalPosition { file: pos.file, offset: pos.offset + 1 };
+        assert!(matches!(wal.sync(beyond), Err(WalError::PositionNotAppended { .. })));
         wal.sync(pos).unwrap();
     }
 
@@ -1394,19 +1217,11 @@ mod tests {
         let mut seen = 0;
         let result = Wal::open(dir.path(), WalOptions::default(), |pos, payload| {
             seen += 1;
-            if payload == b"bad" {
-                Err(EngineError::Decode(pos))
-            } else {
-                Ok(())
-            }
+            if payload == b"bad" { Err(EngineError::Decode(pos)) } else { Ok(()) }
         });
         assert!(matches!(result, Err(EngineError::Decode(p)) if p == bad));
         assert_eq!(seen, 2);
-        assert_eq!(
-            wal_numbers(dir.path()),
-            vec![1],
-            "no new file after a failed open"
-        );
+        assert_eq!(wal_numbers(dir.path()), vec![1], "no new file after a failed open");
     }
 
     #[test]
@@ -1426,10 +1241,7 @@ mod tests {
             }
             // Appends go on while the leader's fsync is in flight.
             let positions: Vec<WalPosition> = (0..4).map(|i| wal.append(&[i]).unwrap()).collect();
-            let followers: Vec<_> = positions
-                .iter()
-                .map(|&pos| s.spawn(move || wal.sync(pos)))
-                .collect();
+            let followers: Vec<_> = positions.iter().map(|&pos| s.spawn(move || wal.sync(pos))).collect();
             while lock(&wal.sync_state).waiting < followers.len() {
                 thread::yield_now();
             }
@@ -1473,22 +1285,14 @@ mod tests {
         });
         let records = (THREADS * PER_THREAD) as u64;
         // At most one group commit per round plus the rotations' fsyncs.
-        assert!(
-            wal.sync_count() <= PER_THREAD as u64 + 4,
-            "{}",
-            wal.sync_count()
-        );
+        assert!(wal.sync_count() <= PER_THREAD as u64 + 4, "{}", wal.sync_count());
         assert!(wal.sync_count() < records);
         drop(wal);
         let (_, replayed) = open_collect(dir.path()).unwrap();
-        let mut seen: Vec<String> = replayed
-            .iter()
-            .map(|(_, p)| String::from_utf8(p.clone()).unwrap())
-            .collect();
+        let mut seen: Vec<String> = replayed.iter().map(|(_, p)| String::from_utf8(p.clone()).unwrap()).collect();
         seen.sort();
-        let mut expected: Vec<String> = (0..THREADS)
-            .flat_map(|t| (0..PER_THREAD).map(move |i| format!("{t}:{i}")))
-            .collect();
+        let mut expected: Vec<String> =
+            (0..THREADS).flat_map(|t| (0..PER_THREAD).map(move |i| format!("{t}:{i}"))).collect();
         expected.sort();
         assert_eq!(seen, expected);
     }
@@ -1515,11 +1319,7 @@ mod tests {
         let (_, replayed) = open_collect(dir.path()).unwrap();
         assert_eq!(replayed.len(), THREADS * PER_THREAD);
         for t in 0..THREADS as u8 {
-            let mine: Vec<u8> = replayed
-                .iter()
-                .filter(|(_, p)| p[0] == t)
-                .map(|(_, p)| p[1])
-                .collect();
+            let mine: Vec<u8> = replayed.iter().filter(|(_, p)| p[0] == t).map(|(_, p)| p[1]).collect();
             assert_eq!(mine, (0..PER_THREAD).map(|i| i as u8).collect::<Vec<_>>());
         }
     }
@@ -1531,10 +1331,7 @@ mod tests {
         let pos = wal.append(b"durable").unwrap();
         wal.sync(pos).unwrap();
         wal.failpoints.fail_write.store(true, Ordering::SeqCst);
-        assert!(matches!(
-            wal.append(&payload(100, 9)),
-            Err(WalError::Io { .. })
-        ));
+        assert!(matches!(wal.append(&payload(100, 9)), Err(WalError::Io { .. })));
         assert!(wal.is_poisoned());
         assert!(matches!(wal.append(b"x"), Err(WalError::Poisoned)));
         assert!(matches!(wal.sync(pos), Err(WalError::Poisoned)));
@@ -1542,10 +1339,7 @@ mod tests {
         drop(wal);
         let (wal, replayed) = open_collect(dir.path()).unwrap();
         assert_eq!(payloads(&replayed), vec![b"durable".to_vec()]);
-        assert_eq!(
-            wal.recovery().torn_tail.as_ref().unwrap().offset,
-            pos.offset
-        );
+        assert_eq!(wal.recovery().torn_tail.as_ref().unwrap().offset, pos.offset);
         assert!(!wal.is_poisoned());
     }
 
@@ -1618,10 +1412,7 @@ mod tests {
         assert_eq!(payloads(&replayed), records[..1]);
         assert_eq!(wal.recovery().torn_tail.as_ref().unwrap().offset, starts[1]);
         assert_eq!(wal_numbers(dir.path()), vec![1, 2]);
-        assert_eq!(
-            fs::read(wal_path(dir.path(), 2)).unwrap(),
-            encode_file_header(2)
-        );
+        assert_eq!(fs::read(wal_path(dir.path(), 2)).unwrap(), encode_file_header(2));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, Table, TIME_COLUMN};
+use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, TIME_COLUMN, Table};
 use crate::error::{Error, Result};
 use crate::lp::{self, FieldValue, LineError, ParsedLine, Precision};
 
@@ -83,7 +83,10 @@ impl WriteBatch {
 
     /// Decodes a WAL payload; `path` and `offset` name the record in errors.
     pub fn decode(path: &Path, offset: u64, payload: &[u8]) -> Result<WriteBatch> {
-        let corrupt = |what: String| Error::Corrupt { path: path.to_path_buf(), what: format!("record at offset {offset}: {what}") };
+        let corrupt = |what: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("record at offset {offset}: {what}"),
+        };
         match payload.split_first() {
             Some((&PAYLOAD_WRITE_V1, body)) => {
                 postcard::from_bytes(body).map_err(|e| corrupt(format!("undecodable write batch: {e}")))
@@ -129,7 +132,13 @@ fn resolve_existing<'l>(table: &Table, line: &'l ParsedLine<'_>) -> Result<Optio
     for (k, v) in &line.tags {
         match table.column(k) {
             Some(col) if col.kind == ColumnKind::Tag => series.push((col.id, v.as_ref())),
-            Some(_) => return Err(CatalogError::KindConflict { column: k.to_string(), existing: "field".into(), attempted: "tag".into() }),
+            Some(_) => {
+                return Err(CatalogError::KindConflict {
+                    column: k.to_string(),
+                    existing: "field".into(),
+                    attempted: "tag".into(),
+                });
+            }
             None => return Ok(None),
         }
     }
@@ -242,8 +251,18 @@ pub fn line_text(body: &str, line: usize) -> String {
 /// syntax errors and catalog conflicts alike become per-line errors. Lines
 /// are resolved as they are parsed; only a body that adds tables or columns
 /// is parsed a second time, against a changed copy of the catalog.
-pub fn resolve_lp(catalog: &Catalog, db: &str, body: &str, precision: Precision, default_time_ns: i64) -> Result<Resolved> {
-    let reject = |line: &ParsedLine<'_>, e: CatalogError| LineError { line: line.line, message: e.to_string(), text: line_text(body, line.line) };
+pub fn resolve_lp(
+    catalog: &Catalog,
+    db: &str,
+    body: &str,
+    precision: Precision,
+    default_time_ns: i64,
+) -> Result<Resolved> {
+    let reject = |line: &ParsedLine<'_>, e: CatalogError| LineError {
+        line: line.line,
+        message: e.to_string(),
+        text: line_text(body, line.line),
+    };
 
     // Fast path: every table and column exists.
     if let Some(database) = catalog.database(db) {

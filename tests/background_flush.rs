@@ -32,7 +32,12 @@ fn flushes_by_size() {
 fn flushes_by_age_on_the_injected_clock_and_compacts() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(0));
-    let e = Engine::builder(dir.path()).clock(clock.clone()).flush_age(Duration::from_secs(60)).compact_after_gen0_files(2).open().unwrap();
+    let e = Engine::builder(dir.path())
+        .clock(clock.clone())
+        .flush_age(Duration::from_secs(60))
+        .compact_after_gen0_files(2)
+        .open()
+        .unwrap();
     e.write_lp("db", "m v=1 1", Precision::Nanosecond, WriteOptions::default()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(e.live_files().is_empty(), "not old enough yet");

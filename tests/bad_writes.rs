@@ -28,7 +28,14 @@ fn a_bad_line_rejects_the_whole_body_without_accept_partial() {
     assert!(e.catalog().database("db").unwrap().table("newtable").is_none(), "no table from a rejected body");
 
     // A type conflict alone also rejects everything.
-    let err = e.write_lp("db", "cpu,host=a usage=2.0 2\ncpu,host=b usage=4i 4\nother v=1 5", Precision::Nanosecond, WriteOptions::default()).unwrap_err();
+    let err = e
+        .write_lp(
+            "db",
+            "cpu,host=a usage=2.0 2\ncpu,host=b usage=4i 4\nother v=1 5",
+            Precision::Nanosecond,
+            WriteOptions::default(),
+        )
+        .unwrap_err();
     let Error::WriteRejected { errors, .. } = err else { panic!() };
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].line, 2);

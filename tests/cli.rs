@@ -27,7 +27,11 @@ fn gen_tsbs_is_deterministic_line_protocol_that_the_engine_accepts() {
 
 #[test]
 fn gen_rejects_bad_arguments_with_a_message() {
-    for args in [["gen", "tsbs", "--duration", "soon"], ["gen", "tsbs", "--start", "yesterday"], ["gen", "tsbs", "--interval", "0s"]] {
+    for args in [
+        ["gen", "tsbs", "--duration", "soon"],
+        ["gen", "tsbs", "--start", "yesterday"],
+        ["gen", "tsbs", "--interval", "0s"],
+    ] {
         let out = quipu(&args);
         assert!(!out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "), "{args:?}");
@@ -39,7 +43,13 @@ fn inspect_describes_a_folder_and_a_segment() {
     let dir = tempfile::tempdir().unwrap();
     {
         let e = Engine::builder(dir.path()).background(false).open().unwrap();
-        e.write_lp("db", "cpu,host=a usage=1.5,n=3i 1\ncpu,host=b usage=2.5 2", Precision::Nanosecond, WriteOptions::default()).unwrap();
+        e.write_lp(
+            "db",
+            "cpu,host=a usage=1.5,n=3i 1\ncpu,host=b usage=2.5 2",
+            Precision::Nanosecond,
+            WriteOptions::default(),
+        )
+        .unwrap();
         e.flush().unwrap();
     }
     let out = quipu(&["inspect", dir.path().to_str().unwrap()]);

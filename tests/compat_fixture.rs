@@ -44,7 +44,8 @@ fn model() -> Table {
     for l in stages().iter().flatten() {
         let (series, rest) = l.split_once(' ').unwrap();
         let (fields, t) = rest.rsplit_once(' ').unwrap();
-        let tags: Vec<(&str, String)> = series.split(',').skip(1).map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k, v.to_string())).collect();
+        let tags: Vec<(&str, String)> =
+            series.split(',').skip(1).map(|kv| kv.split_once('=').unwrap()).map(|(k, v)| (k, v.to_string())).collect();
         let fields: Vec<(&str, String)> = fields
             .split(',')
             .map(|kv| kv.split_once('=').unwrap())

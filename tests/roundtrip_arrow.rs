@@ -4,12 +4,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use quipu::{Engine, Error, ScanRequest};
 
 fn batch() -> RecordBatch {
-    let tag_meta: HashMap<String, String> = [("iox::column::type".to_string(), "iox::column_type::tag".to_string())].into();
+    let tag_meta: HashMap<String, String> =
+        [("iox::column::type".to_string(), "iox::column_type::tag".to_string())].into();
     let schema = Schema::new(vec![
         Field::new("host", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
         Field::new("region", DataType::Utf8, true).with_metadata(tag_meta),
@@ -41,7 +45,11 @@ fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
             let mut cells = Vec::new();
             for (i, f) in b.schema().fields().iter().enumerate() {
                 let c = b.column(i);
-                let v = if c.is_null(r) { "null".to_string() } else { arrow::util::display::array_value_to_string(c, r).unwrap() };
+                let v = if c.is_null(r) {
+                    "null".to_string()
+                } else {
+                    arrow::util::display::array_value_to_string(c, r).unwrap()
+                };
                 cells.push(format!("{}={v}", f.name()));
             }
             rows.push(cells.join(" "));
@@ -82,8 +90,13 @@ fn conflicting_batches_are_rejected_whole() {
     let e = Engine::builder(dir.path()).background(false).open().unwrap();
     e.write_batch("db", "t", &batch()).unwrap();
     // `n` as float conflicts with integer.
-    let schema = Schema::new(vec![Field::new("n", DataType::Float64, true), Field::new("time", DataType::Int64, false)]);
-    let b = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(Float64Array::from(vec![1.0])), Arc::new(Int64Array::from(vec![99]))]).unwrap();
+    let schema =
+        Schema::new(vec![Field::new("n", DataType::Float64, true), Field::new("time", DataType::Int64, false)]);
+    let b = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(Float64Array::from(vec![1.0])), Arc::new(Int64Array::from(vec![99]))],
+    )
+    .unwrap();
     assert!(matches!(e.write_batch("db", "t", &b), Err(Error::BatchRejected { .. })));
     // No time column.
     let schema = Schema::new(vec![Field::new("v", DataType::Float64, true)]);
@@ -91,7 +104,11 @@ fn conflicting_batches_are_rejected_whole() {
     assert!(matches!(e.write_batch("db", "t", &b), Err(Error::BatchRejected { .. })));
     // Unsupported type.
     let schema = Schema::new(vec![Field::new("v", DataType::Int8, true), Field::new("time", DataType::Int64, false)]);
-    let b = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(arrow::array::Int8Array::from(vec![1])), Arc::new(Int64Array::from(vec![1]))]).unwrap();
+    let b = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(arrow::array::Int8Array::from(vec![1])), Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
     assert!(matches!(e.write_batch("db", "t", &b), Err(Error::BatchRejected { .. })));
     assert_eq!(sorted_rows(&e.scan("db", "t", &ScanRequest::all()).unwrap()).len(), 4);
 }

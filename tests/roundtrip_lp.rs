@@ -16,7 +16,7 @@ fn write_random(engine: &Engine, model: &mut Table, rng: &mut Rng, batches: usiz
         let mut body = String::new();
         for _ in 0..50 {
             let host = format!("h{}", rng.below(10));
-            let region = if host < "h5".to_string() { "eu" } else { "us" };
+            let region = if host.as_str() < "h5" { "eu" } else { "us" };
             let time = 1_700_000_000_000_000_000 / DAY * DAY + (rng.below(3 * 24 * 60) as i64) * 60_000_000_000;
             let mut fields: Vec<(&str, String)> = Vec::new();
             let mut lp_fields = Vec::new();
@@ -86,7 +86,11 @@ fn round_trip_across_flush_compaction_and_reopen() {
     assert!(windows.len() >= 3, "three days give at least three windows: {windows:?}");
     assert!(windows.iter().all(|w| w % DAY == 0));
     for f in &version.files {
-        assert_eq!(f.meta.time_min.div_euclid(DAY), f.meta.time_max.div_euclid(DAY), "a compacted file stays in its window");
+        assert_eq!(
+            f.meta.time_min.div_euclid(DAY),
+            f.meta.time_max.div_euclid(DAY),
+            "a compacted file stays in its window"
+        );
     }
     drop(version);
     assert_eq!(scan_all(&engine), model, "compacted files + buffer");
@@ -120,7 +124,9 @@ fn projections_time_ranges_and_tag_predicates() {
     let got = table_of(&engine.scan("db", "metrics", &req).unwrap());
     let want: Table = model
         .iter()
-        .filter(|((series, t), fields)| *t >= start && *t < end && series.contains("region=eu") && fields.contains_key("usage"))
+        .filter(|((series, t), fields)| {
+            *t >= start && *t < end && series.contains("region=eu") && fields.contains_key("usage")
+        })
         .map(|((series, t), fields)| {
             let host = series.split(',').find(|p| p.starts_with("host=")).unwrap().to_string();
             let f = fields.iter().filter(|(k, _)| *k == "usage").map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -137,7 +143,10 @@ fn projections_time_ranges_and_tag_predicates() {
     // An unknown tag value or tag matches nothing; an unknown column is an error.
     assert!(engine.scan("db", "metrics", &ScanRequest::all().tag_eq("host", "nope")).unwrap().is_empty());
     assert!(engine.scan("db", "metrics", &ScanRequest::all().tag_eq("nope", "x")).unwrap().is_empty());
-    assert!(matches!(engine.scan("db", "metrics", &ScanRequest::all().columns(["nope"])), Err(quipu::Error::ColumnNotFound { .. })));
+    assert!(matches!(
+        engine.scan("db", "metrics", &ScanRequest::all().columns(["nope"])),
+        Err(quipu::Error::ColumnNotFound { .. })
+    ));
     assert!(matches!(engine.scan("nodb", "metrics", &ScanRequest::all()), Err(quipu::Error::DatabaseNotFound { .. })));
     assert!(matches!(engine.scan("db", "nope", &ScanRequest::all()), Err(quipu::Error::TableNotFound { .. })));
 }
@@ -154,7 +163,16 @@ fn lines_without_timestamp_use_the_injected_clock_and_precisions_convert() {
     engine.write_lp("db", "m v=5 1700000003000", Precision::Millisecond, WriteOptions::default()).unwrap();
     let got = table_of(&engine.scan("db", "m", &ScanRequest::all()).unwrap());
     let times: Vec<i64> = got.keys().map(|k| k.1).collect();
-    assert_eq!(times, vec![1_234_000_000_000, 1_700_000_000_000_000_000, 1_700_000_001_000_000_000, 1_700_000_002_000_000_000, 1_700_000_003_000_000_000]);
+    assert_eq!(
+        times,
+        vec![
+            1_234_000_000_000,
+            1_700_000_000_000_000_000,
+            1_700_000_001_000_000_000,
+            1_700_000_002_000_000_000,
+            1_700_000_003_000_000_000
+        ]
+    );
 }
 
 #[test]
@@ -182,7 +200,9 @@ fn streamed_single_file_scans_equal_merged_scans() {
 
     // A buffered row of another series forces the merge path; it lies
     // outside each request or is removed before comparing.
-    engine.write_lp("db", "m,host=zz,dc=zz a=1i,b=1 9999000000000", Precision::Nanosecond, WriteOptions::default()).unwrap();
+    engine
+        .write_lp("db", "m,host=zz,dc=zz a=1i,b=1 9999000000000", Precision::Nanosecond, WriteOptions::default())
+        .unwrap();
     for (req, want) in requests.iter().zip(&streamed) {
         let mut got = table_of(&engine.scan("db", "m", req).unwrap());
         got.retain(|(_, t), _| *t != 9_999_000_000_000);

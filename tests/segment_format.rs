@@ -37,11 +37,21 @@ fn cell(t: FieldType) -> BoxedStrategy<Cell> {
 
 fn array(cells: &[Cell]) -> ArrayRef {
     match cells.first() {
-        Some(Cell::F(_)) | None => Arc::new(cells.iter().map(|c| if let Cell::F(v) = c { *v } else { None }).collect::<Float64Array>()),
-        Some(Cell::I(_)) => Arc::new(cells.iter().map(|c| if let Cell::I(v) = c { *v } else { None }).collect::<Int64Array>()),
-        Some(Cell::U(_)) => Arc::new(cells.iter().map(|c| if let Cell::U(v) = c { *v } else { None }).collect::<UInt64Array>()),
-        Some(Cell::S(_)) => Arc::new(cells.iter().map(|c| if let Cell::S(v) = c { v.clone() } else { None }).collect::<StringArray>()),
-        Some(Cell::B(_)) => Arc::new(cells.iter().map(|c| if let Cell::B(v) = c { *v } else { None }).collect::<BooleanArray>()),
+        Some(Cell::F(_)) | None => {
+            Arc::new(cells.iter().map(|c| if let Cell::F(v) = c { *v } else { None }).collect::<Float64Array>())
+        }
+        Some(Cell::I(_)) => {
+            Arc::new(cells.iter().map(|c| if let Cell::I(v) = c { *v } else { None }).collect::<Int64Array>())
+        }
+        Some(Cell::U(_)) => {
+            Arc::new(cells.iter().map(|c| if let Cell::U(v) = c { *v } else { None }).collect::<UInt64Array>())
+        }
+        Some(Cell::S(_)) => {
+            Arc::new(cells.iter().map(|c| if let Cell::S(v) = c { v.clone() } else { None }).collect::<StringArray>())
+        }
+        Some(Cell::B(_)) => {
+            Arc::new(cells.iter().map(|c| if let Cell::B(v) = c { *v } else { None }).collect::<BooleanArray>())
+        }
     }
 }
 
@@ -78,7 +88,12 @@ fn family_rows(keys: Arc<Vec<SeriesKey>>, types: Vec<(u32, FieldType)>) -> impl 
         let cols: Vec<_> = types.iter().map(|(id, t)| (Just(*id), proptest::collection::vec(cell(*t), n))).collect();
         (Just(rows), cols).prop_map(move |(rows, cols)| {
             let columns: Vec<(u32, ArrayRef)> = cols.iter().map(|(id, cells)| (*id, array(cells))).collect();
-            let r = Rows { series_keys: keys.clone(), series: rows.iter().map(|r| r.0).collect(), time: rows.iter().map(|r| r.1).collect(), columns };
+            let r = Rows {
+                series_keys: keys.clone(),
+                series: rows.iter().map(|r| r.0).collect(),
+                time: rows.iter().map(|r| r.1).collect(),
+                columns,
+            };
             r.drop_all_null_rows().unwrap()
         })
     })
@@ -90,10 +105,17 @@ fn schema() -> (Vec<Column>, Vec<Family>, Arc<Vec<SeriesKey>>) {
         Column { id: 1, name: "dc".into(), kind: ColumnKind::Tag, family: None },
     ];
     for (i, t) in column_types().into_iter().enumerate() {
-        columns.push(Column { id: 2 + i as u32, name: format!("f{i}"), kind: ColumnKind::Field(t), family: Some((i % 2) as u32) });
+        columns.push(Column {
+            id: 2 + i as u32,
+            name: format!("f{i}"),
+            kind: ColumnKind::Field(t),
+            family: Some((i % 2) as u32),
+        });
     }
-    let families = vec![Family { id: 0, name: "a".into(), auto: false }, Family { id: 1, name: "b".into(), auto: false }];
-    let keys: Vec<SeriesKey> = vec![vec![], vec![(0, "h1".into())], vec![(0, "h1".into()), (1, "x".into())], vec![(0, "h2".into())]];
+    let families =
+        vec![Family { id: 0, name: "a".into(), auto: false }, Family { id: 1, name: "b".into(), auto: false }];
+    let keys: Vec<SeriesKey> =
+        vec![vec![], vec![(0, "h1".into())], vec![(0, "h1".into()), (1, "x".into())], vec![(0, "h2".into())]];
     (columns, families, Arc::new(keys))
 }
 

@@ -161,10 +161,8 @@ const MIN_DELTA_COUNT: usize = 3;
 const MIN_ZSTD_BOOL_BYTES: usize = 64;
 
 /// Powers of ten that are exact doubles (10^0 ..= 10^18).
-const POW10: [f64; MAX_DECIMAL_EXP as usize + 1] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18,
-];
+const POW10: [f64; MAX_DECIMAL_EXP as usize + 1] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
 
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -187,11 +185,7 @@ pub enum CodecError {
     CountMismatch { expected: usize, actual: usize },
     /// `count` or a decompressed section exceeds the decoder's limits.
     #[error("column block too large: {what} {value} exceeds limit {limit}")]
-    TooLarge {
-        what: &'static str,
-        value: usize,
-        limit: usize,
-    },
+    TooLarge { what: &'static str, value: usize, limit: usize },
 }
 
 /// Strings of a decoded block: value i is `dictionary[keys[i]]`.
@@ -274,12 +268,7 @@ fn zstd_error(code: usize) -> CodecError {
 
 /// Appends one zstd frame of `src` to `out`; `false` (with `out` unchanged)
 /// if no context could be had or compression failed.
-fn compress_append(
-    cctx: &mut Option<CCtx<'static>>,
-    src: &[u8],
-    level: i32,
-    out: &mut Vec<u8>,
-) -> bool {
+fn compress_append(cctx: &mut Option<CCtx<'static>>, src: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     if cctx.is_none() {
         *cctx = CCtx::try_create();
     }
@@ -301,8 +290,7 @@ fn dctx<'s>(slot: &'s mut Option<DCtx<'static>>) -> Result<&'s mut DCtx<'static>
     if slot.is_none() {
         *slot = DCtx::try_create();
     }
-    slot.as_mut()
-        .ok_or_else(|| CodecError::Zstd("cannot allocate a decompression context".into()))
+    slot.as_mut().ok_or_else(|| CodecError::Zstd("cannot allocate a decompression context".into()))
 }
 
 /// Decompresses `src` (one frame) into `body[..expected]`; anything but
@@ -318,9 +306,7 @@ fn decompress_exact<'b>(
     if let Ok(Some(declared)) = zstd_safe::get_frame_content_size(src)
         && declared != expected as u64
     {
-        return Err(CodecError::Invalid {
-            what: "zstd section decompresses to an unexpected size",
-        });
+        return Err(CodecError::Invalid { what: "zstd section decompresses to an unexpected size" });
     }
     let dctx = dctx(slot)?;
     if body.len() < expected {
@@ -329,9 +315,7 @@ fn decompress_exact<'b>(
     let dst = &mut body[..expected];
     let n = dctx.decompress(dst, src).map_err(zstd_error)?;
     if n != expected {
-        return Err(CodecError::Invalid {
-            what: "zstd section decompresses to an unexpected size",
-        });
+        return Err(CodecError::Invalid { what: "zstd section decompresses to an unexpected size" });
     }
     Ok(&body[..expected])
 }
@@ -346,8 +330,7 @@ fn decompress_growing(
 ) -> Result<(), CodecError> {
     const CHUNK: usize = 64 * 1024;
     let dctx = dctx(slot)?;
-    dctx.reset(ResetDirective::SessionOnly)
-        .map_err(zstd_error)?;
+    dctx.reset(ResetDirective::SessionOnly).map_err(zstd_error)?;
     body.clear();
     let mut input = InBuffer::around(src);
     loop {
@@ -367,8 +350,7 @@ fn decompress_growing(
         let hint = {
             let pos = body.len();
             let mut output = OutBuffer::around_pos(body, pos);
-            dctx.decompress_stream(&mut output, &mut input)
-                .map_err(zstd_error)?
+            dctx.decompress_stream(&mut output, &mut input).map_err(zstd_error)?
         };
         if hint == 0 {
             break;
@@ -379,16 +361,10 @@ fn decompress_growing(
         }
     }
     if body.len() > limit {
-        return Err(CodecError::TooLarge {
-            what: "decompressed string dictionary bytes",
-            value: body.len(),
-            limit,
-        });
+        return Err(CodecError::TooLarge { what: "decompressed string dictionary bytes", value: body.len(), limit });
     }
     if input.pos() != src.len() {
-        return Err(CodecError::Invalid {
-            what: "bytes after the zstd frame",
-        });
+        return Err(CodecError::Invalid { what: "bytes after the zstd frame" });
     }
     Ok(())
 }
@@ -438,21 +414,14 @@ fn u64_le(b: &[u8]) -> u64 {
 
 fn check_count(count: usize) -> Result<(), CodecError> {
     if count > MAX_COUNT {
-        return Err(CodecError::TooLarge {
-            what: "value count",
-            value: count,
-            limit: MAX_COUNT,
-        });
+        return Err(CodecError::TooLarge { what: "value count", value: count, limit: MAX_COUNT });
     }
     Ok(())
 }
 
 fn plain_len_check(data: &[u8], count: usize, width: usize) -> Result<(), CodecError> {
     if data.len() != count * width {
-        return Err(CodecError::CountMismatch {
-            expected: count,
-            actual: data.len() / width,
-        });
+        return Err(CodecError::CountMismatch { expected: count, actual: data.len() / width });
     }
     Ok(())
 }
@@ -545,11 +514,7 @@ const WIDTHS: [u32; 10] = [0, 4, 8, 16, 24, 32, 40, 48, 56, 64];
 
 /// Bytes the planes of `n` residuals take at bit width `width`.
 fn plane_bytes(width: u32, n: usize) -> usize {
-    if width == 4 {
-        n.div_ceil(2)
-    } else {
-        n * (width as usize / 8)
-    }
+    if width == 4 { n.div_ceil(2) } else { n * (width as usize / 8) }
 }
 
 /// Bit width with the smallest estimated payload. A plane is costed at the
@@ -577,9 +542,7 @@ fn choose_width(residuals: &[u64]) -> u32 {
         let planes = if width == 4 {
             wider_than[0] / 2 + n / 64
         } else {
-            (0..width / 8)
-                .map(|j| wider_than[8 * j as usize] + n / 64)
-                .sum()
+            (0..width / 8).map(|j| wider_than[8 * j as usize] + n / 64).sum()
         };
         let cost = planes + EXCEPTION_BYTES * wider_than[width as usize];
         if cost < best.0 {
@@ -623,11 +586,7 @@ fn encode_delta<T: IntBits>(
     residuals.clear();
     match order {
         0 => residuals.extend(values.iter().map(|v| zigzag(v.to_bits()))),
-        1 => residuals.extend(
-            values
-                .windows(2)
-                .map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits()))),
-        ),
+        1 => residuals.extend(values.windows(2).map(|w| zigzag(w[1].to_bits().wrapping_sub(w[0].to_bits())))),
         _ => residuals.extend(values.windows(3).map(|w| {
             let d1 = w[1].to_bits().wrapping_sub(w[0].to_bits());
             let d2 = w[2].to_bits().wrapping_sub(w[1].to_bits());
@@ -717,15 +676,10 @@ fn decode_ints_inner<T: IntBits>(
         TAG_CONST => {
             let v = r.u64("constant value")?;
             if !r.rest().is_empty() {
-                return Err(CodecError::Invalid {
-                    what: "bytes after the constant value",
-                });
+                return Err(CodecError::Invalid { what: "bytes after the constant value" });
             }
             if count == 0 {
-                return Err(CodecError::CountMismatch {
-                    expected: 0,
-                    actual: 1,
-                });
+                return Err(CodecError::CountMismatch { expected: 0, actual: 1 });
             }
             out.resize(out.len() + count, T::from_bits(v));
             Ok(())
@@ -779,29 +733,20 @@ fn decode_delta<T: IntBits>(
     let width = u32::from(r.u8("delta width")?);
     let n_exc = r.u32("exception count")? as usize;
     if order > 2 {
-        return Err(CodecError::Invalid {
-            what: "delta order above 2",
-        });
+        return Err(CodecError::Invalid { what: "delta order above 2" });
     }
     if !WIDTHS.contains(&width) {
-        return Err(CodecError::Invalid {
-            what: "delta residual width",
-        });
+        return Err(CodecError::Invalid { what: "delta residual width" });
     }
     let first = if order >= 1 { r.u64("first value")? } else { 0 };
     let first_delta = if order == 2 { r.u64("first delta")? } else { 0 };
     let order_len = usize::from(order);
     if count <= order_len {
-        return Err(CodecError::CountMismatch {
-            expected: count,
-            actual: order_len + 1,
-        });
+        return Err(CodecError::CountMismatch { expected: count, actual: order_len + 1 });
     }
     let n_res = count - order_len;
     if n_exc > n_res || (width == 64 && n_exc > 0) {
-        return Err(CodecError::Invalid {
-            what: "more exceptions than residuals",
-        });
+        return Err(CodecError::Invalid { what: "more exceptions than residuals" });
     }
     let planes_len = plane_bytes(width, n_res);
     let expected = planes_len + n_exc * EXCEPTION_BYTES;
@@ -815,28 +760,11 @@ fn decode_delta<T: IntBits>(
     if order == 2 {
         out.push(T::from_bits(first.wrapping_add(first_delta)));
     }
-    let parts = Residuals {
-        width,
-        planes,
-        exceptions,
-        n_res,
-    };
+    let parts = Residuals { width, planes, exceptions, n_res };
     match order {
         0 => parts.decode(&mut Integrator::<0> { acc: 0, delta: 0 }, out),
-        1 => parts.decode(
-            &mut Integrator::<1> {
-                acc: first,
-                delta: 0,
-            },
-            out,
-        ),
-        _ => parts.decode(
-            &mut Integrator::<2> {
-                acc: first.wrapping_add(first_delta),
-                delta: first_delta,
-            },
-            out,
-        ),
+        1 => parts.decode(&mut Integrator::<1> { acc: first, delta: 0 }, out),
+        _ => parts.decode(&mut Integrator::<2> { acc: first.wrapping_add(first_delta), delta: first_delta }, out),
     }
 }
 
@@ -853,18 +781,14 @@ impl Residuals<'_> {
     fn exceptions(&self) -> impl Iterator<Item = Result<(usize, u64), CodecError>> + '_ {
         let mut next_index = 0usize;
         let n_res = self.n_res;
-        self.exceptions
-            .chunks_exact(EXCEPTION_BYTES)
-            .map(move |rec| {
-                let index = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
-                if index < next_index || index >= n_res {
-                    return Err(CodecError::Invalid {
-                        what: "exception index out of order or out of range",
-                    });
-                }
-                next_index = index + 1;
-                Ok((index, u64_le(&rec[4..])))
-            })
+        self.exceptions.chunks_exact(EXCEPTION_BYTES).map(move |rec| {
+            let index = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
+            if index < next_index || index >= n_res {
+                return Err(CodecError::Invalid { what: "exception index out of order or out of range" });
+            }
+            next_index = index + 1;
+            Ok((index, u64_le(&rec[4..])))
+        })
     }
 
     fn decode<T: IntBits, const ORDER: u8>(
@@ -1100,12 +1024,7 @@ pub fn decode_f64(data: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), C
     res
 }
 
-fn decode_f64_inner(
-    data: &[u8],
-    count: usize,
-    s: &mut DecodeScratch,
-    out: &mut Vec<f64>,
-) -> Result<(), CodecError> {
+fn decode_f64_inner(data: &[u8], count: usize, s: &mut DecodeScratch, out: &mut Vec<f64>) -> Result<(), CodecError> {
     let mut r = Reader { data };
     let tag = r.u8("encoding tag")?;
     match tag {
@@ -1118,15 +1037,10 @@ fn decode_f64_inner(
         TAG_CONST => {
             let v = r.u64("constant value")?;
             if !r.rest().is_empty() {
-                return Err(CodecError::Invalid {
-                    what: "bytes after the constant value",
-                });
+                return Err(CodecError::Invalid { what: "bytes after the constant value" });
             }
             if count == 0 {
-                return Err(CodecError::CountMismatch {
-                    expected: 0,
-                    actual: 1,
-                });
+                return Err(CodecError::CountMismatch { expected: 0, actual: 1 });
             }
             out.resize(out.len() + count, f64::from_bits(v));
             Ok(())
@@ -1134,20 +1048,11 @@ fn decode_f64_inner(
         TAG_DECIMAL => {
             let e = r.u8("decimal exponent")?;
             let Some(&p) = POW10.get(e as usize) else {
-                return Err(CodecError::Invalid {
-                    what: "decimal exponent above 18",
-                });
+                return Err(CodecError::Invalid { what: "decimal exponent above 18" });
             };
             let mantissas = &mut s.mantissas;
             mantissas.clear();
-            decode_ints(
-                r.rest(),
-                count,
-                "f64 mantissa",
-                &mut s.body,
-                &mut s.dctx,
-                mantissas,
-            )?;
+            decode_ints(r.rest(), count, "f64 mantissa", &mut s.body, &mut s.dctx, mantissas)?;
             out.extend(mantissas.iter().map(|&m| m as f64 / p));
             Ok(())
         }
@@ -1157,22 +1062,11 @@ fn decode_f64_inner(
             if count == 0 {
                 return Ok(());
             }
-            let (p0, p1, p2, p3) = (
-                &p[0][..count],
-                &p[1][..count],
-                &p[2][..count],
-                &p[3][..count],
-            );
-            let (p4, p5, p6, p7) = (
-                &p[4][..count],
-                &p[5][..count],
-                &p[6][..count],
-                &p[7][..count],
-            );
+            let (p0, p1, p2, p3) = (&p[0][..count], &p[1][..count], &p[2][..count], &p[3][..count]);
+            let (p4, p5, p6, p7) = (&p[4][..count], &p[5][..count], &p[6][..count], &p[7][..count]);
             let mut prev = 0u64;
             out.extend((0..count).map(|i| {
-                let x =
-                    u64::from_le_bytes([p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i]]);
+                let x = u64::from_le_bytes([p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i]]);
                 prev ^= x;
                 f64::from_bits(prev)
             }));
@@ -1199,12 +1093,11 @@ pub fn encode_bool(values: &[bool], level: i32, out: &mut Vec<u8>) {
     with_encode(|s| {
         let body = &mut s.body;
         body.clear();
-        body.extend(values.chunks(8).map(|chunk| {
-            chunk
-                .iter()
-                .enumerate()
-                .fold(0u8, |byte, (bit, &v)| byte | (u8::from(v) << bit))
-        }));
+        body.extend(
+            values
+                .chunks(8)
+                .map(|chunk| chunk.iter().enumerate().fold(0u8, |byte, (bit, &v)| byte | (u8::from(v) << bit))),
+        );
         if packed_len > MIN_ZSTD_BOOL_BYTES {
             let start = out.len();
             out.push(TAG_ZSTD);
@@ -1239,10 +1132,7 @@ pub fn decode_bool(data: &[u8], count: usize, out: &mut Vec<bool>) -> Result<(),
         TAG_PLAIN => {
             let rest = r.rest();
             if rest.len() != packed_len {
-                return Err(CodecError::CountMismatch {
-                    expected: count,
-                    actual: rest.len() * 8,
-                });
+                return Err(CodecError::CountMismatch { expected: count, actual: rest.len() * 8 });
             }
             unpack_bools(rest, count, out);
             Ok(())
@@ -1255,23 +1145,15 @@ pub fn decode_bool(data: &[u8], count: usize, out: &mut Vec<bool>) -> Result<(),
         TAG_CONST => {
             let v = r.u8("constant value")?;
             if v > 1 || !r.rest().is_empty() {
-                return Err(CodecError::Invalid {
-                    what: "bool constant is not a single 0 or 1 byte",
-                });
+                return Err(CodecError::Invalid { what: "bool constant is not a single 0 or 1 byte" });
             }
             if count == 0 {
-                return Err(CodecError::CountMismatch {
-                    expected: 0,
-                    actual: 1,
-                });
+                return Err(CodecError::CountMismatch { expected: 0, actual: 1 });
             }
             out.resize(out.len() + count, v == 1);
             Ok(())
         }
-        _ => Err(CodecError::UnknownTag {
-            tag,
-            column: "bool",
-        }),
+        _ => Err(CodecError::UnknownTag { tag, column: "bool" }),
     }
 }
 
@@ -1356,9 +1238,7 @@ fn parse_dictionary(body: &[u8], count: usize) -> Result<DecodedStrings, CodecEr
     let n_dict = r.u32("dictionary size")? as usize;
     let key_width = r.u8("key width")? as usize;
     if n_dict > count || (count > 0 && n_dict == 0) {
-        return Err(CodecError::Invalid {
-            what: "dictionary size inconsistent with the value count",
-        });
+        return Err(CodecError::Invalid { what: "dictionary size inconsistent with the value count" });
     }
     let key_width_ok = match key_width {
         0 => n_dict <= 1,
@@ -1366,9 +1246,7 @@ fn parse_dictionary(body: &[u8], count: usize) -> Result<DecodedStrings, CodecEr
         _ => false,
     };
     if !key_width_ok {
-        return Err(CodecError::Invalid {
-            what: "string key width",
-        });
+        return Err(CodecError::Invalid { what: "string key width" });
     }
     // n_dict ≤ count ≤ MAX_COUNT, and the lengths must be present.
     let lengths = r.take(n_dict * 4, "string lengths")?;
@@ -1376,18 +1254,15 @@ fn parse_dictionary(body: &[u8], count: usize) -> Result<DecodedStrings, CodecEr
     for len in lengths.chunks_exact(4) {
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         let bytes = r.take(len, "dictionary string bytes")?;
-        let s = std::str::from_utf8(bytes).map_err(|_| CodecError::Invalid {
-            what: "dictionary string is not UTF-8",
-        })?;
+        let s =
+            std::str::from_utf8(bytes).map_err(|_| CodecError::Invalid { what: "dictionary string is not UTF-8" })?;
         dictionary.push(s.to_owned());
     }
     let key_bytes = r.rest();
     let keys: Vec<u32> = match key_width {
         0 => {
             if !key_bytes.is_empty() {
-                return Err(CodecError::Invalid {
-                    what: "bytes after zero-width keys",
-                });
+                return Err(CodecError::Invalid { what: "bytes after zero-width keys" });
             }
             vec![0; count]
         }
@@ -1396,25 +1271,15 @@ fn parse_dictionary(body: &[u8], count: usize) -> Result<DecodedStrings, CodecEr
             let mut keys = Vec::with_capacity(count);
             match w {
                 1 => keys.extend(key_bytes.iter().map(|&b| u32::from(b))),
-                2 => keys.extend(
-                    key_bytes
-                        .chunks_exact(2)
-                        .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
-                ),
-                _ => keys.extend(
-                    key_bytes
-                        .chunks_exact(4)
-                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                ),
+                2 => keys.extend(key_bytes.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))),
+                _ => keys.extend(key_bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
             }
             keys
         }
     };
     let max_key = keys.iter().copied().max().unwrap_or(0) as usize;
     if count > 0 && max_key >= n_dict {
-        return Err(CodecError::Invalid {
-            what: "string key outside the dictionary",
-        });
+        return Err(CodecError::Invalid { what: "string key outside the dictionary" });
     }
     Ok(DecodedStrings { dictionary, keys })
 }
@@ -1516,9 +1381,7 @@ mod tests {
     #[test]
     fn regular_timestamps_with_series_jumps_are_nearly_free() {
         let day = 8640;
-        let ts: Vec<i64> = (0..65536)
-            .map(|i| 1_700_000_000_000_000_000 + (i % day) * 10_000_000_000)
-            .collect();
+        let ts: Vec<i64> = (0..65536).map(|i| 1_700_000_000_000_000_000 + (i % day) * 10_000_000_000).collect();
         let mut buf = Vec::new();
         encode_timestamps(&ts, LEVEL, &mut buf);
         assert_eq!(buf[0], TAG_DELTA);
@@ -1595,20 +1458,14 @@ mod tests {
         roundtrip_f64(&vals);
         roundtrip_f64(&[-0.0; 10]);
         roundtrip_f64(&[nan_payload]);
-        let mixed: Vec<f64> = (0..300)
-            .map(|i| if i % 7 == 0 { -0.0 } else { i as f64 })
-            .collect();
+        let mixed: Vec<f64> = (0..300).map(|i| if i % 7 == 0 { -0.0 } else { i as f64 }).collect();
         roundtrip_f64(&mixed);
     }
 
     #[test]
     fn decimal_floats_use_decimal_encoding() {
         let walk = random_walk(10_000, 3);
-        let vals: Vec<f64> = walk
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| v as f64 + (i % 100) as f64 / 100.0)
-            .collect();
+        let vals: Vec<f64> = walk.iter().enumerate().map(|(i, &v)| v as f64 + (i % 100) as f64 / 100.0).collect();
         let buf = roundtrip_f64(&vals);
         assert_eq!(buf[0], TAG_DECIMAL);
         assert_eq!(buf[1], 2);
@@ -1667,50 +1524,25 @@ mod tests {
 
     #[test]
     fn errors_are_typed() {
-        assert_eq!(
-            decode_i64(&[], 1, &mut Vec::new()),
-            Err(CodecError::Truncated {
-                what: "encoding tag"
-            })
-        );
-        assert_eq!(
-            decode_i64(&[200], 1, &mut Vec::new()),
-            Err(CodecError::UnknownTag {
-                tag: 200,
-                column: "i64"
-            })
-        );
-        assert!(matches!(
-            decode_f64(&[TAG_DELTA], 1, &mut Vec::new()),
-            Err(CodecError::UnknownTag { .. })
-        ));
-        assert!(matches!(
-            decode_i64(&[0], MAX_COUNT + 1, &mut Vec::new()),
-            Err(CodecError::TooLarge { .. })
-        ));
+        assert_eq!(decode_i64(&[], 1, &mut Vec::new()), Err(CodecError::Truncated { what: "encoding tag" }));
+        assert_eq!(decode_i64(&[200], 1, &mut Vec::new()), Err(CodecError::UnknownTag { tag: 200, column: "i64" }));
+        assert!(matches!(decode_f64(&[TAG_DELTA], 1, &mut Vec::new()), Err(CodecError::UnknownTag { .. })));
+        assert!(matches!(decode_i64(&[0], MAX_COUNT + 1, &mut Vec::new()), Err(CodecError::TooLarge { .. })));
         let mut buf = Vec::new();
         encode_i64(&random_walk(1000, 5), LEVEL, &mut buf);
         let mut out = vec![1, 2, 3];
         assert_eq!(
             decode_i64(&buf, 999, &mut out),
-            Err(CodecError::Invalid {
-                what: "zstd section decompresses to an unexpected size"
-            })
+            Err(CodecError::Invalid { what: "zstd section decompresses to an unexpected size" })
         );
         assert_eq!(out, [1, 2, 3], "nothing appended on error");
         assert!(matches!(
             decode_i64(&[TAG_PLAIN, 0, 0, 0, 0, 0, 0, 0, 0], 2, &mut out),
-            Err(CodecError::CountMismatch {
-                expected: 2,
-                actual: 1
-            })
+            Err(CodecError::CountMismatch { expected: 2, actual: 1 })
         ));
         let mut buf = Vec::new();
         encode_str(&["a", "b"], LEVEL, &mut buf);
-        assert!(matches!(
-            decode_str(&buf, 3),
-            Err(CodecError::CountMismatch { .. })
-        ));
+        assert!(matches!(decode_str(&buf, 3), Err(CodecError::CountMismatch { .. })));
         let last = buf.len() - 1;
         buf.truncate(last);
         assert!(decode_str(&buf, 2).is_err());
@@ -1723,10 +1555,7 @@ mod tests {
         let frame = zstd::bulk::compress(&vec![0u8; limit + 1], 1).unwrap();
         let mut dctx = None;
         let mut body = Vec::new();
-        assert!(matches!(
-            decompress_growing(&mut dctx, &mut body, &frame, limit),
-            Err(CodecError::TooLarge { .. })
-        ));
+        assert!(matches!(decompress_growing(&mut dctx, &mut body, &frame, limit), Err(CodecError::TooLarge { .. })));
         assert!(body.capacity() <= 2 * limit + 2);
         let frame = zstd::bulk::compress(&vec![0u8; limit], 1).unwrap();
         decompress_growing(&mut dctx, &mut body, &frame, limit).unwrap();

@@ -108,7 +108,11 @@ impl SegmentReader {
         }
         let version = u16_at(b, 4);
         if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { path: path.to_path_buf(), found: version, supported: FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         if u16_at(b, 6) != 0 || u64_at(b, 8) != 0 {
             return Err(corrupt("unknown header flags".into()));
@@ -128,7 +132,8 @@ impl SegmentReader {
         if crc32fast::hash(footer_bytes) != footer_crc {
             return Err(corrupt("footer checksum mismatch".into()));
         }
-        let footer: Footer = postcard::from_bytes(footer_bytes).map_err(|e| corrupt(format!("undecodable footer: {e}")))?;
+        let footer: Footer =
+            postcard::from_bytes(footer_bytes).map_err(|e| corrupt(format!("undecodable footer: {e}")))?;
         let run_starts = validate(&footer, footer_start as u64).map_err(corrupt)?;
         let series = Arc::new(footer.series.clone());
         Ok(SegmentReader { path: path.to_path_buf(), map, footer, series, run_starts })
@@ -163,7 +168,10 @@ impl SegmentReader {
         // Offsets were validated at open.
         let bytes = &self.map[meta.offset as usize..meta.offset as usize + meta.len as usize];
         if crc32fast::hash(bytes) != meta.crc32 {
-            return Err(Error::Corrupt { path: self.path.clone(), what: format!("block at offset {} fails its checksum", meta.offset) });
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                what: format!("block at offset {} fails its checksum", meta.offset),
+            });
         }
         Ok(bytes)
     }
@@ -191,7 +199,8 @@ impl SegmentReader {
     /// Plans a read of family section `family` (an index into
     /// `Footer::families`): which blocks hold wanted rows.
     pub fn plan_family(&self, family: usize, read: &Read<'_>) -> FamilyPlan {
-        let mut plan = FamilyPlan { family, columns: Vec::new(), time: read.time, ranges: Vec::new(), blocks: Vec::new() };
+        let mut plan =
+            FamilyPlan { family, columns: Vec::new(), time: read.time, ranges: Vec::new(), blocks: Vec::new() };
         let Some(fam) = self.footer.families.get(family) else { return plan };
         plan.columns = read.columns.iter().copied().filter(|id| fam.columns.iter().any(|c| c.column == *id)).collect();
         let (t0, t1) = read.time;
@@ -220,7 +229,11 @@ impl SegmentReader {
             while range_i < plan.ranges.len() && plan.ranges[range_i].end <= bs {
                 range_i += 1;
             }
-            let covered = plan.ranges[range_i..].iter().take_while(|r| r.start < be).map(|r| r.end.min(be) - r.start.max(bs)).sum::<usize>();
+            let covered = plan.ranges[range_i..]
+                .iter()
+                .take_while(|r| r.start < be)
+                .map(|r| r.end.min(be) - r.start.max(bs))
+                .sum::<usize>();
             if covered > 0 {
                 plan.blocks.push(BlockPick { block: b, range_i, whole: covered == be - bs && bmin >= t0 && bmax < t1 });
             }
@@ -348,10 +361,18 @@ fn validate(f: &Footer, footer_start: u64) -> std::result::Result<Vec<Vec<usize>
         for chunk in &fam.columns {
             let is_field = f.columns.iter().any(|c| c.id == chunk.column && matches!(c.kind, ColumnKind::Field(_)));
             if !is_field {
-                return Err(format!("family {} stores column {}, which is not a field of the file", fam.name, chunk.column));
+                return Err(format!(
+                    "family {} stores column {}, which is not a field of the file",
+                    fam.name, chunk.column
+                ));
             }
             if chunk.blocks.len() != fam.time_blocks.len() {
-                return Err(format!("column {} has {} blocks, time has {}", chunk.column, chunk.blocks.len(), fam.time_blocks.len()));
+                return Err(format!(
+                    "column {} has {} blocks, time has {}",
+                    chunk.column,
+                    chunk.blocks.len(),
+                    fam.time_blocks.len()
+                ));
             }
             for (b, m) in chunk.blocks.iter().enumerate() {
                 check_block(m)?;

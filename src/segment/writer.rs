@@ -87,13 +87,21 @@ fn encode_field_block(array: &ArrayRef, level: i32, out: &mut Vec<u8>) -> (u32, 
     let (min, max) = match array.data_type() {
         DataType::Int64 => {
             let a = array.as_primitive::<Int64Type>();
-            let v: Vec<i64> = if nulls == 0 { a.values().to_vec() } else { (0..a.len()).filter(valid_idx).map(|i| a.value(i)).collect() };
+            let v: Vec<i64> = if nulls == 0 {
+                a.values().to_vec()
+            } else {
+                (0..a.len()).filter(valid_idx).map(|i| a.value(i)).collect()
+            };
             codec::encode_i64(&v, level, out);
             stats_i64(&v)
         }
         DataType::UInt64 => {
             let a = array.as_primitive::<UInt64Type>();
-            let v: Vec<u64> = if nulls == 0 { a.values().to_vec() } else { (0..a.len()).filter(valid_idx).map(|i| a.value(i)).collect() };
+            let v: Vec<u64> = if nulls == 0 {
+                a.values().to_vec()
+            } else {
+                (0..a.len()).filter(valid_idx).map(|i| a.value(i)).collect()
+            };
             codec::encode_u64(&v, level, out);
             match (v.iter().min(), v.iter().max()) {
                 (Some(&a), Some(&b)) => (Stat::U64(a), Stat::U64(b)),
@@ -102,7 +110,11 @@ fn encode_field_block(array: &ArrayRef, level: i32, out: &mut Vec<u8>) -> (u32, 
         }
         DataType::Float64 => {
             let a = array.as_primitive::<Float64Type>();
-            let v: Vec<f64> = if nulls == 0 { a.values().to_vec() } else { (0..a.len()).filter(valid_idx).map(|i| a.value(i)).collect() };
+            let v: Vec<f64> = if nulls == 0 {
+                a.values().to_vec()
+            } else {
+                (0..a.len()).filter(valid_idx).map(|i| a.value(i)).collect()
+            };
             codec::encode_f64(&v, level, out);
             let finite = v.iter().copied().filter(|x| !x.is_nan());
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -198,7 +210,8 @@ fn distinct_keys(families: &[(Family, Rows)]) -> u64 {
     if families.len() == 1 {
         return families[0].1.len() as u64;
     }
-    let mut keys: Vec<(u32, i64)> = families.iter().flat_map(|(_, r)| r.series.iter().copied().zip(r.time.iter().copied())).collect();
+    let mut keys: Vec<(u32, i64)> =
+        families.iter().flat_map(|(_, r)| r.series.iter().copied().zip(r.time.iter().copied())).collect();
     keys.sort_unstable();
     keys.dedup();
     keys.len() as u64
@@ -219,7 +232,8 @@ pub fn write_segment(
     if families.is_empty() {
         return Err(Error::InvalidArgument(format!("segment {} would hold no rows", path.display())));
     }
-    let mut all_rows: Vec<Rows> = families.iter_mut().map(|(_, r)| std::mem::replace(r, Rows::empty(Default::default()))).collect();
+    let mut all_rows: Vec<Rows> =
+        families.iter_mut().map(|(_, r)| std::mem::replace(r, Rows::empty(Default::default()))).collect();
     rows::unify_directories(&mut all_rows);
     for ((_, slot), rows) in families.iter_mut().zip(all_rows) {
         *slot = rows;
@@ -231,7 +245,8 @@ pub fn write_segment(
 
     let mut result = None;
     crate::fs::atomic_write_with(path, |file| {
-        let mut out = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), written: 0 };
+        let mut out =
+            HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), written: 0 };
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
         header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -263,7 +278,8 @@ pub fn write_segment(
         out.write_all(&crc32fast::hash(&footer_bytes).to_le_bytes())?;
         out.write_all(&MAGIC)?;
         out.flush()?;
-        result = Some(Written { size: out.written, blake3: *out.hasher.finalize().as_bytes(), rows, time_min, time_max });
+        result =
+            Some(Written { size: out.written, blake3: *out.hasher.finalize().as_bytes(), rows, time_min, time_max });
         Ok(())
     })
     .at(path)?;

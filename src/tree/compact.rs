@@ -24,7 +24,8 @@ pub struct Job {
 
 /// One job per table that has gen0 files.
 pub fn plan(version: &Version) -> Vec<Job> {
-    let tables: BTreeSet<(u32, u32)> = version.files.iter().filter(|f| f.meta.level == LEVEL_GEN0).map(|f| (f.meta.db_id, f.meta.table_id)).collect();
+    let tables: BTreeSet<(u32, u32)> =
+        version.files.iter().filter(|f| f.meta.level == LEVEL_GEN0).map(|f| (f.meta.db_id, f.meta.table_id)).collect();
     tables
         .into_iter()
         .map(|(db_id, table_id)| {
@@ -59,9 +60,11 @@ pub fn run(job: &Job, tree: &Tree, db_name: &str, table: &Table, config: WriteCo
             }
         }
     }
-    let merged: Vec<(u32, Rows)> = per_family.into_par_iter().map(|(f, inputs)| merge(inputs).map(|r| (f, r))).collect::<Result<_>>()?;
+    let merged: Vec<(u32, Rows)> =
+        per_family.into_par_iter().map(|(f, inputs)| merge(inputs).map(|r| (f, r))).collect::<Result<_>>()?;
     let windows: BTreeSet<i64> = merged.iter().flat_map(|(_, r)| r.time.iter().map(|&t| window_start(t))).collect();
-    let info = TableInfo { db_id: job.db_id, db: db_name.to_string(), table_id: job.table_id, table: table.name.clone() };
+    let info =
+        TableInfo { db_id: job.db_id, db: db_name.to_string(), table_id: job.table_id, table: table.name.clone() };
 
     let outputs: Vec<FileMeta> = windows
         .par_iter()

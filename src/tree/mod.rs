@@ -121,7 +121,8 @@ impl Version {
     /// The files of one table, oldest data first: compacted files, then
     /// flushed files in flush order (so later files win on equal keys).
     pub fn table_files(&self, db_id: u32, table_id: u32) -> Vec<&Arc<LiveFile>> {
-        let mut files: Vec<&Arc<LiveFile>> = self.files.iter().filter(|f| f.meta.db_id == db_id && f.meta.table_id == table_id).collect();
+        let mut files: Vec<&Arc<LiveFile>> =
+            self.files.iter().filter(|f| f.meta.db_id == db_id && f.meta.table_id == table_id).collect();
         files.sort_by_key(|f| (f.meta.level != LEVEL_COMPACTED, f.meta.id));
         files
     }
@@ -202,7 +203,8 @@ impl Tree {
         let mut record = old.record.clone();
         record.number += 1;
         record.files.retain(|f| !removed.contains(&f.id));
-        let mut files: Vec<Arc<LiveFile>> = old.files.iter().filter(|f| !removed.contains(&f.meta.id)).cloned().collect();
+        let mut files: Vec<Arc<LiveFile>> =
+            old.files.iter().filter(|f| !removed.contains(&f.meta.id)).cloned().collect();
         for meta in edit.add {
             files.push(Arc::new(open_live(&self.dir, &meta)?));
             record.files.push(meta);
@@ -217,10 +219,15 @@ impl Tree {
 
         let ver_dir = self.dir.join(VERSIONS_DIR);
         let path = ver_dir.join(version_file_name(record.number));
-        let body = postcard::to_allocvec(&record).map_err(|e| Error::InvalidArgument(format!("version encoding: {e}")))?;
+        let body =
+            postcard::to_allocvec(&record).map_err(|e| Error::InvalidArgument(format!("version encoding: {e}")))?;
         crate::fs::atomic_write(&path, &envelope::seal(VERSION_MAGIC, FORMAT_VERSION, &body)).at(&path)?;
         let current_path = self.dir.join(CURRENT_FILE);
-        crate::fs::atomic_write(&current_path, &envelope::seal(CURRENT_MAGIC, FORMAT_VERSION, &record.number.to_le_bytes())).at(&current_path)?;
+        crate::fs::atomic_write(
+            &current_path,
+            &envelope::seal(CURRENT_MAGIC, FORMAT_VERSION, &record.number.to_le_bytes()),
+        )
+        .at(&current_path)?;
 
         // The new version is durable: retire what it dropped.
         for f in old.files.iter().filter(|f| removed.contains(&f.meta.id)) {
@@ -254,7 +261,8 @@ pub fn read_current(dir: &Path) -> Result<VersionRecord> {
     let path = dir.join(VERSIONS_DIR).join(version_file_name(number));
     let bytes = fs::read(&path).at(&path)?;
     let body = envelope::open(&path, VERSION_MAGIC, FORMAT_VERSION, &bytes)?;
-    let record: VersionRecord = postcard::from_bytes(body).map_err(|e| Error::Corrupt { path: path.clone(), what: format!("undecodable version: {e}") })?;
+    let record: VersionRecord = postcard::from_bytes(body)
+        .map_err(|e| Error::Corrupt { path: path.clone(), what: format!("undecodable version: {e}") })?;
     if record.number != number {
         return Err(Error::Corrupt { path, what: format!("holds version {}, CURRENT says {number}", record.number) });
     }
@@ -269,7 +277,10 @@ fn open_live(dir: &Path, meta: &FileMeta) -> Result<LiveFile> {
     let path = dir.join(meta.relative_path());
     let reader = SegmentReader::open(&path)?;
     if reader.len() != meta.size {
-        return Err(Error::Corrupt { path, what: format!("{} bytes, the version records {}", reader.len(), meta.size) });
+        return Err(Error::Corrupt {
+            path,
+            what: format!("{} bytes, the version records {}", reader.len(), meta.size),
+        });
     }
     Ok(LiveFile { meta: meta.clone(), path, reader, obsolete: AtomicBool::new(false) })
 }

@@ -35,7 +35,12 @@ pub fn table_of(batches: &[RecordBatch]) -> Table {
                 }
             }
             tags.sort();
-            let t = b.column(time_idx).as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().unwrap().value(row);
+            let t = b
+                .column(time_idx)
+                .as_any()
+                .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+                .unwrap()
+                .value(row);
             let prev = out.insert((tags.join(","), t), fields);
             assert!(prev.is_none(), "duplicate row in scan output");
         }
