@@ -157,7 +157,8 @@ pub struct TableBuffer {
     keys: Vec<SeriesKey>,
     series: Vec<u32>,
     time: Vec<i64>,
-    columns: BTreeMap<u32, Column>,
+    /// Field columns indexed by column id (`None` for ids without values).
+    columns: Vec<Option<Column>>,
     time_min: i64,
     time_max: i64,
 }
@@ -166,6 +167,10 @@ impl TableBuffer {
     /// Rows buffered.
     pub fn len(&self) -> usize {
         self.time.len()
+    }
+
+    fn column(&self, id: u32) -> Option<&Column> {
+        self.columns.get(id as usize).and_then(Option::as_ref)
     }
 
     /// True when no rows are buffered.
@@ -180,13 +185,13 @@ impl TableBuffer {
 
     /// Ids of the field columns that hold at least one value.
     pub fn column_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.columns.keys().copied()
+        self.columns.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(id, _)| id as u32)
     }
 
     /// Sorted, deduplicated rows matching `sel`, with the series directory
     /// restricted to the series present in them.
     pub fn rows(&self, sel: &Selection<'_>) -> Result<Rows> {
-        let wanted: Vec<&Column> = sel.columns.iter().filter_map(|id| self.columns.get(id)).collect();
+        let wanted: Vec<&Column> = sel.columns.iter().filter_map(|id| self.column(*id)).collect();
         if wanted.is_empty() && !sel.columns.is_empty() {
             return Ok(Rows::empty(Arc::new(Vec::new())));
         }
@@ -234,7 +239,7 @@ impl TableBuffer {
         let columns = sel
             .columns
             .iter()
-            .filter_map(|id| self.columns.get(id).map(|c| (*id, c)))
+            .filter_map(|id| self.column(*id).map(|c| (*id, c)))
             .map(|(id, col)| {
                 let picks: Vec<Option<usize>> = groups
                     .iter()
@@ -290,7 +295,11 @@ impl Buffer {
                 table.time.push(row.time);
                 self.bytes += 12;
                 for (col, value) in &row.fields {
-                    let column = table.columns.entry(*col).or_insert_with(|| Column::for_value(value));
+                    let slot = *col as usize;
+                    if table.columns.len() <= slot {
+                        table.columns.resize_with(slot + 1, || None);
+                    }
+                    let column = table.columns[slot].get_or_insert_with(|| Column::for_value(value));
                     self.bytes += column.set(r, value).unwrap_or(0);
                 }
             }

@@ -1,14 +1,28 @@
 //! Line protocol -> parsed rows: no I/O, no catalog.
 //!
-//! The syntax itself is parsed by the `influxdb-line-protocol` crate (the
-//! InfluxDB IOx parser). This module owns what the crate does not:
+//! This module owns the whole of line protocol parsing: a hand-written,
+//! byte-level parser (the ingest hot path: names and values borrow from the
+//! body, a [`Cow::Owned`] appears only where an escape had to be removed).
+//! It accepts what the `influxdb-line-protocol` crate (the InfluxDB IOx / v3
+//! parser) accepts, with the few differences listed below; the tests use that
+//! crate as a differential oracle.
 //!
+//! - **grammar**: `measurement(,tag_key=tag_value)* SP+ field_key=field_value
+//!   (,field_key=field_value)* (SP+ timestamp SP*)?`. Escapes: `\,` `\ ` `\\`
+//!   in a measurement; `\,` `\=` `\ ` `\\` in tag keys, tag values and field
+//!   keys; `\"` `\\` in string field values. Any other backslash is kept
+//!   with the character after it (`a\b` is the name `a\b`), and that character
+//!   is never a delimiter. A name whose unescaped text ends with a backslash
+//!   is rejected (Go compatibility). Values: float `-?D+(.D+)?([eE][+-]?D+)?`
+//!   (`1.` and `.5` are not floats), integer `-?D+i`, unsigned `D+u`, string
+//!   `"..."` (may span lines), bool `t T true True TRUE f F false False
+//!   FALSE`; timestamp `-?D+`. Tabs, NULs in a measurement and unescaped
+//!   newlines outside strings are errors.
 //! - **line numbering**: each row and each error carries the 1-based number of
 //!   the physical line where its logical line starts, counting blank and
 //!   comment lines. A logical line spans several physical lines only when a
-//!   quoted string field value (or a trailing backslash escape) contains a
-//!   newline, exactly as the crate's `split_lines` (a port of Go's `scanLine`)
-//!   decides.
+//!   quoted string field value (or a backslash escape) contains a newline,
+//!   exactly as Go's `scanLine` (and the crate's `split_lines`) decides.
 //! - **blank and comment lines**: a physical line that is empty or only spaces
 //!   and tabs, or whose first non-blank character is `#`, is skipped. Comments
 //!   are judged per physical line, so a quote inside a comment never swallows
@@ -19,28 +33,29 @@
 //!   does. A line without a timestamp gets the caller's `default_time_ns`.
 //! - **column families**: a field key `family::field` is split at the first
 //!   `::` only.
-//! - **per-line validation** the crate leaves out: duplicate tag keys,
-//!   duplicate field keys, a tag key that is also a field's key or name, the
-//!   reserved name `time`, empty names, non-finite floats (the crate turns
-//!   `1e999` into infinity; InfluxDB rejects it) and timestamp overflow.
+//! - **per-line validation**: duplicate tag keys, duplicate field keys, a tag
+//!   key that is also a field's key or name, the reserved name `time`, empty
+//!   names, non-finite floats (`1e999` overflows to infinity; InfluxDB rejects
+//!   it) and timestamp overflow.
 //!
 //! A bad line never stops the others: [`parse`] returns every good row and one
 //! [`LineError`] per bad line, so the caller can implement `accept_partial`.
 //!
-//! Names and string values borrow from the body; a [`Cow::Owned`] appears only
-//! where the crate had to unescape.
+//! Deliberate differences from the crate, all of them lines the crate accepts
+//! and this parser rejects (odd leniencies that Go's parser rejects too):
+//! - an unescaped comma inside a tag key or field key (`m,a,b=1 f=1`,
+//!   `m a,b=1`, and `m f=1,,g=2` whose second field the crate names `,g`):
+//!   "expected '=' after ... key";
+//! - a trailing comma after the field set (`m f=1,`, `m f=1, 5`), which the
+//!   crate accepts only after the first field: "missing field key after ','".
 //!
-//! Leniencies inherited from the crate (kept, as InfluxDB's Rust parser has
-//! them too): a trailing comma after the field set (`m f=1,`) is accepted, an
-//! unescaped comma may start a field key (`m f=1,,g=2` has a field `,g`), and
-//! an unknown escape keeps its backslash (`a\b` is the name `a\b`).
+//! Kept as the crate has them: a trailing space after the field set is an
+//! error unless a timestamp follows, trailing spaces after the timestamp are
+//! fine, `=` needs no escape in a measurement or tag value.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
-
-use influxdb_line_protocol as ilp;
-
 /// The column name every table reserves for the timestamp.
 pub const TIME_COLUMN: &str = "time";
 
@@ -265,19 +280,17 @@ pub fn parse_iter(
     precision: Precision,
     default_time_ns: i64,
 ) -> impl Iterator<Item = Result<ParsedLine<'_>, LineError>> {
-    let mut scratch = Vec::new();
-    LogicalLines::new(body).map(move |logical| {
-        match parse_line(logical.text, precision, default_time_ns, &mut scratch) {
-            Ok(mut row) => {
-                row.line = logical.line;
-                Ok(row)
-            }
-            Err(message) => Err(LineError {
-                line: logical.line,
-                message,
-                text: truncate_on_char_boundary(logical.text, MAX_ERROR_TEXT).to_owned(),
-            }),
+    let mut parser = LineParser::new(precision, default_time_ns);
+    LogicalLines::new(body).map(move |logical| match parser.parse_line(logical.text) {
+        Ok(mut row) => {
+            row.line = logical.line;
+            Ok(row)
         }
+        Err(message) => Err(LineError {
+            line: logical.line,
+            message,
+            text: truncate_on_char_boundary(logical.text, MAX_ERROR_TEXT).to_owned(),
+        }),
     })
 }
 
@@ -335,62 +348,316 @@ impl<'a> Iterator for LogicalLines<'a> {
 
     fn next(&mut self) -> Option<LogicalLine<'a>> {
         loop {
-            if self.rest.is_empty() {
-                return None;
-            }
+            let bytes = self.rest.as_bytes();
+            // A body that ends in blanks has no line left.
+            let start = bytes.iter().position(|&b| b != b' ' && b != b'\t')?;
             let line = self.next_line;
-            let (physical, after) = match memchr::memchr(b'\n', self.rest.as_bytes()) {
-                Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
-                None => (self.rest, ""),
-            };
-            let content = physical.strip_suffix('\r').unwrap_or(physical);
-            let start = content.len() - content.trim_start_matches([' ', '\t']).len();
-            let content = &content[start..];
-            if content.is_empty() || content.starts_with('#') {
-                self.rest = after;
+            let first = bytes[start];
+            let blank = first == b'\n' || (first == b'\r' && matches!(bytes.get(start + 1), None | Some(b'\n')));
+            if blank || first == b'#' {
+                self.rest = memchr::memchr(b'\n', &bytes[start..]).map_or("", |n| &self.rest[start + n + 1..]);
                 self.next_line += 1;
                 continue;
             }
             // Only a quote or a backslash can carry a line past its newline;
-            // without either the physical line is the logical line, and the
-            // char-by-char scan of `split_lines` can be skipped.
-            if memchr::memchr2(b'"', b'\\', content.as_bytes()).is_none() {
-                self.rest = after;
-                self.next_line += 1;
-                return Some(LogicalLine { line, text: content });
-            }
-            let from_start = &self.rest[start..];
-            let logical = ilp::split_lines(from_start).next().unwrap_or(from_start);
-            // `split_lines` consumes exactly one `\n` between lines.
-            self.rest = from_start.get(logical.len() + 1..).unwrap_or("");
-            self.next_line += 1 + memchr::memchr_iter(b'\n', logical.as_bytes()).count();
-            return Some(LogicalLine { line, text: logical.strip_suffix('\r').unwrap_or(logical) });
+            // without either the physical line is the logical line.
+            let end = match memchr::memchr3(b'\n', b'"', b'\\', &bytes[start..]) {
+                None => bytes.len(),
+                Some(n) if bytes[start + n] == b'\n' => {
+                    self.next_line += 1;
+                    start + n
+                }
+                Some(_) => {
+                    let end = start + logical_line_len(&bytes[start..]);
+                    self.next_line += 1 + bytes[start..end].iter().filter(|&&b| b == b'\n').count();
+                    end
+                }
+            };
+            let text = &self.rest[start..end];
+            // `end` is a newline or the end of the body: one byte, ASCII.
+            self.rest = self.rest.get(end + 1..).unwrap_or("");
+            return Some(LogicalLine { line, text: text.strip_suffix('\r').unwrap_or(text) });
         }
     }
 }
 
-fn cow(s: ilp::EscapedStr<'_>) -> Cow<'_, str> {
-    match s {
-        ilp::EscapedStr::SingleSlice(s) => Cow::Borrowed(s),
-        ilp::EscapedStr::CopiedValue(s) => Cow::Owned(s),
+/// Length of the logical line at the start of `rest`, up to (not including)
+/// the newline that ends it: a port of Go's `scanLine`, so lines are split
+/// where InfluxDB splits them. A newline is part of the line when it is
+/// escaped, or inside what `scanLine` takes for a quoted field value (a quote
+/// after the first space, where more `=` than `,` have been seen).
+fn logical_line_len(rest: &[u8]) -> usize {
+    let mut quoted = false;
+    let mut in_field_set = false;
+    let mut equals = 0_usize;
+    let mut commas = 0_usize;
+    let mut i = 0;
+    while let Some(&b) = rest.get(i) {
+        match b {
+            // The escaped byte is skipped whatever it is; a multi-byte
+            // character's continuation bytes are never special.
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b' ' => in_field_set = true,
+            b'=' if in_field_set && !quoted => equals += 1,
+            b',' if in_field_set && !quoted => commas += 1,
+            b'"' if in_field_set && equals > commas => quoted = !quoted,
+            b'\n' if !quoted => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    rest.len()
+}
+
+// Which kinds of token a byte ends (or, for a backslash, escapes in).
+const MEASUREMENT: u8 = 1;
+const TAG_KEY: u8 = 2;
+const TAG_VALUE: u8 = 4;
+const FIELD_KEY: u8 = 8;
+const ANY_NAME: u8 = MEASUREMENT | TAG_KEY | TAG_VALUE | FIELD_KEY;
+
+/// Per byte: the token kinds it stops. A comma stops keys too: the crate
+/// takes `a,b` for one key, this parser reports the missing `=`.
+static STOPS: [u8; 256] = {
+    let mut table = [0_u8; 256];
+    table[b'\\' as usize] = ANY_NAME;
+    table[b' ' as usize] = ANY_NAME;
+    table[b'\t' as usize] = ANY_NAME;
+    table[b'\n' as usize] = ANY_NAME;
+    table[b',' as usize] = ANY_NAME;
+    table[b'=' as usize] = TAG_KEY | FIELD_KEY;
+    table[0] = MEASUREMENT;
+    // Not a delimiter: noted so that only keys with a colon are searched
+    // for a family separator.
+    table[b':' as usize] = FIELD_KEY;
+    table
+};
+
+fn token_kind_name(kind: u8) -> &'static str {
+    match kind {
+        MEASUREMENT => "measurement",
+        TAG_KEY => "tag key",
+        TAG_VALUE => "tag value",
+        _ => "field key",
+    }
+}
+
+/// The byte at `pos` for an error message.
+fn describe_at(text: &str, pos: usize) -> String {
+    match text.get(pos..).and_then(|rest| rest.chars().next()) {
+        None => "end of line".to_owned(),
+        Some(' ') => "a space".to_owned(),
+        Some('\t') => "a tab".to_owned(),
+        Some('\n') => "a newline".to_owned(),
+        Some('\0') => "a NUL".to_owned(),
+        Some(c) => format!("{c:?}"),
+    }
+}
+
+/// `s` as a quoted string for an error message, cut if it is long.
+fn quoted(s: &str) -> String {
+    const MAX: usize = 64;
+    let cut = truncate_on_char_boundary(s, MAX);
+    if cut.len() < s.len() { format!("{cut:?}...") } else { format!("{s:?}") }
+}
+
+/// Removes the escapes of a measurement (`\,` `\ ` `\\`) or of a tag key, tag
+/// value or field key (the same and `\=`); any other backslash is kept.
+fn unescape_name(raw: &str, kind: u8) -> Cow<'_, str> {
+    let escapable = |b: u8| matches!(b, b',' | b' ' | b'\\') || (b == b'=' && kind != MEASUREMENT);
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        match rest.as_bytes().get(at + 1) {
+            Some(&b) if escapable(b) => {
+                out.push(char::from(b));
+                rest = &rest[at + 2..];
+            }
+            // Kept; the next character is not a backslash (that one is
+            // escapable), so it cannot start another escape.
+            _ => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    if out.len() == raw.len() { Cow::Borrowed(raw) } else { Cow::Owned(out) }
+}
+
+/// Removes the escapes of a string field value (`\"` `\\`); any other
+/// backslash is kept.
+fn unescape_string(raw: &str) -> Cow<'_, str> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        match rest.as_bytes().get(at + 1) {
+            Some(&b @ (b'"' | b'\\')) => {
+                out.push(char::from(b));
+                rest = &rest[at + 2..];
+            }
+            _ => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    if out.len() == raw.len() { Cow::Borrowed(raw) } else { Cow::Owned(out) }
+}
+
+enum NumberError {
+    Syntax,
+    Overflow,
+}
+
+/// `D+` as a `u64`.
+fn parse_digits(digits: &[u8]) -> Result<u64, NumberError> {
+    if digits.is_empty() {
+        return Err(NumberError::Syntax);
+    }
+    // 19 digits never overflow a u64.
+    if digits.len() <= 19 {
+        let mut value: u64 = 0;
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(NumberError::Syntax);
+            }
+            value = value * 10 + u64::from(digit);
+        }
+        return Ok(value);
+    }
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(NumberError::Syntax);
+        }
+        match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(digit))) {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+    }
+    if overflow { Err(NumberError::Overflow) } else { Ok(value) }
+}
+
+/// `-?D+` as an `i64`.
+fn parse_signed(token: &[u8]) -> Result<i64, NumberError> {
+    match token.split_first() {
+        Some((b'-', digits)) => {
+            let magnitude = parse_digits(digits)?;
+            if magnitude > i64::MIN.unsigned_abs() {
+                return Err(NumberError::Overflow);
+            }
+            // 2^63 wraps to i64::MIN, which is exactly its negation.
+            Ok(0_i64.wrapping_sub_unsigned(magnitude))
+        }
+        _ => i64::try_from(parse_digits(token)?).map_err(|_| NumberError::Overflow),
+    }
+}
+
+/// Whether `token` is a line protocol float: `-?D+(.D+)?([eE][+-]?D+)?`.
+fn is_float_syntax(token: &[u8]) -> bool {
+    let digits_from =
+        |i: usize| token.get(i..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count());
+    let mut i = usize::from(token.first() == Some(&b'-'));
+    let n = digits_from(i);
+    if n == 0 {
+        return false;
+    }
+    i += n;
+    if token.get(i) == Some(&b'.') {
+        let n = digits_from(i + 1);
+        if n == 0 {
+            return false;
+        }
+        i += 1 + n;
+    }
+    if matches!(token.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(token.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits_from(i);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == token.len()
+}
+
+/// Parses a field value that is not a string: a float, integer, unsigned or
+/// bool written as one token (up to the next `,` or space).
+#[inline(always)]
+fn parse_plain_value<'a>(token: &'a str, key: &str) -> Result<FieldValue<'a>, String> {
+    let bytes = token.as_bytes();
+    let Some((&first, _)) = bytes.split_first() else {
+        return Err(format!("missing value for field key {}", quoted(key)));
+    };
+    let invalid = |what: &str| format!("invalid {what} field value {} for field key {}", quoted(token), quoted(key));
+    let out_of_range =
+        |what: &str| format!("{what} field value {} for field key {} is out of range", quoted(token), quoted(key));
+    match first {
+        b'0'..=b'9' | b'-' => match bytes.split_last() {
+            Some((b'i', number)) => match parse_signed(number) {
+                Ok(v) => Ok(FieldValue::I64(v)),
+                Err(NumberError::Syntax) => Err(invalid("integer")),
+                Err(NumberError::Overflow) => Err(out_of_range("integer")),
+            },
+            Some((b'u', number)) => match parse_digits(number) {
+                Ok(v) => Ok(FieldValue::U64(v)),
+                Err(NumberError::Syntax) => Err(invalid("unsigned integer")),
+                Err(NumberError::Overflow) => Err(out_of_range("unsigned integer")),
+            },
+            _ if is_float_syntax(bytes) => match token.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(FieldValue::F64(v)),
+                Ok(_) => {
+                    Err(format!("field {}: float value out of range (InfluxDB stores only finite floats)", quoted(key)))
+                }
+                Err(_) => Err(invalid("float")),
+            },
+            _ => Err(format!(
+                "invalid field value {} for field key {}: expected a float (1.5), an integer (12i) or an unsigned integer (12u)",
+                quoted(token),
+                quoted(key)
+            )),
+        },
+        _ => match token {
+            "t" | "T" | "true" | "True" | "TRUE" => Ok(FieldValue::Bool(true)),
+            "f" | "F" | "false" | "False" | "FALSE" => Ok(FieldValue::Bool(false)),
+            _ => Err(format!(
+                "invalid field value {} for field key {}: expected a number, a \"quoted string\" or a boolean (t, true, f, false...)",
+                quoted(token),
+                quoted(key)
+            )),
+        },
     }
 }
 
 /// Byte offset of the first `::` in `key`.
 fn family_separator_at(key: &str) -> Option<usize> {
+    // Keys are short: a plain loop beats setting up a vectorized search.
     let bytes = key.as_bytes();
-    memchr::memchr_iter(b':', bytes).find(|&i| bytes.get(i + 1) == Some(&b':'))
+    (1..bytes.len()).find(|&i| bytes[i] == b':' && bytes[i - 1] == b':').map(|i| i - 1)
 }
 
 /// Splits `family::name` at the first `::`; the family is `None` without one.
-fn split_family(key: ilp::EscapedStr<'_>) -> (Option<Cow<'_, str>>, Cow<'_, str>) {
+fn split_family(key: Cow<'_, str>) -> (Option<Cow<'_, str>>, Cow<'_, str>) {
     let Some(at) = family_separator_at(&key) else {
-        return (None, cow(key));
+        return (None, key);
     };
     let name_at = at + FAMILY_SEPARATOR.len();
     match key {
-        ilp::EscapedStr::SingleSlice(s) => (Some(Cow::Borrowed(&s[..at])), Cow::Borrowed(&s[name_at..])),
-        ilp::EscapedStr::CopiedValue(mut family) => {
+        Cow::Borrowed(s) => (Some(Cow::Borrowed(&s[..at])), Cow::Borrowed(&s[name_at..])),
+        Cow::Owned(mut family) => {
             // Reuses the unescaped key's buffer for the family.
             let name = family.split_off(name_at);
             family.truncate(at);
@@ -399,161 +666,437 @@ fn split_family(key: ilp::EscapedStr<'_>) -> (Option<Cow<'_, str>>, Cow<'_, str>
     }
 }
 
-fn syntax_error_message(e: ilp::Error) -> String {
-    match e {
-        // The crate's own text for this one is "A generic parsing error
-        // occurred: <nom error kind>", which tells a user nothing.
-        ilp::Error::GenericParsingError { .. } => {
-            format!("invalid line protocol: expected {LINE_SHAPE}")
-        }
-        other => other.to_string(),
-    }
-}
-
-const LINE_SHAPE: &str =
-    "'measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]'";
-
-/// A one-word Bloom filter over a line's tag keys: most field keys are ruled
-/// out as tag keys without a string comparison.
+/// A one-word Bloom filter over key fingerprints: most keys are ruled out
+/// as tag keys, or as duplicates of an earlier field key, without a string
+/// comparison.
 #[derive(Debug, Clone, Copy, Default)]
 struct KeyFilter(u64);
 
 impl KeyFilter {
-    fn bit(key: &str) -> u64 {
-        let bytes = key.as_bytes();
-        let first = u32::from(bytes.first().copied().unwrap_or(0));
-        let last = u32::from(bytes.last().copied().unwrap_or(0));
-        // Lengths beyond 255 share a bit pattern with shorter ones; that only
-        // costs a comparison, never a wrong answer.
-        let mixed = (bytes.len() as u32 & 0xff) | (first << 8) | (last << 16);
-        1 << (mixed.wrapping_mul(0x9E37_79B1) >> 26)
+    fn bit(fingerprint: u64) -> u64 {
+        1 << (fingerprint >> 58)
     }
 
-    fn insert(&mut self, key: &str) {
-        self.0 |= Self::bit(key);
+    fn insert(&mut self, fingerprint: u64) {
+        self.0 |= Self::bit(fingerprint);
     }
 
-    fn may_contain(self, key: &str) -> bool {
-        self.0 & Self::bit(key) != 0
+    fn may_contain(self, fingerprint: u64) -> bool {
+        self.0 & Self::bit(fingerprint) != 0
     }
-}
-
-/// Parses and validates one logical line; the error is the message for its
-/// [`LineError`].
-fn parse_line<'a>(
-    text: &'a str,
-    precision: Precision,
-    default_time_ns: i64,
-    scratch: &mut Vec<usize>,
-) -> Result<ParsedLine<'a>, String> {
-    let ilp::ParsedLine { series, field_set, timestamp } = match ilp::parse_lines(text).next() {
-        Some(Ok(parsed)) => parsed,
-        Some(Err(e)) => return Err(syntax_error_message(e)),
-        // `LogicalLines` yields no blank or comment line, so this is unreachable.
-        None => return Err("no line protocol on this line".to_owned()),
-    };
-
-    let measurement = cow(series.measurement);
-    if measurement.is_empty() {
-        return Err("empty measurement name".to_owned());
-    }
-
-    let mut tags = Vec::with_capacity(series.tag_set.as_ref().map_or(0, |t| t.len()));
-    let mut tag_filter = KeyFilter::default();
-    for (key, value) in series.tag_set.into_iter().flatten() {
-        if key.is_empty() {
-            return Err("empty tag key".to_owned());
-        }
-        if key.as_str() == TIME_COLUMN {
-            return Err(format!("tag key {TIME_COLUMN:?} is reserved for the timestamp"));
-        }
-        if value.is_empty() {
-            return Err(format!("tag {:?} has an empty value", key.as_str()));
-        }
-        tag_filter.insert(&key);
-        tags.push((cow(key), cow(value)));
-    }
-    tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if let Some(pair) = tags.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        return Err(format!("duplicate tag key {:?}", pair[0].0));
-    }
-    let is_tag_key =
-        |key: &str| tag_filter.may_contain(key) && tags.binary_search_by(|(t, _)| t.as_ref().cmp(key)).is_ok();
-
-    find_duplicate_field_key(&field_set, scratch)?;
-
-    let mut fields = Vec::with_capacity(field_set.len());
-    for (key, value) in field_set {
-        if key.is_empty() {
-            return Err("empty field key".to_owned());
-        }
-        if is_tag_key(&key) {
-            return Err(format!("{:?} is both a tag key and a field key", key.as_str()));
-        }
-        let value = match value {
-            ilp::FieldValue::F64(v) if !v.is_finite() => {
-                return Err(format!(
-                    "field {:?}: float value out of range (InfluxDB stores only finite floats)",
-                    key.as_str()
-                ));
-            }
-            ilp::FieldValue::F64(v) => FieldValue::F64(v),
-            ilp::FieldValue::I64(v) => FieldValue::I64(v),
-            ilp::FieldValue::U64(v) => FieldValue::U64(v),
-            ilp::FieldValue::String(v) => FieldValue::Str(cow(v)),
-            ilp::FieldValue::Boolean(v) => FieldValue::Bool(v),
-        };
-        let (family, name) = split_family(key);
-        let key_error = |what: String| match &family {
-            Some(family) => format!("field key \"{family}::{name}\": {what}"),
-            None => format!("field key {name:?}: {what}"),
-        };
-        if family.as_deref() == Some("") {
-            return Err(key_error("empty column family name before \"::\"".to_owned()));
-        }
-        if name.is_empty() {
-            return Err(key_error("empty field name after \"::\"".to_owned()));
-        }
-        if name == TIME_COLUMN {
-            return Err(key_error(format!("field name {TIME_COLUMN:?} is reserved for the timestamp")));
-        }
-        if family.is_some() && is_tag_key(&name) {
-            return Err(key_error(format!("field name {name:?} is also a tag key")));
-        }
-        fields.push(ParsedField { family, name, value });
-    }
-
-    let time_ns = match timestamp {
-        None => default_time_ns,
-        Some(ts) => precision
-            .to_nanos(ts)
-            .ok_or_else(|| format!("timestamp {ts} at precision {precision} is out of range for i64 nanoseconds"))?,
-    };
-
-    Ok(ParsedLine { line: 0, measurement, tags, fields, time_ns })
 }
 
 /// Up to this many fields, duplicates are found by comparing every pair;
-/// wider lines sort key indices instead.
+/// wider lines sort field indices instead.
 const PAIRWISE_DUPLICATE_LIMIT: usize = 16;
 
-/// Duplicates are judged on the key as written (after unescaping), so
-/// `a::x` and `b::x` are two different fields.
-fn find_duplicate_field_key(
-    fields: &[(ilp::EscapedStr<'_>, ilp::FieldValue<'_>)],
-    scratch: &mut Vec<usize>,
-) -> Result<(), String> {
-    let duplicate = if fields.len() <= PAIRWISE_DUPLICATE_LIMIT {
-        (1..fields.len()).find(|&i| fields[..i].iter().any(|(earlier, _)| *earlier == fields[i].0))
-    } else {
-        scratch.clear();
-        scratch.extend(0..fields.len());
-        scratch.sort_unstable_by(|&a, &b| fields[a].0.cmp(&fields[b].0));
-        scratch.windows(2).find(|pair| fields[pair[0]].0 == fields[pair[1]].0).map(|pair| pair[1])
+/// A cheap summary of a key: equal keys have equal fingerprints, and
+/// different keys seldom do (it hashes the length and the last 8 bytes).
+fn fingerprint(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let n = bytes.len();
+    let tail = match bytes.get(n.wrapping_sub(8)..) {
+        Some(last8) if n >= 8 => {
+            let mut word = [0_u8; 8];
+            word.copy_from_slice(last8);
+            u64::from_le_bytes(word)
+        }
+        _ => bytes.iter().fold(0_u64, |h, &b| h << 8 | u64::from(b)),
     };
-    match duplicate {
-        Some(i) => Err(format!("duplicate field key {:?}", fields[i].0.as_str())),
-        None => Ok(()),
+    (tail ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Byte order of two keys, deciding on the first byte without a call to
+/// `memcmp` when it differs (it usually does between tag keys).
+fn cmp_keys(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Parses logical lines one after the other, keeping the scratch space of
+/// the duplicate field check and the shape of the last line from line to
+/// line.
+struct LineParser {
+    precision: Precision,
+    default_time_ns: i64,
+    /// Fingerprints of the current line's field keys and tag keys.
+    fingerprints: Vec<u64>,
+    tag_fingerprints: Vec<u64>,
+    order: Vec<usize>,
+    /// Tag and field counts of the last good line, to size the next.
+    last_tag_count: usize,
+    last_field_count: usize,
+}
+
+impl LineParser {
+    fn new(precision: Precision, default_time_ns: i64) -> Self {
+        Self {
+            precision,
+            default_time_ns,
+            fingerprints: Vec::new(),
+            tag_fingerprints: Vec::new(),
+            order: Vec::new(),
+            last_tag_count: 0,
+            last_field_count: 1,
+        }
+    }
+
+    /// Parses and validates one logical line; the error is the message for
+    /// its [`LineError`].
+    fn parse_line<'a>(&mut self, text: &'a str) -> Result<ParsedLine<'a>, String> {
+        let bytes = text.as_bytes();
+
+        let (mut pos, escaped, _) = scan(bytes, 0, MEASUREMENT);
+        let measurement = name(text, 0, pos, escaped, MEASUREMENT)?;
+        if measurement.is_empty() {
+            return Err(format!("missing measurement (found {})", describe_at(text, pos)));
+        }
+
+        // Sized like the previous line: bodies repeat a few shapes, and a
+        // miss costs one regrowth or a few unused slots.
+        let mut tags = Vec::with_capacity(self.last_tag_count);
+        let mut tag_filter = KeyFilter::default();
+        self.tag_fingerprints.clear();
+        while bytes.get(pos) == Some(&b',') {
+            let key_at = pos + 1;
+            let (after_key, escaped, _) = scan(bytes, key_at, TAG_KEY);
+            let key = name(text, key_at, after_key, escaped, TAG_KEY)?;
+            if key.is_empty() {
+                return Err(format!("missing tag key after ',' (found {})", describe_at(text, after_key)));
+            }
+            if bytes.get(after_key) != Some(&b'=') {
+                return Err(format!(
+                    "expected '=' after tag key {}, found {}",
+                    quoted(&key),
+                    describe_at(text, after_key)
+                ));
+            }
+            let value_at = after_key + 1;
+            let (after_value, escaped, _) = scan(bytes, value_at, TAG_VALUE);
+            let value = name(text, value_at, after_value, escaped, TAG_VALUE)?;
+            if value.is_empty() {
+                return Err(format!(
+                    "missing value for tag key {} (found {})",
+                    quoted(&key),
+                    describe_at(text, after_value)
+                ));
+            }
+            if key == TIME_COLUMN {
+                return Err(format!("tag key {TIME_COLUMN:?} is reserved for the timestamp"));
+            }
+            let print = fingerprint(&key);
+            tag_filter.insert(print);
+            self.tag_fingerprints.push(print);
+            tags.push((key, value));
+            pos = after_value;
+        }
+        match bytes.get(pos) {
+            Some(b' ') => {}
+            None => return Err("missing field set".to_owned()),
+            Some(_) => {
+                return Err(format!("expected a space before the field set, found {}", describe_at(text, pos)));
+            }
+        }
+        while bytes.get(pos) == Some(&b' ') {
+            pos += 1;
+        }
+        if pos == bytes.len() {
+            return Err("missing field set".to_owned());
+        }
+
+        if !tags.is_sorted_by(|a, b| cmp_keys(&a.0, &b.0).is_le()) {
+            tags.sort_unstable_by(|a, b| cmp_keys(&a.0, &b.0));
+        }
+        if let Some(pair) = tags.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(format!("duplicate tag key {}", quoted(&pair[0].0)));
+        }
+        // The filter rules out most keys; comparing fingerprints rules out
+        // nearly all the rest before a string comparison.
+        let tag_prints = &self.tag_fingerprints;
+        let is_tag_key = |key: &str, print: u64| {
+            tag_filter.may_contain(print)
+                && tag_prints.contains(&print)
+                && tags.binary_search_by(|(t, _)| cmp_keys(t, key)).is_ok()
+        };
+
+        let mut fields = Vec::with_capacity(self.last_field_count);
+        self.fingerprints.clear();
+        let mut has_timestamp = false;
+        loop {
+            let (after_key, escaped, colon) = scan(bytes, pos, FIELD_KEY);
+            let key = name(text, pos, after_key, escaped, FIELD_KEY)?;
+            if key.is_empty() {
+                return Err(if fields.is_empty() {
+                    format!("missing field key (found {})", describe_at(text, after_key))
+                } else {
+                    format!("missing field key after ',' (found {})", describe_at(text, after_key))
+                });
+            }
+            if bytes.get(after_key) != Some(&b'=') {
+                return Err(format!(
+                    "expected '=' after field key {}, found {}",
+                    quoted(&key),
+                    describe_at(text, after_key)
+                ));
+            }
+            let value_at = after_key + 1;
+            let (value, after_value) = if bytes.get(value_at) == Some(&b'"') {
+                let (value, after) = scan_string(text, value_at + 1, &key)?;
+                match bytes.get(after) {
+                    None | Some(b',' | b' ') => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "expected ',' or a space after the string value of field key {}, found {}",
+                            quoted(&key),
+                            describe_at(text, after)
+                        ));
+                    }
+                }
+                (FieldValue::Str(value), after)
+            } else {
+                let end = find_comma_or_space(bytes, value_at);
+                (parse_plain_value(&text[value_at..end], &key)?, end)
+            };
+            let print = fingerprint(&key);
+            if is_tag_key(&key, print) {
+                return Err(format!("{} is both a tag key and a field key", quoted(&key)));
+            }
+            self.fingerprints.push(print);
+            let (family, name) = if colon { split_family(key) } else { (None, key) };
+            if family.is_some() || name == TIME_COLUMN {
+                check_field_name(family.as_deref(), &name, &|name: &str| is_tag_key(name, fingerprint(name)))?;
+            }
+            fields.push(ParsedField { family, name, value });
+            pos = after_value;
+            match bytes.get(pos) {
+                Some(b',') => pos += 1,
+                Some(_) => {
+                    has_timestamp = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.check_duplicate_fields(&fields)?;
+        self.last_tag_count = tags.len();
+        self.last_field_count = fields.len();
+
+        let time_ns = if has_timestamp { self.parse_timestamp(text, pos)? } else { self.default_time_ns };
+
+        Ok(ParsedLine { line: 0, measurement, tags, fields, time_ns })
+    }
+
+    /// Parses `SP+ timestamp SP*` from `pos` (a space) to the end of the line.
+    fn parse_timestamp(&self, text: &str, mut pos: usize) -> Result<i64, String> {
+        let bytes = text.as_bytes();
+        while bytes.get(pos) == Some(&b' ') {
+            pos += 1;
+        }
+        if pos == bytes.len() {
+            return Err("trailing space after the field set (expected a timestamp or end of line)".to_owned());
+        }
+        let end = bytes[pos..].iter().position(|&b| b == b' ').map_or(bytes.len(), |n| pos + n);
+        let token = &text[pos..end];
+        let ts = match parse_signed(token.as_bytes()) {
+            Ok(ts) => ts,
+            Err(NumberError::Syntax) => {
+                return Err(format!("invalid timestamp {}: expected an integer", quoted(token)));
+            }
+            Err(NumberError::Overflow) => {
+                return Err(format!("timestamp {} does not fit in a signed 64-bit integer", quoted(token)));
+            }
+        };
+        if let Some(extra) = bytes[end..].iter().position(|&b| b != b' ') {
+            return Err(format!("unexpected {} after the timestamp", quoted(&text[end + extra..])));
+        }
+        self.precision.to_nanos(ts).ok_or_else(|| {
+            format!("timestamp {ts} at precision {} is out of range for i64 nanoseconds", self.precision)
+        })
+    }
+
+    /// Duplicates are judged on the key as written (after unescaping), so
+    /// `a::x` and `b::x` are two different fields; `(family, name)` is the
+    /// key, split.
+    fn check_duplicate_fields(&mut self, fields: &[ParsedField<'_>]) -> Result<(), String> {
+        let key = |i: usize| (fields[i].family.as_deref(), fields[i].name.as_ref());
+        let prints = &self.fingerprints;
+        let duplicate = if fields.len() <= PAIRWISE_DUPLICATE_LIMIT {
+            let mut seen = KeyFilter::default();
+            (0..fields.len()).find(|&i| {
+                let duplicate = seen.may_contain(prints[i])
+                    && (0..i).any(|earlier| prints[earlier] == prints[i] && key(earlier) == key(i));
+                seen.insert(prints[i]);
+                duplicate
+            })
+        } else {
+            self.order.clear();
+            self.order.extend(0..fields.len());
+            self.order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+            self.order.windows(2).find(|pair| key(pair[0]) == key(pair[1])).map(|pair| pair[1])
+        };
+        match duplicate {
+            Some(i) => {
+                let full = match &fields[i].family {
+                    Some(family) => format!("{family}::{}", fields[i].name),
+                    None => fields[i].name.to_string(),
+                };
+                Err(format!("duplicate field key {}", quoted(&full)))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The checks on a field key that has a column family or is named `time`.
+#[cold]
+fn check_field_name(family: Option<&str>, name: &str, is_tag_key: &dyn Fn(&str) -> bool) -> Result<(), String> {
+    let key_error = |what: String| match family {
+        Some(family) => format!("field key \"{family}::{name}\": {what}"),
+        None => format!("field key {name:?}: {what}"),
+    };
+    if family == Some("") {
+        return Err(key_error("empty column family name before \"::\"".to_owned()));
+    }
+    if name.is_empty() {
+        return Err(key_error("empty field name after \"::\"".to_owned()));
+    }
+    if name == TIME_COLUMN {
+        return Err(key_error(format!("field name {TIME_COLUMN:?} is reserved for the timestamp")));
+    }
+    if family.is_some() && is_tag_key(name) {
+        return Err(key_error(format!("field name {name:?} is also a tag key")));
+    }
+    Ok(())
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `i` as a little-endian word, if there are eight.
+#[inline(always)]
+fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
+    match bytes.get(i..i.wrapping_add(8)) {
+        Some(&[a, b, c, d, e, f, g, h]) => Some(u64::from_le_bytes([a, b, c, d, e, f, g, h])),
+        _ => None,
+    }
+}
+
+/// High bit set in every byte of `word` equal to `byte`. Bytes above the
+/// lowest match may be flagged falsely; the lowest flag is always right.
+#[inline(always)]
+fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// High bit set in every byte of `word` below `bound` (at most 128), with
+/// the same caveat as [`bytes_equal`].
+#[inline(always)]
+fn bytes_below(word: u64, bound: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(bound)) & !word & HIGHS
+}
+
+/// Scans a measurement, tag key, tag value or field key (`kind`) starting at
+/// `start`: returns the offset of the byte that ends it, whether it has a
+/// backslash and (field keys only) whether it has a colon.
+///
+/// Eight bytes are tested at a time for anything that may matter (control
+/// bytes and space, `,` `\`, and `=` `:` in keys); only those bytes are
+/// looked up in [`STOPS`].
+#[inline(always)]
+fn scan(bytes: &[u8], start: usize, kind: u8) -> (usize, bool, bool) {
+    let mut i = start;
+    let mut escaped = false;
+    let mut colon = false;
+    loop {
+        while let Some(word) = word_at(bytes, i) {
+            let mut flags = bytes_below(word, b' ' + 1) | bytes_equal(word, b',') | bytes_equal(word, b'\\');
+            if kind & (TAG_KEY | FIELD_KEY) != 0 {
+                flags |= bytes_equal(word, b'=');
+            }
+            if kind == FIELD_KEY {
+                flags |= bytes_equal(word, b':');
+            }
+            if flags != 0 {
+                i += (flags.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else { break };
+        if STOPS[usize::from(b)] & kind == 0 {
+            i += 1;
+        } else if b == b'\\' {
+            // Whatever follows a backslash is part of the name.
+            escaped = true;
+            i += 2;
+        } else if b == b':' {
+            colon = true;
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    (i.min(bytes.len()), escaped, colon)
+}
+
+/// Offset of the first `,` or space at or after `start`, or the length.
+#[inline(always)]
+fn find_comma_or_space(bytes: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while let Some(word) = word_at(bytes, i) {
+        let flags = bytes_equal(word, b',') | bytes_equal(word, b' ');
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    bytes.get(i..).and_then(|rest| rest.iter().position(|&b| b == b',' || b == b' ')).map_or(bytes.len(), |n| i + n)
+}
+
+/// The name `scan` found in `text[start..end]`, unescaped.
+#[inline(always)]
+fn name(text: &str, start: usize, end: usize, escaped: bool, kind: u8) -> Result<Cow<'_, str>, String> {
+    // `start` and `end` are at ASCII bytes or the ends of `text`.
+    let raw = &text[start..end];
+    if escaped { unescape_checked(raw, text.as_bytes().get(end).copied(), kind) } else { Ok(Cow::Borrowed(raw)) }
+}
+
+#[cold]
+fn unescape_checked(raw: &str, next: Option<u8>, kind: u8) -> Result<Cow<'_, str>, String> {
+    let name = unescape_name(raw, kind);
+    // A key not followed by '=' is an error of its own, reported by the
+    // caller: "expected '='" says more than the backslash.
+    let is_key = kind & (TAG_KEY | FIELD_KEY) != 0;
+    if name.ends_with('\\') && (!is_key || next == Some(b'=')) {
+        return Err(format!("{} {} may not end with a backslash", token_kind_name(kind), quoted(raw)));
+    }
+    Ok(name)
+}
+
+/// Scans a string field value whose opening quote is just before `start`;
+/// returns it unescaped and the offset just past the closing quote.
+fn scan_string<'a>(text: &'a str, start: usize, key: &str) -> Result<(Cow<'a, str>, usize), String> {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    let mut escaped = false;
+    loop {
+        let Some(at) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)).map(|n| i + n) else {
+            return Err(format!("unterminated string field value for field key {}", quoted(key)));
+        };
+        if bytes[at] == b'"' {
+            let raw = &text[start..at];
+            let value = if escaped { unescape_string(raw) } else { Cow::Borrowed(raw) };
+            return Ok((value, at + 1));
+        }
+        if matches!(bytes.get(at + 1), Some(b'"' | b'\\')) {
+            escaped = true;
+            i = at + 2;
+        } else {
+            i = at + 1;
+        }
     }
 }
 
@@ -563,6 +1106,325 @@ mod tests {
     use proptest::prelude::*;
 
     const DEFAULT_NS: i64 = 1_700_000_000_123_456_789;
+
+    /// The previous, crate-based implementation of this module, kept as the
+    /// differential oracle: line splitting must match it exactly, and every
+    /// line must get the same row, or an error from both, except for the
+    /// differences listed in the module doc (see [`is_documented_difference`]).
+    mod reference {
+        use super::super::{
+            FAMILY_SEPARATOR, FieldValue, ParsedField, ParsedLine, Precision, TIME_COLUMN, family_separator_at,
+        };
+        use influxdb_line_protocol as ilp;
+        use std::borrow::Cow;
+
+        /// `(line number, text)` of every logical line, as the crate splits them.
+        pub fn logical_lines(body: &str) -> Vec<(usize, &str)> {
+            let mut out = Vec::new();
+            let mut rest = body;
+            let mut next_line = 1;
+            while !rest.is_empty() {
+                let line = next_line;
+                let (physical, after) = match rest.find('\n') {
+                    Some(i) => (&rest[..i], &rest[i + 1..]),
+                    None => (rest, ""),
+                };
+                let content = physical.strip_suffix('\r').unwrap_or(physical);
+                let start = content.len() - content.trim_start_matches([' ', '\t']).len();
+                let content = &content[start..];
+                if content.is_empty() || content.starts_with('#') {
+                    rest = after;
+                    next_line += 1;
+                    continue;
+                }
+                let from_start = &rest[start..];
+                let logical = ilp::split_lines(from_start).next().unwrap_or(from_start);
+                rest = from_start.get(logical.len() + 1..).unwrap_or("");
+                next_line += 1 + logical.matches('\n').count();
+                out.push((line, logical.strip_suffix('\r').unwrap_or(logical)));
+            }
+            out
+        }
+
+        fn cow(s: ilp::EscapedStr<'_>) -> Cow<'_, str> {
+            match s {
+                ilp::EscapedStr::SingleSlice(s) => Cow::Borrowed(s),
+                ilp::EscapedStr::CopiedValue(s) => Cow::Owned(s),
+            }
+        }
+
+        fn split_family(key: ilp::EscapedStr<'_>) -> (Option<Cow<'_, str>>, Cow<'_, str>) {
+            let Some(at) = family_separator_at(&key) else {
+                return (None, cow(key));
+            };
+            let key = key.as_str().to_owned();
+            (Some(Cow::Owned(key[..at].to_owned())), Cow::Owned(key[at + FAMILY_SEPARATOR.len()..].to_owned()))
+        }
+
+        /// The old `parse_line`, validation included.
+        pub fn parse_line(text: &str, precision: Precision, default_time_ns: i64) -> Result<ParsedLine<'_>, String> {
+            let ilp::ParsedLine { series, field_set, timestamp } = match ilp::parse_lines(text).next() {
+                Some(Ok(parsed)) => parsed,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("no line protocol on this line".to_owned()),
+            };
+            let measurement = cow(series.measurement);
+            if measurement.is_empty() {
+                return Err("empty measurement name".to_owned());
+            }
+            let mut tags = Vec::new();
+            for (key, value) in series.tag_set.into_iter().flatten() {
+                if key.is_empty() || value.is_empty() || key.as_str() == TIME_COLUMN {
+                    return Err("bad tag".to_owned());
+                }
+                tags.push((cow(key), cow(value)));
+            }
+            tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            if tags.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return Err("duplicate tag key".to_owned());
+            }
+            let is_tag_key = |key: &str| tags.binary_search_by(|(t, _)| t.as_ref().cmp(key)).is_ok();
+            for i in 1..field_set.len() {
+                if field_set[..i].iter().any(|(k, _)| *k == field_set[i].0) {
+                    return Err("duplicate field key".to_owned());
+                }
+            }
+            let mut fields = Vec::new();
+            for (key, value) in field_set {
+                if key.is_empty() || is_tag_key(&key) {
+                    return Err("bad field key".to_owned());
+                }
+                let value = match value {
+                    ilp::FieldValue::F64(v) if !v.is_finite() => {
+                        return Err("float value out of range".to_owned());
+                    }
+                    ilp::FieldValue::F64(v) => FieldValue::F64(v),
+                    ilp::FieldValue::I64(v) => FieldValue::I64(v),
+                    ilp::FieldValue::U64(v) => FieldValue::U64(v),
+                    ilp::FieldValue::String(v) => FieldValue::Str(cow(v)),
+                    ilp::FieldValue::Boolean(v) => FieldValue::Bool(v),
+                };
+                let (family, name) = split_family(key);
+                if family.as_deref() == Some("")
+                    || name.is_empty()
+                    || name == TIME_COLUMN
+                    || (family.is_some() && is_tag_key(&name))
+                {
+                    return Err("bad field name".to_owned());
+                }
+                fields.push(ParsedField { family, name, value });
+            }
+            let time_ns = match timestamp {
+                None => default_time_ns,
+                Some(ts) => precision.to_nanos(ts).ok_or_else(|| "timestamp out of range".to_owned())?,
+            };
+            Ok(ParsedLine { line: 0, measurement, tags, fields, time_ns })
+        }
+    }
+
+    /// A line the crate accepts and this parser rejects on purpose: an
+    /// unescaped comma in a tag or field key, or a trailing comma after a
+    /// field set of one field (the only place the crate allows one).
+    fn is_documented_difference(message: &str, crate_row: &ParsedLine<'_>) -> bool {
+        let comma_in_key = crate_row.tags.iter().any(|(k, _)| k.contains(','))
+            || crate_row
+                .fields
+                .iter()
+                .any(|f| f.name.contains(',') || f.family.as_deref().is_some_and(|f| f.contains(',')));
+        let trailing_comma = crate_row.fields.len() == 1 && message.contains("missing field key after ','");
+        (comma_in_key && message.contains("','")) || trailing_comma
+    }
+
+    /// Splits `body` and parses every line both ways; panics on a difference
+    /// that is not documented. Returns how many lines both accepted.
+    fn check_against_reference(body: &str, precision: Precision) -> usize {
+        let ours: Vec<(usize, &str)> = LogicalLines::new(body).map(|l| (l.line, l.text)).collect();
+        assert_eq!(ours, reference::logical_lines(body), "line split of {body:?}");
+        let mut parser = LineParser::new(precision, DEFAULT_NS);
+        let mut both_accept = 0;
+        for (_, text) in ours {
+            match (parser.parse_line(text), reference::parse_line(text, precision, DEFAULT_NS)) {
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(got, want, "{text:?}");
+                    both_accept += 1;
+                }
+                (Err(_), Err(_)) => {}
+                (Ok(got), Err(e)) => {
+                    panic!("{text:?}: accepted as {got:?}, the crate rejects it: {e}")
+                }
+                (Err(e), Ok(want)) => assert!(
+                    is_documented_difference(&e, &want),
+                    "{text:?}: rejected ({e}), the crate accepts it as {want:?}"
+                ),
+            }
+        }
+        both_accept
+    }
+
+    #[test]
+    fn tricky_lines_match_the_crate() {
+        let lines = [
+            "m f=1",
+            "m f=1 ",
+            "m f=1 1 ",
+            "m f=1  1",
+            "m  f=1",
+            "m,t=a  f=1",
+            "m f=1,",
+            "m f=1,g=2,",
+            "m f=1,,g=2",
+            "m f=1, 1",
+            "m,a,b=1 f=1",
+            "m a,b=1",
+            "m ,f=1",
+            "m,,a=1 f=1",
+            "m,a=1, f=1",
+            "m,a=b=c f=1",
+            "a=b f=1",
+            r"a\b f=1",
+            r"a\ b f=1",
+            r"a\\ f=1",
+            r"a\\b f=1",
+            r"a\=b f=1",
+            r"m,a\=b=c\,d f\ g=1",
+            r"m,a=b\\ f=1",
+            r"m,a=b\ f=1",
+            "m\\\tx f=1",
+            "m\\\nx f=1",
+            "m f=\"a\nb\"",
+            "m f=\"a\\\"b\"",
+            "m f=\"a\\\\\"",
+            "m f=\"a\\b\"",
+            "m f=\"\"",
+            "m f=\"\"\"",
+            "m f=\"a\" 1",
+            "m f=\"a\"x",
+            "m f=1.",
+            "m f=.5",
+            "m f=1.5",
+            "m f=-1.5e10",
+            "m f=1e5",
+            "m f=1E+5",
+            "m f=1.e5",
+            "m f=1e",
+            "m f=-",
+            "m f=--1",
+            "m f=+1",
+            "m f=1i",
+            "m f=-1i",
+            "m f=1u",
+            "m f=-1u",
+            "m f=1.5i",
+            "m f=1e5i",
+            "m f=99999999999999999999i",
+            "m f=99999999999999999999u",
+            "m f=99999999999999999999",
+            "m f=t",
+            "m f=T",
+            "m f=true",
+            "m f=True",
+            "m f=TRUE",
+            "m f=tRUE",
+            "m f=tru",
+            "m f=f",
+            "m f=false",
+            "m f=False",
+            "m f=FALSE",
+            "m f=fa",
+            "m f=1 -1",
+            "m f=1 +1",
+            "m f=1 1.5",
+            "m f=1 1x",
+            "m f=1 1 2",
+            "m f=1\t1",
+            "m\tf=1",
+            "m f=1\t",
+            "m\0 f=1",
+            "\0m f=1",
+            "m,t=\0 \0=1",
+            "m f\0=1",
+            "m f=1\r",
+            "m\r f=1",
+            "m \"f\"=1",
+            "m f==1",
+            "m =1",
+            "m f=",
+            "m f",
+            "m",
+            "m,",
+            "m, f=1",
+            ",m f=1",
+            "=m f=1",
+            "m,t=1",
+            "m,t= f=1",
+            "m,=a f=1",
+            "m,t=a\\",
+            "m f\\=1",
+            "m f=1\\",
+            "m,t=a f=1 1\\",
+            "m a::b=1",
+            "m ::b=1",
+            "m a::=1",
+            "m,a=1 a=1",
+            "m,a=1 c::a=1",
+            "m f=1,f=2",
+            "m,time=1 f=1",
+            "m time=1",
+            "m f=1e999",
+            "m f=-0",
+            "m é=1",
+            "é,ü=ö ß=\"日\" 1",
+        ];
+        for line in lines {
+            for body in [line.to_owned(), format!("{line}\nm ok=1\n")] {
+                check_against_reference(&body, Precision::Nanosecond);
+            }
+        }
+    }
+
+    /// Bytes that matter to line protocol, and some that do not.
+    const MUTATION_ALPHABET: &[char] = &[
+        ',', ' ', '=', '"', '\\', '\n', '#', '\t', '\r', '\0', '.', '-', '+', ':', 'a', 'e', 'E', 'i', 'u', 't', 'f',
+        'T', '0', '1', '9', 'é',
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Insert(prop::sample::Index, char),
+        Delete(prop::sample::Index),
+        Replace(prop::sample::Index, char),
+    }
+
+    fn gen_mutation() -> impl Strategy<Value = Mutation> {
+        let c = || prop::sample::select(MUTATION_ALPHABET);
+        prop_oneof![
+            (any::<prop::sample::Index>(), c()).prop_map(|(i, c)| Mutation::Insert(i, c)),
+            any::<prop::sample::Index>().prop_map(Mutation::Delete),
+            (any::<prop::sample::Index>(), c()).prop_map(|(i, c)| Mutation::Replace(i, c)),
+        ]
+    }
+
+    fn mutate(line: &str, mutations: &[Mutation]) -> String {
+        let mut chars: Vec<char> = line.chars().collect();
+        for m in mutations {
+            match *m {
+                Mutation::Insert(ref at, c) => {
+                    let at = at.index(chars.len() + 1);
+                    chars.insert(at, c);
+                }
+                Mutation::Delete(ref at) if !chars.is_empty() => {
+                    let at = at.index(chars.len());
+                    chars.remove(at);
+                }
+                Mutation::Replace(ref at, c) if !chars.is_empty() => {
+                    let at = at.index(chars.len());
+                    chars[at] = c;
+                }
+                _ => {}
+            }
+        }
+        String::from_iter(chars)
+    }
 
     fn ok_line(body: &str) -> ParsedLine<'_> {
         let parsed = parse(body, Precision::Nanosecond, DEFAULT_NS);
@@ -717,7 +1579,7 @@ mod tests {
         assert!(parsed.errors[0].message.contains("out of range"), "{:?}", parsed.errors[0]);
         assert_eq!(parsed.lines.len(), 1);
         assert_eq!(parsed.lines[0].line, 2);
-        // Beyond i64 itself: the crate's own error.
+        // Beyond i64 itself.
         assert_rejected("m f=1 9223372036854775808", "timestamp");
     }
 
@@ -860,23 +1722,111 @@ mod tests {
     }
 
     #[test]
-    fn syntax_errors_carry_the_crate_message() {
-        assert_rejected("m", "invalid line protocol: expected 'measurement[,tag_key=tag_value...]");
-        assert_rejected("m,t=a", "invalid line protocol: expected");
-        assert_rejected("m,t=a, f=1", "invalid line protocol: expected");
-        assert_rejected("m f=", "No fields were provided");
-        assert_rejected("m f=\"open", "No fields were provided");
-        assert_rejected("m f=1 1 extra", "trailing content");
-        assert_rejected("m f=1 abc", "trailing content");
-        assert_rejected("m f=9223372036854775808i", "Unable to parse integer value");
-        assert_rejected("m f=-1u", "trailing content: 'u'");
-        assert_rejected("m f=1 1.5", "trailing content: '.5'");
-        assert_rejected("m,t= f=1", "Tag Set Malformed");
-        assert_rejected("m, f=1", "Tag Set Malformed");
-        assert_rejected(r"m\ f=1", "invalid line protocol: expected");
-        assert_rejected(r"m,t=a\", "may not end with a backslash");
-        assert_rejected("m =1", "No fields were provided");
-        assert_rejected(",t=a f=1", "Invalid measurement");
+    fn syntax_errors_say_what_is_wrong_and_where() {
+        assert_rejected("m", "missing field set");
+        assert_rejected("m ", "missing field set");
+        assert_rejected("m,t=a", "missing field set");
+        assert_rejected("m,t=a, f=1", "missing tag key after ','");
+        assert_rejected("m f=", "missing value for field key \"f\"");
+        assert_rejected("m f=\"open", "unterminated string field value for field key \"f\"");
+        assert_rejected("m f=\"a\"x", "after the string value of field key \"f\"");
+        assert_rejected("m f=1 1 extra", "unexpected \"extra\" after the timestamp");
+        assert_rejected("m f=1 abc", "invalid timestamp \"abc\"");
+        assert_rejected("m f=1 ", "trailing space after the field set");
+        assert_rejected(
+            "m f=9223372036854775808i",
+            "integer field value \"9223372036854775808i\" for field key \"f\" is out of range",
+        );
+        assert_rejected("m f=12x", "invalid field value \"12x\" for field key \"f\"");
+        assert_rejected("m f=1.5i", "invalid integer field value \"1.5i\"");
+        assert_rejected("m f=-1u", "invalid unsigned integer field value \"-1u\"");
+        assert_rejected("m f=18446744073709551616u", "is out of range");
+        assert_rejected("m f=1 1.5", "invalid timestamp \"1.5\"");
+        assert_rejected("m f=1 9223372036854775808", "does not fit");
+        assert_rejected("m,t= f=1", "missing value for tag key \"t\"");
+        assert_rejected("m, f=1", "missing tag key after ','");
+        assert_rejected("m,t f=1", "expected '=' after tag key \"t\", found a space");
+        assert_rejected(r"m\ f=1", "missing field set");
+        assert_rejected(r"m,t=a\", "tag value \"a\\\\\" may not end with a backslash");
+        assert_rejected(r"m\\ f=1", "measurement \"m\\\\\\\\\" may not end with a backslash");
+        assert_rejected("m =1", "missing field key (found '=')");
+        assert_rejected(",t=a f=1", "missing measurement (found ',')");
+        assert_rejected("m usage 1", "expected '=' after field key \"usage\", found a space");
+        assert_rejected("m\tf=1", "expected a space before the field set, found a tab");
+        assert_rejected("m\0 f=1", "found a NUL");
+        assert_rejected("m f=1\t", "invalid field value");
+        assert_rejected("m f=tru", "expected a number, a \"quoted string\" or a boolean");
+        assert_rejected("m f=1.", "invalid field value \"1.\"");
+        assert_rejected("m f=.5", "invalid field value \".5\"");
+        assert_rejected("m f=1e", "invalid field value \"1e\"");
+    }
+
+    #[test]
+    fn documented_differences_from_the_crate_are_errors() {
+        assert_rejected("m f=1,", "missing field key after ','");
+        assert_rejected("m f=1, 5", "missing field key after ','");
+        assert_rejected("m f=1,,g=2", "missing field key after ','");
+        assert_rejected("m a,b=1", "expected '=' after field key \"a\", found ','");
+        assert_rejected("m ,f=1", "missing field key (found ',')");
+        assert_rejected("m,a,b=1 f=1", "expected '=' after tag key \"a\", found ','");
+        assert_rejected("m,a=1,,b=2 f=1", "missing tag key after ','");
+        // The crate accepts all of them.
+        for line in ["m f=1,", "m f=1, 5", "m f=1,,g=2", "m a,b=1", "m ,f=1", "m,a,b=1 f=1"] {
+            assert!(reference::parse_line(line, Precision::Nanosecond, 0).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn long_tokens_are_cut_in_messages() {
+        let line = format!("m f={}x", "1".repeat(500));
+        let e = bad_line(&line);
+        assert!(e.message.len() < 300, "{}", e.message);
+        assert!(e.message.contains("..."));
+    }
+
+    #[test]
+    fn values_at_the_edges_of_their_types() {
+        let line = ok_line(
+            "m a=-9223372036854775808i,b=9223372036854775807i,c=0u,d=-0i,e=007i,f=-0.0,g=1E+2,h=1.5e-3,i=00.50 -9223372036854775808",
+        );
+        let values: Vec<_> = line.fields.iter().map(|f| f.value.clone()).collect();
+        assert_eq!(
+            values,
+            [
+                FieldValue::I64(i64::MIN),
+                FieldValue::I64(i64::MAX),
+                FieldValue::U64(0),
+                FieldValue::I64(0),
+                FieldValue::I64(7),
+                FieldValue::F64(-0.0),
+                FieldValue::F64(100.0),
+                FieldValue::F64(0.0015),
+                FieldValue::F64(0.5),
+            ]
+        );
+        assert_eq!(line.time_ns, i64::MIN);
+        assert_rejected("m f=-9223372036854775809i", "out of range");
+        assert_rejected("m f=1 -9223372036854775809", "does not fit");
+    }
+
+    #[test]
+    fn spaces_around_the_timestamp() {
+        assert_eq!(ok_line("m,t=a   f=1   5   ").time_ns, 5);
+        assert_eq!(ok_line("m f=\"a b\" 5").time_ns, 5);
+    }
+
+    #[test]
+    fn escapes_in_strings_and_unknown_escapes() {
+        let line = ok_line(r#"m a="x\y",b="\\",c="\"",d="",e="a\\\"b" 1"#);
+        let values: Vec<_> = line.fields.iter().map(|f| f.value.clone()).collect();
+        let s = |v: &str| FieldValue::Str(Cow::Owned(v.to_owned()));
+        assert_eq!(values, [s(r"x\y"), s("\\"), s("\""), s(""), s("a\\\"b")]);
+        assert!(matches!(&line.fields[0].value, FieldValue::Str(Cow::Borrowed(_))));
+        // An escaped tab or newline is part of the name, not a delimiter.
+        assert_eq!(ok_line("a\\\tb f=1").measurement, "a\\\tb");
+        assert_eq!(ok_line(r"m\=x f=1").measurement, r"m\=x");
+        assert_eq!(ok_line(r"m,k=a\=b f=1").tags[0].1, "a=b");
+        assert_eq!(ok_line("m,k=a=b f=1").tags[0].1, "a=b");
     }
 
     #[test]
@@ -885,10 +1835,10 @@ mod tests {
         assert_rejected("m f=-1e999 1", "float value out of range");
         let huge = format!("m f={} 1", "9".repeat(400));
         assert_rejected(&huge, "float value out of range");
-        // The crate has no NaN or infinity literals.
-        assert_rejected("m f=NaN", "No fields were provided");
-        assert_rejected("m f=inf", "No fields were provided");
-        assert_rejected("m f=+Inf", "No fields were provided");
+        // Line protocol has no NaN or infinity literals.
+        assert_rejected("m f=NaN", "invalid field value \"NaN\"");
+        assert_rejected("m f=inf", "invalid field value \"inf\"");
+        assert_rejected("m f=+Inf", "invalid field value \"+Inf\"");
     }
 
     #[test]
@@ -1152,7 +2102,7 @@ mod tests {
 
     fn gen_line() -> impl Strategy<Value = GenLine> {
         // Suffixes keep names unique, non-empty, distinct between tags and
-        // fields, free of a trailing backslash (which the crate rejects even
+        // fields, free of a trailing backslash (which is rejected even
         // escaped) and of `::` in the name part.
         let tags = prop::collection::vec((name_chars(true), name_chars(true)), 0..5).prop_map(|tags| {
             tags.into_iter().enumerate().map(|(i, (k, v))| (format!("{k}~t{i}"), format!("{v}v"))).collect::<Vec<_>>()
@@ -1209,6 +2159,42 @@ mod tests {
             prop_assert!(parsed.errors.is_empty(), "errors {:?} in {:?}", parsed.errors, body);
             prop_assert_eq!(&parsed.lines, &expected, "body {:?}", body);
             check_accounting(&body, &parsed);
+            prop_assert_eq!(check_against_reference(&body, Precision::Nanosecond), lines.len());
+        }
+
+        #[test]
+        fn mutated_lines_match_the_crate(
+            lines in prop::collection::vec(
+                (gen_line(), prop::collection::vec(gen_mutation(), 1..4)),
+                1..4,
+            ),
+            precision in prop::sample::select(vec![
+                Precision::Auto, Precision::Second, Precision::Nanosecond,
+            ]),
+        ) {
+            let body = lines
+                .iter()
+                .map(|(line, mutations)| mutate(&line.to_lp(), mutations))
+                .collect::<Vec<_>>()
+                .join("\n");
+            check_against_reference(&body, precision);
+            check_accounting(&body, &parse(&body, precision, DEFAULT_NS));
+        }
+
+        #[test]
+        fn mutated_simple_lines_match_the_crate(
+            lines in prop::collection::vec(
+                ("[a-z]{1,3}(,[a-z]{1,2}=[a-z0-9]{1,2}){0,2} [a-z]{1,2}=(-?[0-9]{1,3}(\\.[0-9]{1,2})?(e-?[0-9])?[iu]?|t|false|\"[a-z ]{0,3}\")(,[a-z]{1,2}=[0-9]{1,2}i?){0,2}( -?[0-9]{1,12})?",
+                 prop::collection::vec(gen_mutation(), 0..3)),
+                1..6,
+            ),
+        ) {
+            let body = lines
+                .iter()
+                .map(|(line, mutations)| mutate(line, mutations))
+                .collect::<Vec<_>>()
+                .join("\n");
+            check_against_reference(&body, Precision::Nanosecond);
         }
 
         #[test]
@@ -1226,6 +2212,7 @@ mod tests {
         ) {
             let parsed = parse(&body, precision, default_time_ns);
             check_accounting(&body, &parsed);
+            check_against_reference(&body, precision);
             for line in &parsed.lines {
                 prop_assert!(!line.fields.is_empty());
                 prop_assert!(line.tags.windows(2).all(|w| w[0].0 < w[1].0));

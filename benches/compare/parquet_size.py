@@ -49,8 +49,11 @@ def read(path, rows_per_chunk=500_000):
                 times = []
     if times:
         chunks.append(chunk(tags, fields, times))
-    table = pa.concat_tables(chunks).combine_chunks()
-    # Tags as dictionary-encoded strings, as a user would store them.
+    return pa.concat_tables(chunks).combine_chunks()
+
+
+def dictionary_tags(table):
+    """Tags as dictionary-encoded strings, as a user would store them."""
     for t in TAGS:
         i = table.schema.get_field_index(t)
         table = table.set_column(i, t, table.column(t).dictionary_encode())
@@ -64,8 +67,8 @@ def main():
     table = read(sys.argv[1])
     rows = table.num_rows
     variants = {
-        "parquet_zstd_arrival_order": table,
-        "parquet_zstd_sorted_host_time": table.sort_by([("hostname", "ascending"), ("time", "ascending")]),
+        "parquet_zstd_arrival_order": dictionary_tags(table),
+        "parquet_zstd_sorted_host_time": dictionary_tags(table.sort_by([("hostname", "ascending"), ("time", "ascending")])),
     }
     for name, t in variants.items():
         path = os.path.join(out, name + ".parquet")
