@@ -196,7 +196,7 @@ impl TableBuffer {
             return Ok(Rows::empty(Arc::new(Vec::new())));
         }
         let series_ok: Vec<bool> = self.keys.iter().map(|k| sel.series.is_none_or(|f| f(k))).collect();
-        let mut picked: Vec<u32> = (0..self.len() as u32)
+        let picked: Vec<u32> = (0..self.len() as u32)
             .filter(|&i| {
                 let i = i as usize;
                 let t = self.time[i];
@@ -216,8 +216,31 @@ impl TableBuffer {
         for (r, &s) in used.iter().enumerate() {
             rank[s as usize] = r as u32;
         }
-        // Arrival order breaks ties so the newest write of a key comes last.
-        picked.sort_unstable_by_key(|&i| (rank[self.series[i as usize] as usize], self.time[i as usize], i));
+        // Counting sort by series rank (stable: arrival order within a
+        // series), then sort by time only the series whose rows arrived out
+        // of time order. Arrival order breaks time ties, so the newest write
+        // of a key comes last.
+        let mut starts = vec![0usize; used.len() + 1];
+        for &i in &picked {
+            starts[rank[self.series[i as usize] as usize] as usize + 1] += 1;
+        }
+        for r in 1..starts.len() {
+            starts[r] += starts[r - 1];
+        }
+        let mut fill = starts.clone();
+        let mut by_series = vec![0u32; picked.len()];
+        for &i in &picked {
+            let r = rank[self.series[i as usize] as usize] as usize;
+            by_series[fill[r]] = i;
+            fill[r] += 1;
+        }
+        for w in starts.windows(2) {
+            let run = &mut by_series[w[0]..w[1]];
+            if !run.windows(2).all(|p| self.time[p[0] as usize] <= self.time[p[1] as usize]) {
+                run.sort_by_key(|&i| self.time[i as usize]);
+            }
+        }
+        let picked = by_series;
 
         let mut series = Vec::new();
         let mut time = Vec::new();
@@ -394,5 +417,47 @@ mod tests {
         let some = t.rows(&Selection { columns: &[1, 2], time: (4, 10), series: Some(&only_a) }).unwrap();
         assert_eq!(some.time, vec![9]);
         assert_eq!(some.series_keys.len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rows_equal_applying_writes_in_order(
+            writes in proptest::collection::vec((0u8..4, 0i64..12, proptest::option::of(-5i64..5), proptest::option::of(-5i64..5)), 0..60),
+            split in 0usize..60,
+        ) {
+            use std::collections::BTreeMap;
+            let hosts = ["a", "b", "c", "d"];
+            let rows: Vec<(&str, i64, Option<i64>, Option<i64>)> = writes
+                .iter()
+                .filter(|w| w.2.is_some() || w.3.is_some())
+                .map(|&(h, t, a, b)| (hosts[h as usize], t, a, b))
+                .collect();
+            let mut buf = Buffer::default();
+            let at = split.min(rows.len());
+            buf.insert(&batch(&rows[..at]), 0);
+            buf.insert(&batch(&rows[at..]), 0);
+            let mut model: BTreeMap<(&str, i64), (Option<i64>, Option<i64>)> = BTreeMap::new();
+            for &(h, t, a, b) in &rows {
+                let e = model.entry((h, t)).or_default();
+                e.0 = a.or(e.0);
+                e.1 = b.or(e.1);
+            }
+            let Some(t) = buf.table(0, 0) else {
+                proptest::prop_assert!(model.is_empty());
+                return Ok(());
+            };
+            let got = t.rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None }).unwrap();
+            proptest::prop_assert!(got.is_sorted_unique());
+            let a = got.column(1).map(|c| c.as_primitive::<Int64Type>().clone());
+            let b = got.column(2).map(|c| c.as_primitive::<Int64Type>().clone());
+            let flat: Vec<((&str, i64), (Option<i64>, Option<i64>))> = (0..got.len())
+                .map(|i| {
+                    let host = hosts.iter().find(|h| **h == got.series_keys[got.series[i] as usize][0].1).copied().unwrap();
+                    let get = |c: &Option<arrow::array::Int64Array>| c.as_ref().and_then(|c| c.is_valid(i).then(|| c.value(i)));
+                    ((host, got.time[i]), (get(&a), get(&b)))
+                })
+                .collect();
+            proptest::prop_assert_eq!(flat, model.into_iter().collect::<Vec<_>>());
+        }
     }
 }
