@@ -64,6 +64,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     out = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp()
+    os.makedirs(out, exist_ok=True)
     table = read(sys.argv[1])
     rows = table.num_rows
     variants = {

@@ -29,8 +29,14 @@ fuzz_target!(|data: &[u8]| {
     let precision = [Precision::Auto, Precision::Nanosecond, Precision::Second][data.len() % 3];
     let opts = WriteOptions { accept_partial: true, no_sync: true };
     if let Ok(summary) = f.engine.write_lp("fuzz", body, precision, opts) {
-        let lines = body.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).count();
-        assert!(summary.lines_written + summary.errors.len() <= lines.max(1) + 1);
+        // A content line as line protocol defines it: not blank, not a comment
+        // (only spaces and tabs are leading whitespace; one trailing \r is dropped).
+        let is_content = |l: &str| {
+            let l = l.strip_suffix('\r').unwrap_or(l).trim_start_matches([' ', '\t']);
+            !l.is_empty() && !l.starts_with('#')
+        };
+        let lines = body.split('\n').filter(|l| is_content(l)).count();
+        assert!(summary.lines_written + summary.errors.len() <= lines);
     }
     f.writes += 1;
     if f.writes % 500 == 0 {
