@@ -5,55 +5,17 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quipu::lp::{Precision, parse, parse_bytes, parse_iter};
+use quipu::tsbs::{TsbsConfig, TsbsGenerator};
 
 const LINES: usize = 5_000;
 
-/// Deterministic TSBS cpu-only body: same shape and value ranges as
-/// `tsbs_generate_data --use-case=cpu-only --format=influx`.
+/// A TSBS cpu-only body from the project's generator (`quipu gen tsbs`).
 fn tsbs_cpu_only(lines: usize) -> String {
-    const REGIONS: [(&str, &str); 3] =
-        [("eu-west-1", "eu-west-1a"), ("us-east-1", "us-east-1b"), ("ap-southeast-2", "ap-southeast-2c")];
-    const FIELDS: [&str; 10] = [
-        "usage_user",
-        "usage_system",
-        "usage_idle",
-        "usage_nice",
-        "usage_iowait",
-        "usage_irq",
-        "usage_softirq",
-        "usage_steal",
-        "usage_guest",
-        "usage_guest_nice",
-    ];
-    // xorshift: deterministic without a rand dependency.
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let hosts = 100;
-    let mut body = String::with_capacity(lines * 320);
-    for i in 0..lines {
-        let host = i % hosts;
-        let (region, dc) = REGIONS[host % REGIONS.len()];
-        body.push_str(&format!(
-            "cpu,hostname=host_{host},region={region},datacenter={dc},rack={},os=Ubuntu16.04LTS,arch=x64,team=NYC,service={},service_version={},service_environment=production ",
-            host * 7 % 100,
-            host % 20,
-            host % 2,
-        ));
-        for (f, name) in FIELDS.iter().enumerate() {
-            if f > 0 {
-                body.push(',');
-            }
-            body.push_str(&format!("{name}={}i", next() % 100));
-        }
-        let ts = 1_451_606_400_000_000_000_i64 + (i / hosts) as i64 * 10_000_000_000;
-        body.push_str(&format!(" {ts}\n"));
-    }
-    body
+    let cfg = TsbsConfig { hosts: 100, ..TsbsConfig::default() };
+    let mut generator = TsbsGenerator::new(cfg).expect("valid config");
+    let mut body = Vec::with_capacity(lines * 330);
+    generator.next_batch(lines, &mut body);
+    String::from_utf8(body).expect("generator writes UTF-8")
 }
 
 /// Deterministic float-heavy body: what a telegraf `cpu` input with float

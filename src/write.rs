@@ -247,6 +247,50 @@ pub fn line_text(body: &str, line: usize) -> String {
     text[..end].to_string()
 }
 
+/// What resolving one line against the catalog gave.
+enum Step<'l> {
+    Row(u32, LineOut<'l>),
+    Reject(CatalogError),
+    /// The line needs a table or column the catalog lacks.
+    NeedsNewColumns,
+}
+
+/// The lines of a body resolved so far.
+struct Collected {
+    builder: BatchBuilder,
+    errors: Vec<LineError>,
+    accepted: usize,
+}
+
+/// Parses `body` and resolves each line with `resolve`; stops early (with
+/// `None`) when a line needs the catalog to change.
+fn collect_lines<F>(body: &str, precision: Precision, default_time_ns: i64, mut resolve: F) -> Option<Collected>
+where
+    F: for<'l> FnMut(&'l ParsedLine<'_>) -> Step<'l>,
+{
+    let mut out = Collected { builder: BatchBuilder::default(), errors: Vec::new(), accepted: 0 };
+    for parsed in lp::parse_iter(body, precision, default_time_ns) {
+        let line = match parsed {
+            Ok(line) => line,
+            Err(e) => {
+                out.errors.push(e);
+                continue;
+            }
+        };
+        match resolve(&line) {
+            Step::Row(table_id, row) => {
+                out.builder.push(table_id, row, line.time_ns);
+                out.accepted += 1;
+            }
+            Step::Reject(e) => {
+                out.errors.push(LineError { line: line.line, message: e.to_string(), text: line_text(body, line.line) })
+            }
+            Step::NeedsNewColumns => return None,
+        }
+    }
+    Some(out)
+}
+
 /// Parses `body` and resolves its lines for database `db` against `catalog`:
 /// syntax errors and catalog conflicts alike become per-line errors. Lines
 /// are resolved as they are parsed; only a body that adds tables or columns
@@ -258,44 +302,22 @@ pub fn resolve_lp(
     precision: Precision,
     default_time_ns: i64,
 ) -> Result<Resolved> {
-    let reject = |line: &ParsedLine<'_>, e: CatalogError| LineError {
-        line: line.line,
-        message: e.to_string(),
-        text: line_text(body, line.line),
-    };
-
-    // Fast path: every table and column exists.
     if let Some(database) = catalog.database(db) {
-        let mut builder = BatchBuilder::default();
-        let mut errors = Vec::new();
-        let mut accepted = 0;
-        let mut complete = true;
-        for parsed in lp::parse_iter(body, precision, default_time_ns) {
-            let line = match parsed {
-                Ok(line) => line,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            let Some(table) = database.table(&line.measurement) else {
-                complete = false;
-                break;
-            };
-            match resolve_existing(table, &line) {
-                Ok(Some(out)) => {
-                    builder.push(table.id, out, line.time_ns);
-                    accepted += 1;
-                }
-                Ok(None) => {
-                    complete = false;
-                    break;
-                }
-                Err(e) => errors.push(reject(&line, e)),
+        let existing = collect_lines(body, precision, default_time_ns, |line| {
+            let Some(table) = database.table(&line.measurement) else { return Step::NeedsNewColumns };
+            match resolve_existing(table, line) {
+                Ok(Some(row)) => Step::Row(table.id, row),
+                Ok(None) => Step::NeedsNewColumns,
+                Err(e) => Step::Reject(e),
             }
-        }
-        if complete {
-            return Ok(Resolved { batch: builder.finish(database.id), accepted, errors, catalog: None });
+        });
+        if let Some(c) = existing {
+            return Ok(Resolved {
+                batch: c.builder.finish(database.id),
+                accepted: c.accepted,
+                errors: c.errors,
+                catalog: None,
+            });
         }
     }
 
@@ -303,30 +325,18 @@ pub fn resolve_lp(
     changed.sequence += 1;
     let database = changed.database_mut(db).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let db_id = database.id;
-    let mut builder = BatchBuilder::default();
-    let mut errors = Vec::new();
-    let mut accepted = 0;
-    for parsed in lp::parse_iter(body, precision, default_time_ns) {
-        let line = match parsed {
-            Ok(line) => line,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
+    let adding = collect_lines(body, precision, default_time_ns, |line| {
         let outcome = database.table_mut(&line.measurement).and_then(|table| {
             let id = table.id;
-            resolve_adding(table, &line).map(|out| (id, out))
+            resolve_adding(table, line).map(|row| (id, row))
         });
         match outcome {
-            Ok((table_id, out)) => {
-                builder.push(table_id, out, line.time_ns);
-                accepted += 1;
-            }
-            Err(e) => errors.push(reject(&line, e)),
+            Ok((id, row)) => Step::Row(id, row),
+            Err(e) => Step::Reject(e),
         }
-    }
-    Ok(Resolved { batch: builder.finish(db_id), accepted, errors, catalog: Some(changed) })
+    });
+    let c = adding.ok_or_else(|| Error::InvalidArgument("catalog resolution stopped while adding columns".into()))?;
+    Ok(Resolved { batch: c.builder.finish(db_id), accepted: c.accepted, errors: c.errors, catalog: Some(changed) })
 }
 
 /// How an Arrow column of a batch is written.
