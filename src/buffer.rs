@@ -436,7 +436,8 @@ mod tests {
             let at = split.min(rows.len());
             buf.insert(&batch(&rows[..at]), 0);
             buf.insert(&batch(&rows[at..]), 0);
-            let mut model: BTreeMap<(&str, i64), (Option<i64>, Option<i64>)> = BTreeMap::new();
+            type Cells = (Option<i64>, Option<i64>);
+            let mut model: BTreeMap<(&str, i64), Cells> = BTreeMap::new();
             for &(h, t, a, b) in &rows {
                 let e = model.entry((h, t)).or_default();
                 e.0 = a.or(e.0);
@@ -450,7 +451,7 @@ mod tests {
             proptest::prop_assert!(got.is_sorted_unique());
             let a = got.column(1).map(|c| c.as_primitive::<Int64Type>().clone());
             let b = got.column(2).map(|c| c.as_primitive::<Int64Type>().clone());
-            let flat: Vec<((&str, i64), (Option<i64>, Option<i64>))> = (0..got.len())
+            let flat: Vec<((&str, i64), Cells)> = (0..got.len())
                 .map(|i| {
                     let host = hosts.iter().find(|h| **h == got.series_keys[got.series[i] as usize][0].1).copied().unwrap();
                     let get = |c: &Option<arrow::array::Int64Array>| c.as_ref().and_then(|c| c.is_valid(i).then(|| c.value(i)));
