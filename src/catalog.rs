@@ -472,6 +472,36 @@ impl CatalogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn catalogs_round_trip(ops in proptest::collection::vec((0u8..3, 0u8..4, "[a-e]{1,3}", proptest::option::of("[xy]"), 0u8..5), 0..40)) {
+            let mut cat = Catalog::default();
+            for (db, table, column, family, kind) in ops {
+                let t = cat.database_mut(&format!("db{db}")).unwrap().table_mut(&format!("t{table}")).unwrap();
+                let types = [FieldType::Float, FieldType::Integer, FieldType::UInteger, FieldType::String, FieldType::Boolean];
+                // Conflicts are fine here: they just leave the catalog as it was.
+                let _ = if kind == 4 { t.ensure_tag(&column) } else { t.ensure_field(&column, family.as_deref(), types[kind as usize]) };
+            }
+            cat.sequence = 9;
+            let decoded = Catalog::decode(Path::new("c"), &cat.encode()).unwrap();
+            prop_assert_eq!(&decoded, &cat);
+            for db in decoded.databases() {
+                for t in db.tables() {
+                    for c in &t.columns {
+                        prop_assert_eq!(t.column(&c.name).map(|x| x.id), Some(c.id));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_catalog_bodies_are_errors_not_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let sealed = envelope::seal(MAGIC, FORMAT_VERSION, &body);
+            let _ = Catalog::decode(Path::new("c"), &sealed);
+        }
+    }
 
     #[test]
     fn fields_join_families_and_conflicts_are_typed() {

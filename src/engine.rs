@@ -38,6 +38,8 @@ use crate::write::{self, Resolved, WriteBatch};
 
 /// The lock file in the data folder.
 pub const LOCK_FILE: &str = "LOCK";
+/// Writes wait while the active buffer holds this many times `flush_bytes`.
+pub const STALL_FACTOR: usize = 4;
 /// The WAL folder in the data folder.
 pub const WAL_DIR: &str = "wal";
 /// The catalog folder in the data folder.
@@ -104,6 +106,7 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     /// Flush the buffer once it holds about this many bytes. Default 64 MiB.
+    /// Writes wait while it holds [`STALL_FACTOR`] times this.
     #[must_use]
     pub fn flush_bytes(mut self, bytes: usize) -> Self {
         self.config.flush_bytes = bytes.max(1);
@@ -204,6 +207,8 @@ pub struct Stats {
     pub lines_rejected: AtomicU64,
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
+    /// Writes that waited for a flush (backpressure).
+    pub write_stalls: AtomicU64,
 }
 
 struct Inner {
@@ -626,6 +631,35 @@ impl Inner {
         Ok(resolved)
     }
 
+    /// Backpressure: while the active buffer holds [`STALL_FACTOR`] times
+    /// `flush_bytes` (writers outpace the flush thread), a write waits for a
+    /// flush to take the buffer. The wait is bounded, so a flush that keeps
+    /// failing slows writers down instead of hanging them.
+    fn throttle(&self) {
+        if !self.config.background {
+            return;
+        }
+        let stall = self.config.flush_bytes.saturating_mul(STALL_FACTOR);
+        if lock(&self.active).bytes() < stall {
+            return;
+        }
+        self.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..50 {
+            {
+                let mut signal = lock(&self.signal);
+                if signal.shutdown {
+                    return;
+                }
+                signal.flush_wanted = true;
+                self.wake.notify_all();
+                let _ = self.wake.wait_timeout(signal, Duration::from_millis(20));
+            }
+            if lock(&self.active).bytes() < stall {
+                return;
+            }
+        }
+    }
+
     /// WAL append and buffer insert in one critical section (so the buffer
     /// holds writes in WAL order), then the group-commit fsync outside it.
     fn apply(&self, batch: WriteBatch, no_sync: bool) -> Result<()> {
@@ -633,6 +667,7 @@ impl Inner {
         if rows == 0 {
             return Ok(());
         }
+        self.throttle();
         let payload = batch.encode();
         let (pos, flush_due) = {
             let mut active = lock(&self.active);

@@ -50,3 +50,18 @@ fn flushes_by_age_on_the_injected_clock_and_compacts() {
         files.len() == 1 && files[0].meta.level == 1
     });
 }
+
+#[test]
+fn writers_wait_for_flushes_instead_of_growing_the_buffer_without_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every write is far above 4 x flush_bytes, so each later write must wait for a flush.
+    let e = Engine::builder(dir.path()).flush_bytes(64).compaction(false).open().unwrap();
+    for i in 0..20 {
+        let body: String = (0..50).map(|j| format!("m,host=h v={i}i {}\n", i * 50 + j)).collect();
+        e.write_lp("db", &body, Precision::Nanosecond, WriteOptions::default()).unwrap();
+    }
+    assert!(e.stats().write_stalls.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    wait_for("the last flush", || e.live_files().iter().map(|f| f.meta.rows).sum::<u64>() == 1000);
+    let rows: usize = e.scan("db", "m", &quipu::ScanRequest::all()).unwrap().iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1000);
+}

@@ -301,6 +301,52 @@ fn remove_except(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn file_meta() -> impl Strategy<Value = FileMeta> {
+        (
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+            0u8..2,
+            proptest::option::of(any::<i64>()),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<i64>(),
+            any::<i64>(),
+        )
+            .prop_map(
+                |(id, db_id, table_id, level, window_start_ns, size, blake3, rows, time_min, time_max)| FileMeta {
+                    id,
+                    db_id,
+                    table_id,
+                    level,
+                    window_start_ns,
+                    size,
+                    blake3,
+                    rows,
+                    time_min,
+                    time_max,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn version_records_round_trip(number in any::<u64>(), catalog_sequence in any::<u64>(), wal in any::<u64>(), next in any::<u64>(), files in proptest::collection::vec(file_meta(), 0..20)) {
+            let record = VersionRecord { number, catalog_sequence, wal_replay_from: wal, next_file_id: next, files };
+            let body = postcard::to_allocvec(&record).unwrap();
+            let sealed = envelope::seal(VERSION_MAGIC, FORMAT_VERSION, &body);
+            let opened = envelope::open(Path::new("v"), VERSION_MAGIC, FORMAT_VERSION, &sealed).unwrap();
+            prop_assert_eq!(postcard::from_bytes::<VersionRecord>(opened).unwrap(), record);
+        }
+
+        #[test]
+        fn arbitrary_version_bodies_are_errors_not_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = postcard::from_bytes::<VersionRecord>(&body);
+        }
+    }
 
     #[test]
     fn window_start_is_utc_day() {
