@@ -105,7 +105,7 @@ impl PartialEq for Table {
 pub enum CatalogError {
     #[error("invalid {what} name {name:?}: {why}")]
     InvalidName { what: &'static str, name: String, why: &'static str },
-    #[error("column {column:?} is a {existing}, written as a {attempted}")]
+    #[error("column {column:?} has type {existing}; this write gives it type {attempted}")]
     KindConflict { column: String, existing: String, attempted: String },
     #[error("field {column:?} belongs to family {existing:?}, written with family {attempted:?}")]
     FamilyConflict { column: String, existing: String, attempted: String },

@@ -31,6 +31,8 @@ pub mod lp;
 pub mod query;
 pub mod rows;
 pub mod segment;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tree;
 pub mod tsbs;
 pub mod wal;

@@ -1,6 +1,5 @@
-//! The `quipu` command: offline tools over the engine's files and a data
-//! generator. (`quipu serve` and the HTTP client commands come with the
-//! server.)
+//! The `quipu` command: `serve` (the InfluxDB 3 HTTP API over an engine),
+//! offline tools over the engine's files, and a data generator.
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -18,6 +17,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the InfluxDB 3 Enterprise HTTP API (write, health) over a data folder.
+    #[cfg(feature = "server")]
+    Serve {
+        /// The data folder (created if missing).
+        #[arg(long, default_value = "./quipu-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8181")]
+        http_bind: std::net::SocketAddr,
+        /// A file holding the admin token (instead of QUIPU_ADMIN_TOKEN).
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// Largest request body in bytes (before and after gzip).
+        #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
+        max_body_bytes: usize,
+    },
     /// Generate synthetic data.
     Gen {
         #[command(subcommand)]
@@ -52,8 +67,60 @@ enum Gen {
     },
 }
 
+#[cfg(feature = "server")]
+fn serve(
+    data_dir: PathBuf,
+    bind: std::net::SocketAddr,
+    token_file: Option<PathBuf>,
+    max_body_bytes: usize,
+) -> Result<(), String> {
+    use quipu::server::{ServerConfig, resolve_admin_token};
+
+    let engine = quipu::Engine::open(&data_dir).map_err(|e| e.to_string())?;
+    let env_token = std::env::var("QUIPU_ADMIN_TOKEN").ok();
+    let (admin_token, generated) =
+        resolve_admin_token(&data_dir, env_token, token_file.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(token) = generated {
+        // Shown once: only its hash is stored.
+        eprintln!("Generated an admin token (shown only now; only its hash is stored in {}):", data_dir.display());
+        println!("{token}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let config = ServerConfig { max_body_bytes, ..ServerConfig::new(bind, admin_token) };
+    let result = runtime.block_on(quipu::server::serve(engine.clone(), config, shutdown_signal()));
+    // In-flight requests have finished; make the buffer durable as segments.
+    let closed = engine.close();
+    result.map_err(|e| e.to_string())?;
+    closed.map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+#[cfg(feature = "server")]
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing requests, flushing the buffer");
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        #[cfg(feature = "server")]
+        Command::Serve { data_dir, http_bind, admin_token_file, max_body_bytes } => {
+            serve(data_dir, http_bind, admin_token_file, max_body_bytes)
+        }
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {
                 hosts,
@@ -83,8 +150,10 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG when set and not empty, else info.
+    let directives = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
         .with_writer(io::stderr)
         .init();
     match run(Cli::parse()) {

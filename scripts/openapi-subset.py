@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Writes docs/openapi.yaml: the paths quipu serves, copied verbatim from the
+InfluxDB 3 Enterprise reference, with every component they reference.
+
+Usage: scripts/openapi-subset.py REFERENCE.yaml > docs/openapi.yaml
+
+Paths and methods served are listed in SERVED below; extensions (paths or
+values the reference lacks) are added by EXTENSIONS and carry `x-quipu: true`.
+"""
+import sys
+
+import yaml
+
+SERVED = {
+    "/api/v3/write_lp": ["post"],
+    "/api/v2/write": ["post"],
+    "/write": ["post"],
+    "/health": ["get"],
+    "/api/v1/health": ["get"],
+    "/ping": ["get"],
+}
+
+EXTENSIONS = {}
+
+
+def refs(node, found):
+    """Collects every `#/components/...` reference reachable from node."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref" and isinstance(v, str) and v.startswith("#/components/"):
+                found.add(tuple(v[len("#/components/"):].split("/")))
+            else:
+                refs(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            refs(v, found)
+
+
+def main():
+    ref = yaml.safe_load(open(sys.argv[1]))
+    out = {k: ref[k] for k in ("openapi", "info", "servers", "security") if k in ref}
+    out["info"] = dict(out["info"])
+    out["info"]["title"] = "quipu: the InfluxDB 3 Enterprise API subset it serves"
+    out["info"]["description"] = (
+        "The paths of the InfluxDB 3 Enterprise API that `quipu serve` implements, copied verbatim from "
+        "the reference (shared/reference/influxdb3-enterprise-openapi.yaml). Extensions are marked `x-quipu: true`. "
+        "Regenerate with scripts/openapi-subset.py."
+    )
+    out["servers"] = [{"url": "http://localhost:8181", "description": "quipu serve (default --http-bind)"}]
+    paths = {}
+    for path, methods in SERVED.items():
+        item = ref["paths"][path]
+        paths[path] = {k: v for k, v in item.items() if k in methods or k == "parameters"}
+    paths.update(EXTENSIONS)
+    out["paths"] = paths
+    needed = set()
+    refs(paths, needed)
+    # securitySchemes named by the top-level security requirement
+    for req in out.get("security", []):
+        for name in req:
+            needed.add(("securitySchemes", name))
+    components = {}
+    done = set()
+    while needed - done:
+        for kind, name in sorted(needed - done):
+            done.add((kind, name))
+            node = ref["components"][kind][name]
+            components.setdefault(kind, {})[name] = node
+            more = set()
+            refs(node, more)
+            needed |= more
+    out["components"] = components
+    yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)
+
+
+if __name__ == "__main__":
+    main()

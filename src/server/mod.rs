@@ -1,0 +1,270 @@
+//! `quipu serve`: the HTTP face of an [`Engine`](crate::Engine), speaking the
+//! InfluxDB 3 Enterprise HTTP API (reference:
+//! `influxdb3-enterprise-openapi.yaml`, v3.10.0). This module owns the
+//! listener, routing, authentication with the admin token, request body
+//! handling (size limit, gzip) and the mapping of engine outcomes to HTTP
+//! statuses and JSON error bodies. The engine stays synchronous; handlers call
+//! it through `spawn_blocking`.
+//!
+//! Endpoints of this slice: `POST /api/v3/write_lp`, `POST /api/v2/write`,
+//! `POST /write`, `GET /health`, `GET /api/v1/health`, `GET|POST /ping`.
+//!
+//! Every endpoint requires the admin token: the reference declares one global
+//! `security` requirement and overrides it nowhere, and notes for `/health`,
+//! `/api/v1/health` and `/ping` that they require authentication "by default
+//! in InfluxDB 3 Enterprise". See [`auth`] for the accepted schemes.
+//!
+//! Every error answer is the reference's `ErrorMessage` schema,
+//! `{"error": string, "data": object|null}`, also for unknown paths (404),
+//! wrong methods (405) and bodies over the limit (413).
+
+pub mod auth;
+mod error;
+mod write;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use auth::{ADMIN_TOKEN_HASH_FILE, AdminToken, SERVER_DIR, resolve_admin_token};
+pub use error::ApiError;
+
+/// Default limit of a request body, before and after gzip decompression.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
+
+/// The version reported by `/ping`: quipu's package version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision reported by `/ping`, if the build sets
+/// `QUIPU_GIT_REVISION`.
+pub const REVISION: &str = match option_env!("QUIPU_GIT_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};
+
+/// The `x-influxdb-build` value. The reference allows `Core` or
+/// `Enterprise`; quipu implements the Enterprise API surface, so it says so.
+pub const BUILD: &str = "Enterprise";
+
+/// How `serve` listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Largest request body accepted, checked on the bytes received and again
+    /// on the decompressed body; above it the answer is 413.
+    /// Default [`DEFAULT_MAX_BODY_BYTES`] (10 MiB).
+    pub max_body_bytes: usize,
+    pub admin_token: AdminToken,
+}
+
+impl ServerConfig {
+    /// A config with the default body limit.
+    pub fn new(bind: SocketAddr, admin_token: AdminToken) -> Self {
+        ServerConfig { bind, max_body_bytes: DEFAULT_MAX_BODY_BYTES, admin_token }
+    }
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("admin token from QUIPU_ADMIN_TOKEN is empty")]
+    EmptyEnvToken,
+    #[error("cannot read admin token file {path}: {source}")]
+    ReadTokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("admin token file {path} is empty")]
+    EmptyTokenFile { path: PathBuf },
+    #[error("corrupt admin token hash file {path}: {why}; delete it to generate a new token")]
+    CorruptTokenHash { path: PathBuf, why: String },
+    #[error("cannot store admin token hash in {path}: {source}")]
+    StoreTokenHash {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read admin token hash file {path}: {source}")]
+    ReadTokenHash {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no OS randomness to generate an admin token: {0}")]
+    Random(String),
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    engine: crate::Engine,
+    admin_token: AdminToken,
+    max_body_bytes: usize,
+    process_id: String,
+}
+
+impl AppState {
+    pub fn new(engine: crate::Engine, admin_token: AdminToken, max_body_bytes: usize) -> Self {
+        // The engine's id source makes the process id random in production
+        // and deterministic under an injected `IdSource`.
+        let process_id = uuid_text(engine.next_id());
+        AppState { inner: Arc::new(Shared { engine, admin_token, max_body_bytes, process_id }) }
+    }
+
+    pub fn engine(&self) -> &crate::Engine {
+        &self.inner.engine
+    }
+
+    /// The id `/ping` reports for this server process.
+    pub fn process_id(&self) -> &str {
+        &self.inner.process_id
+    }
+}
+
+/// A u128 as RFC 9562 text with the version-4 and variant bits set.
+fn uuid_text(id: u128) -> String {
+    let id = (id & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let h = format!("{id:032x}");
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The API's routes with authentication, body handling and request logging.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v3/write_lp", post(write::write_v3))
+        .route("/api/v2/write", post(write::write_v2))
+        .route("/write", post(write::write_v1))
+        .route("/health", get(health))
+        .route("/api/v1/health", get(health))
+        // The reference: "HEAD requests return `404 Not Found`".
+        .route("/ping", get(ping).post(ping).head(ping_head))
+        .route_layer(middleware::from_fn_with_state(state.clone(), write::check_body_headers))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Binds `config.bind` and serves until `shutdown` resolves; requests in
+/// flight then finish before this returns. The caller flushes and closes
+/// the engine afterwards.
+pub async fn serve(
+    engine: crate::Engine,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.bind, source })?;
+    let state = AppState::new(engine, config.admin_token, config.max_body_bytes);
+    serve_listener(listener, state, shutdown).await
+}
+
+/// [`serve`] on a listener bound by the caller (tests bind port 0 and read
+/// the port back).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "quipu serve listening");
+    }
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
+}
+
+/// Logs method, path (never the query: `p=` carries a token), status and
+/// duration. Headers are not logged at all.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        duration_us = start.elapsed().as_micros() as u64,
+        "http request"
+    );
+    response
+}
+
+/// `GET /health`, `GET /api/v1/health`: `OK` as text/plain while serving.
+async fn health() -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "OK").into_response()
+}
+
+#[derive(serde::Serialize)]
+struct PingBody<'a> {
+    version: &'a str,
+    revision: &'a str,
+    process_id: &'a str,
+}
+
+/// `GET|POST /ping`: version in the `x-influxdb-version` and
+/// `x-influxdb-build` headers and in the JSON body.
+async fn ping(State(state): State<AppState>) -> Response {
+    let body = PingBody { version: VERSION, revision: REVISION, process_id: state.process_id() };
+    (
+        [
+            ("x-influxdb-version", HeaderValue::from_static(VERSION)),
+            ("x-influxdb-build", HeaderValue::from_static(BUILD)),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn ping_head() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "HEAD is not supported on /ping; use GET")
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no endpoint at {}", req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {} not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_text_is_version_4() {
+        let text = uuid_text(u128::MAX);
+        assert_eq!(text.len(), 36);
+        assert_eq!(&text[14..15], "4");
+        assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"));
+        assert_eq!(uuid_text(0), "00000000-0000-4000-8000-000000000000");
+    }
+}

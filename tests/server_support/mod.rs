@@ -1,0 +1,108 @@
+//! A real server on 127.0.0.1:0 (its own tokio runtime on a thread) and a
+//! blocking HTTP client.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use quipu::server::{AdminToken, AppState, DEFAULT_MAX_BODY_BYTES, serve_listener};
+use quipu::{Engine, ScanRequest};
+
+pub const TOKEN: &str = "apiv3_test-token";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::with_limit(DEFAULT_MAX_BODY_BYTES)
+    }
+
+    pub fn with_limit(max_body_bytes: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), max_body_bytes);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                serve_listener(listener, state, async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        TestServer { addr, engine, dir, shutdown: Some(tx), thread: Some(thread) }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub fn rows(&self, db: &str, table: &str) -> usize {
+        match self.engine.scan(db, table, &ScanRequest::all()) {
+            Ok(batches) => batches.iter().map(|b| b.num_rows()).sum(),
+            Err(quipu::Error::DatabaseNotFound { .. } | quipu::Error::TableNotFound { .. }) => 0,
+            Err(e) => panic!("scan failed: {e}"),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().build().unwrap()
+}
+
+pub fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Status and JSON body of a response that must be JSON.
+pub fn json(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(ct.starts_with("application/json"), "status {status}: content-type {ct:?}");
+    let body: serde_json::Value = resp.json().unwrap();
+    assert!(body.get("error").is_some_and(|e| e.is_string()), "no error string in {body}");
+    assert!(body.get("data").is_some(), "no data field in {body}");
+    (status, body)
+}
