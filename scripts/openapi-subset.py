@@ -18,6 +18,7 @@ SERVED = {
     "/health": ["get"],
     "/api/v1/health": ["get"],
     "/ping": ["get"],
+    "/metrics": ["get"],
 }
 
 EXTENSIONS = {}

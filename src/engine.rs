@@ -199,6 +199,14 @@ struct Signal {
     flush_wanted: bool,
 }
 
+/// What the write buffer holds; see [`Engine::buffer_usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufferUsage {
+    pub rows: u64,
+    /// Approximate memory, in bytes.
+    pub bytes: u64,
+}
+
 /// Counters for metrics and tests.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -387,6 +395,21 @@ impl Engine {
     /// Counters since open.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// What the write buffer holds now (active and frozen, not yet in files).
+    pub fn buffer_usage(&self) -> BufferUsage {
+        let (mut rows, mut bytes) = {
+            let active = lock(&self.inner.active);
+            (active.rows() as u64, active.bytes() as u64)
+        };
+        if let Ok(frozen) = self.inner.frozen.read() {
+            for f in frozen.iter() {
+                rows += f.buffer.rows() as u64;
+                bytes += f.buffer.bytes() as u64;
+            }
+        }
+        BufferUsage { rows, bytes }
     }
 
     /// A new id from the engine's id source.

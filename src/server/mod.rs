@@ -20,6 +20,7 @@
 
 pub mod auth;
 mod error;
+pub mod metrics;
 mod write;
 
 use std::future::Future;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/write", post(write::write_v1))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         // The reference: "HEAD requests return `404 Not Found`".
         .route("/ping", get(ping).post(ping).head(ping_head))
         .route_layer(middleware::from_fn_with_state(state.clone(), write::check_body_headers))
