@@ -113,3 +113,15 @@ fn absurd_headers() {
         assert_sane(resp, name);
     }
 }
+
+#[test]
+fn an_empty_body_is_a_400_on_every_write_endpoint() {
+    let server = TestServer::start();
+    let c = client();
+    for path in ["/api/v3/write_lp?db=x", "/api/v2/write?bucket=x", "/write?db=x"] {
+        let resp = c.post(server.url(path)).header("Authorization", bearer()).send().unwrap();
+        let (status, body) = json(resp);
+        assert_eq!(status, 400, "{path}");
+        assert!(body["error"].as_str().unwrap().contains("empty"), "{path}: {body}");
+    }
+}

@@ -246,6 +246,10 @@ async fn run(state: AppState, gzip: bool, request: Result<WriteRequest, ApiError
         Err(e) if e.is::<LengthLimitError>() => return ApiError::too_large(limit).into_response(),
         Err(e) => return ApiError::bad_request(format!("cannot read request body: {e}")).into_response(),
     };
+    // The reference marks the line protocol body as required.
+    if bytes.is_empty() {
+        return ApiError::bad_request("empty request body: send line protocol to write").into_response();
+    }
     let engine = state.engine().clone();
     let WriteRequest { db, precision, options, flavor } = request;
     let outcome = tokio::task::spawn_blocking(move || {
