@@ -21,6 +21,8 @@
 
 pub mod buffer;
 pub mod catalog;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clock;
 mod engine;
 pub mod envelope;

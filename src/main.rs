@@ -11,6 +11,14 @@ use quipu::tsbs::{self, TsbsConfig};
 #[derive(Parser)]
 #[command(name = "quipu", version, about = "An embedded time-series storage engine and its tools")]
 struct Cli {
+    /// The server, for the client commands.
+    #[cfg(feature = "client")]
+    #[arg(long, global = true, default_value = quipu::client::DEFAULT_HOST)]
+    host: String,
+    /// The token for the client commands.
+    #[cfg(feature = "client")]
+    #[arg(long, global = true, env = "QUIPU_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +40,29 @@ enum Command {
         /// Largest request body in bytes (before and after gzip).
         #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+    },
+    /// Write line protocol from a file (or `-` for stdin) to a running server,
+    /// in gzip-compressed batches, with a progress bar; reports rejected lines.
+    #[cfg(feature = "client")]
+    Write {
+        /// The database.
+        #[arg(long)]
+        db: String,
+        /// Timestamp precision: auto, second, millisecond, microsecond, nanosecond (or s, ms, us, ns).
+        #[arg(long, default_value = "auto")]
+        precision: String,
+        /// Lines per request.
+        #[arg(long, default_value_t = 10_000)]
+        batch_lines: usize,
+        /// Stop at the first rejected line instead of writing the good ones.
+        #[arg(long)]
+        no_partial: bool,
+        /// Acknowledge before the WAL is fsynced.
+        #[arg(long)]
+        no_sync: bool,
+        /// The line protocol file, or `-` for stdin.
+        #[arg(default_value = "-")]
+        file: PathBuf,
     },
     /// Generate synthetic data.
     Gen {
@@ -115,8 +146,51 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests, flushing the buffer");
 }
 
+#[cfg(feature = "client")]
+struct WriteArgs {
+    db: String,
+    precision: String,
+    batch_lines: usize,
+    no_partial: bool,
+    no_sync: bool,
+    file: PathBuf,
+}
+
+#[cfg(feature = "client")]
+fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), String> {
+    use quipu::client::{Client, WriteBatchOptions, open_input, progress_bar};
+
+    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    let (reader, size) = open_input(&args.file).map_err(|e| e.to_string())?;
+    let bar = progress_bar(size);
+    let opts = WriteBatchOptions {
+        batch_lines: args.batch_lines.max(1),
+        accept_partial: !args.no_partial,
+        no_sync: args.no_sync,
+        ..WriteBatchOptions::default()
+    };
+    let result = client.write_lp(&args.db, &args.precision, reader, &opts, &|n| bar.set_position(n));
+    bar.finish_and_clear();
+    let report = result.map_err(|e| e.to_string())?;
+    let written = report.lines_sent.saturating_sub(report.rejected.len() as u64);
+    eprintln!("wrote {written} lines to {} in {} requests", args.db, report.batches);
+    if !report.rejected.is_empty() {
+        let at_least = if report.rejected_incomplete { "at least " } else { "" };
+        eprintln!("{at_least}{} lines rejected:", report.rejected.len());
+        for r in &report.rejected {
+            eprintln!("  line {}: {} ({})", r.line, r.error, r.text);
+        }
+        return Err("some lines were rejected".into());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        #[cfg(feature = "client")]
+        Command::Write { db, precision, batch_lines, no_partial, no_sync, file } => {
+            write(&cli.host, cli.token.as_deref(), WriteArgs { db, precision, batch_lines, no_partial, no_sync, file })
+        }
         #[cfg(feature = "server")]
         Command::Serve { data_dir, http_bind, admin_token_file, max_body_bytes } => {
             serve(data_dir, http_bind, admin_token_file, max_body_bytes)
