@@ -67,12 +67,38 @@ impl TestServer {
         }
     }
 
-    pub fn rows(&self, db: &str, table: &str) -> usize {
-        match self.engine.scan(db, table, &ScanRequest::all()) {
-            Ok(batches) => batches.iter().map(|b| b.num_rows()).sum(),
-            Err(quipu::Error::DatabaseNotFound { .. } | quipu::Error::TableNotFound { .. }) => 0,
+    pub fn host(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A `quipu::client::Client` with the test token.
+    #[cfg(feature = "client")]
+    pub fn client(&self) -> quipu::client::Client {
+        quipu::client::Client::new(&self.host(), Some(TOKEN)).unwrap()
+    }
+
+    /// A scan; an unknown database or table is no rows.
+    pub fn scan(&self, db: &str, table: &str, req: &ScanRequest) -> Vec<arrow::array::RecordBatch> {
+        match self.engine.scan(db, table, req) {
+            Ok(batches) => batches,
+            Err(quipu::Error::DatabaseNotFound { .. } | quipu::Error::TableNotFound { .. }) => Vec::new(),
             Err(e) => panic!("scan failed: {e}"),
         }
+    }
+
+    pub fn rows(&self, db: &str, table: &str) -> usize {
+        self.scan(db, table, &ScanRequest::all()).iter().map(|b| b.num_rows()).sum()
+    }
+
+    /// Every value of an integer field, in scan order.
+    pub fn ints(&self, db: &str, table: &str, field: &str) -> Vec<i64> {
+        use arrow::array::AsArray;
+        let mut out = Vec::new();
+        for b in self.scan(db, table, &ScanRequest::all().columns([field])) {
+            let col = b.column_by_name(field).unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+            out.extend((0..col.len()).map(|i| col.value(i)));
+        }
+        out
     }
 }
 
