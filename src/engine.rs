@@ -500,11 +500,10 @@ impl Engine {
         let mut file_plans = query::plan_files(&plan, &table_def, database.id, &version);
         if buffered.is_empty() && file_plans.len() == 1 {
             let (file, family) = file_plans.remove(0);
-            let scan =
-                BlockScan { version, file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() };
+            let scan = BlockScan { file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() };
             return Ok(ScanIter(ScanState::Blocks(Box::new(scan))));
         }
-        let mut sources = query::read_files(&version, &file_plans)?;
+        let mut sources = query::read_files(&file_plans)?;
         sources.extend(buffered.into_iter().map(|r| vec![r]));
         Ok(ScanIter(ScanState::Ready(query::finish(&plan, &table_def, sources)?.into_iter())))
     }
@@ -549,9 +548,8 @@ enum ScanState {
 }
 
 struct BlockScan {
-    /// Pins the file being read.
-    version: Arc<Version>,
-    file: usize,
+    /// The file being read; holding it keeps it on disk.
+    file: Arc<crate::tree::LiveFile>,
     family: FamilyPlan,
     next: usize,
     plan: Plan,
@@ -571,7 +569,7 @@ impl Iterator for ScanIter {
                 }
                 let pick = *scan.family.blocks.get(scan.next)?;
                 scan.next += 1;
-                let rows = match scan.version.files[scan.file].reader.read_block(&scan.family, &pick) {
+                let rows = match scan.file.reader.read_block(&scan.family, &pick) {
                     Ok(Some(rows)) => rows,
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),

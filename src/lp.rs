@@ -467,7 +467,18 @@ fn quoted(s: &str) -> String {
 /// Removes the escapes of a measurement (`\,` `\ ` `\\`) or of a tag key, tag
 /// value or field key (the same and `\=`); any other backslash is kept.
 fn unescape_name(raw: &str, kind: u8) -> Cow<'_, str> {
-    let escapable = |b: u8| matches!(b, b',' | b' ' | b'\\') || (b == b'=' && kind != MEASUREMENT);
+    unescape(raw, |b| matches!(b, b',' | b' ' | b'\\') || (b == b'=' && kind != MEASUREMENT))
+}
+
+/// Removes the escapes of a string field value (`\"` `\\`); any other
+/// backslash is kept.
+fn unescape_string(raw: &str) -> Cow<'_, str> {
+    unescape(raw, |b| matches!(b, b'"' | b'\\'))
+}
+
+/// Replaces `\b` by `b` for every byte `b` that `escapable` accepts; any
+/// other backslash is kept. Borrows when nothing was unescaped.
+fn unescape(raw: &str, escapable: impl Fn(u8) -> bool) -> Cow<'_, str> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
@@ -479,28 +490,6 @@ fn unescape_name(raw: &str, kind: u8) -> Cow<'_, str> {
             }
             // Kept; the next character is not a backslash (that one is
             // escapable), so it cannot start another escape.
-            _ => {
-                out.push('\\');
-                rest = &rest[at + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    if out.len() == raw.len() { Cow::Borrowed(raw) } else { Cow::Owned(out) }
-}
-
-/// Removes the escapes of a string field value (`\"` `\\`); any other
-/// backslash is kept.
-fn unescape_string(raw: &str) -> Cow<'_, str> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
-        out.push_str(&rest[..at]);
-        match rest.as_bytes().get(at + 1) {
-            Some(&b @ (b'"' | b'\\')) => {
-                out.push(char::from(b));
-                rest = &rest[at + 2..];
-            }
             _ => {
                 out.push('\\');
                 rest = &rest[at + 1..];

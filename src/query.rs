@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::Read;
 use crate::segment::reader::FamilyPlan;
-use crate::tree::Version;
+use crate::tree::{LiveFile, Version};
 use crate::write::SeriesKey;
 
 /// Rows per returned batch.
@@ -150,9 +150,9 @@ impl Plan {
 }
 
 /// Plans the reads of every file of the table in `version` that the scan
-/// needs, oldest first: (index into `version.files`, plan) per file section
-/// with blocks to read.
-pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> Vec<(usize, FamilyPlan)> {
+/// needs, oldest first: (file, plan) per file section with blocks to read.
+/// Holding the file keeps it on disk.
+pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> Vec<(Arc<LiveFile>, FamilyPlan)> {
     let mut out = Vec::new();
     if plan.tag_filter.is_none() {
         return out;
@@ -160,15 +160,7 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
     let filter = |k: &SeriesKey| plan.series_matches(k);
     let series: Option<&dyn Fn(&SeriesKey) -> bool> =
         if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
-    let mut files: Vec<(usize, &Arc<crate::tree::LiveFile>)> = version
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.meta.db_id == db_id && f.meta.table_id == table.id)
-        .collect();
-    // Oldest data first, as `Version::table_files` orders them.
-    files.sort_by_key(|(_, f)| (f.meta.level != crate::tree::LEVEL_COMPACTED, f.meta.id));
-    for (index, file) in files {
+    for file in version.table_files(db_id, table.id) {
         if file.meta.time_max < plan.time.0 || file.meta.time_min >= plan.time.1 {
             continue;
         }
@@ -176,7 +168,7 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
             let Some(columns) = plan.family_fields(table, fam.id) else { continue };
             let fplan = file.reader.plan_family(i, &Read { columns: &columns, time: plan.time, series });
             if !fplan.blocks.is_empty() {
-                out.push((index, fplan));
+                out.push((file.clone(), fplan));
             }
         }
     }
@@ -184,14 +176,13 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
 }
 
 /// Reads planned file sections, each as a list of block chunks.
-pub fn read_files(version: &Version, plans: &[(usize, FamilyPlan)]) -> Result<Vec<Vec<Rows>>> {
+pub fn read_files(plans: &[(Arc<LiveFile>, FamilyPlan)]) -> Result<Vec<Vec<Rows>>> {
     plans
         .iter()
-        .map(|(index, fplan)| {
-            let reader = &version.files[*index].reader;
+        .map(|(file, fplan)| {
             let mut chunks = Vec::with_capacity(fplan.blocks.len());
             for pick in &fplan.blocks {
-                chunks.extend(reader.read_block(fplan, pick)?);
+                chunks.extend(file.reader.read_block(fplan, pick)?);
             }
             Ok(chunks)
         })
