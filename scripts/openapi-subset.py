@@ -19,6 +19,10 @@ SERVED = {
     "/api/v1/health": ["get"],
     "/ping": ["get", "post"],
     "/metrics": ["get"],
+    "/api/v3/export/databases": ["get"],
+    "/api/v3/export/tables": ["get"],
+    "/api/v3/export/windows": ["get"],
+    "/api/v3/export/window_data": ["get"],
 }
 
 EXTENSIONS = {}
@@ -31,6 +35,44 @@ V3_PRECISION = {"enum": ["auto", "nanosecond", "microsecond", "millisecond", "se
                 "x-quipu": "the PrecisionWrite names, plus the short forms the reference's examples use"}
 BUCKET_NAME = {"minLength": 1, "pattern": "^[A-Za-z0-9_-]{1,64}(/.*)?$",
                "x-quipu": "a quipu database name, optionally followed by /retention-policy (ignored)"}
+
+
+NAMES = {"type": "array", "items": {"type": "string"}}
+WINDOW = {
+    "type": "object",
+    "required": ["window", "start_ns", "end_ns", "rows", "time_min_ns", "time_max_ns", "segment_bytes"],
+    "properties": {
+        "window": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                   "description": "The window's UTC date, as `windows=` takes it."},
+        "start_ns": {"type": "integer", "description": "First nanosecond of the window (inclusive)."},
+        "end_ns": {"type": "integer", "description": "End of the window (exclusive)."},
+        "rows": {"type": "integer", "minimum": 0},
+        "time_min_ns": {"type": "integer"},
+        "time_max_ns": {"type": "integer"},
+        "segment_bytes": {"type": "integer", "minimum": 0, "description": "Size of the compacted segment file."},
+    },
+}
+# The reference types the export listings only as `object`: quipu's shapes.
+EXPORT_ANSWERS = {
+    "/api/v3/export/databases": {"type": "object", "required": ["databases"], "properties": {"databases": NAMES}},
+    "/api/v3/export/tables": {"type": "object", "required": ["tables"], "properties": {"tables": NAMES}},
+    "/api/v3/export/windows": {"type": "object", "required": ["windows"],
+                               "properties": {"windows": {"type": "array", "items": WINDOW}}},
+}
+BAD_EXPORT_REQUEST = {
+    "description": "A required parameter is missing or empty, or `windows` is not a list of YYYY-MM-DD dates.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+    "x-quipu": "the reference lists no 400 for export; quipu answers one for malformed parameters",
+}
+
+
+def describe_export(out):
+    """Gives the export listings quipu's answer shapes and adds the 400."""
+    for path, schema in EXPORT_ANSWERS.items():
+        op = out["paths"][path]["get"]
+        op["responses"]["200"]["content"]["application/json"]["schema"] = {**schema, "x-quipu": True}
+    for path in ("/api/v3/export/tables", "/api/v3/export/windows", "/api/v3/export/window_data"):
+        out["paths"][path]["get"]["responses"]["400"] = BAD_EXPORT_REQUEST
 
 
 def drop_content_length(out):
@@ -109,10 +151,12 @@ def main():
             needed |= more
     out["components"] = components
     constrain(out)
+    describe_export(out)
     drop_content_length(out)
     out["info"]["description"] += (
         " Differences from the reference: database and precision parameters carry the constraints quipu enforces "
-        "(x-quipu), and the hand-set Content-Length header parameter is left out (clients derive it from the body)."
+        "(x-quipu); the export listings have quipu's answer shapes and a 400 for malformed parameters (x-quipu); "
+        "and the hand-set Content-Length header parameter is left out (clients derive it from the body)."
     )
     yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)
 

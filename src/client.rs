@@ -1,6 +1,8 @@
-//! The HTTP client behind `quipu write`: sends line protocol to a quipu (or
-//! InfluxDB 3) server's `POST /api/v3/write_lp` in batches, and reads back
-//! which lines the server rejected.
+//! The HTTP client behind `quipu write` and `quipu export`: sends line
+//! protocol to a quipu (or InfluxDB 3) server's `POST /api/v3/write_lp` in
+//! batches and reads back which lines the server rejected; lists a table's
+//! compacted windows and downloads them as Parquet files
+//! (`/api/v3/export/*`), unpacking the tar stream as it arrives.
 //!
 //! What this module owns:
 //! - cutting an input stream into batches that never split a logical line
@@ -43,6 +45,10 @@ pub const SERVER_MAX_REJECTED_LINES: usize = 100;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An export streams for as long as the data takes; the stream is watched
+/// by the progress bar, not by a timer.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Generous: a synced 8 MiB batch on a slow disk takes seconds, and a
 /// timed-out write is not retried (it may still be applied).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -83,6 +89,16 @@ pub enum ClientError {
     BatchRejected { first_line: u64, last_line: u64, rejected: Vec<RejectedLine> },
     #[error("compressing a batch: {0}")]
     Compress(io::Error),
+    /// 404: an unknown database, table or window (the server's text).
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the server's answer is not what {what} returns: {reason}")]
+    BadAnswer { what: &'static str, reason: String },
+    /// The export stream broke off or is not a tar of Parquet files.
+    #[error("export stream from {url}: {source}")]
+    Export { url: String, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
 }
 
 fn describe(rejected: &[RejectedLine]) -> String {
@@ -288,20 +304,198 @@ impl Client {
             }
             Ok((status, text))
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(FIRST_RETRY_DELAY)
-            .with_max_delay(MAX_RETRY_DELAY)
-            .with_max_times(MAX_ATTEMPTS - 1)
-            .with_jitter();
-        attempt.retry(backoff).when(|e| matches!(e, Attempt::Transient(_))).call().map_err(|e| match e {
-            Attempt::Transient(e) | Attempt::Fatal(e) => e,
-        })
+        with_retries(attempt)
+    }
+}
+
+/// A compacted window as `GET /api/v3/export/windows` lists it.
+pub use crate::export::WindowInfo as ExportWindow;
+
+/// One Parquet file written by [`Client::export`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+impl Client {
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ClientError> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| ClientError::InvalidUrl { url: self.base.to_string(), reason: e.to_string() })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// A GET, retried like writes; a non-2xx answer becomes the matching error.
+    fn get(&self, url: &Url, timeout: Duration) -> Result<reqwest::blocking::Response, ClientError> {
+        let attempt = || -> Result<reqwest::blocking::Response, Attempt> {
+            let mut request = self.http.get(url.clone()).timeout(timeout);
+            if let Some(auth) = &self.auth {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            let response = request.send().map_err(|source| {
+                let transient = is_transient(&source);
+                let error = ClientError::Http { url: url.to_string(), source };
+                if transient { Attempt::Transient(error) } else { Attempt::Fatal(error) }
+            })?;
+            let status = response.status().as_u16();
+            if (200..300).contains(&status) {
+                return Ok(response);
+            }
+            let text = error_text(&response.text().unwrap_or_default());
+            Err(match status {
+                503 => Attempt::Transient(ClientError::Status { status, body: text }),
+                401 => Attempt::Fatal(ClientError::Unauthorized(text)),
+                404 => Attempt::Fatal(ClientError::NotFound(text)),
+                _ => Attempt::Fatal(ClientError::Status { status, body: text }),
+            })
+        };
+        with_retries(attempt)
+    }
+
+    /// The compacted windows of `db`.`table`, oldest first.
+    pub fn export_windows(&self, db: &str, table: &str) -> Result<Vec<ExportWindow>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            windows: Vec<ExportWindow>,
+        }
+        let url = self.url("api/v3/export/windows", &[("db", db), ("table", table)])?;
+        let text = self
+            .get(&url, REQUEST_TIMEOUT)?
+            .text()
+            .map_err(|source| ClientError::Http { url: url.to_string(), source })?;
+        let answer: Answer = serde_json::from_str(&text)
+            .map_err(|e| ClientError::BadAnswer { what: "GET /api/v3/export/windows", reason: e.to_string() })?;
+        Ok(answer.windows)
+    }
+
+    /// Downloads `windows` (all when empty) of `db`.`table` as Parquet files
+    /// into `out` (`<out>/<table>/<YYYY-MM-DD>.parquet`, the server's tar
+    /// entry names), unpacking the tar as it streams in. `progress` gets the
+    /// bytes received so far. Each file is written under a temporary name
+    /// and renamed when complete, so an interrupted export leaves no
+    /// half-written Parquet file behind. Entry names that would leave `out`
+    /// (absolute, `..`) are refused.
+    pub fn export(
+        &self,
+        db: &str,
+        table: &str,
+        windows: &[String],
+        out: &Path,
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<ExportedFile>, ClientError> {
+        let list = windows.join(",");
+        let mut query = vec![("db", db), ("table", table)];
+        if !list.is_empty() {
+            query.push(("windows", list.as_str()));
+        }
+        let url = self.url("api/v3/export/window_data", &query)?;
+        let response = self.get(&url, EXPORT_TIMEOUT)?;
+        unpack_export(Counting { inner: response, read: 0, progress }, url.as_str(), out)
+    }
+}
+
+/// Unpacks an export tar (`GET /api/v3/export/window_data`) from `stream`
+/// into `out`, as [`Client::export`] does: each regular entry written under
+/// a temporary name, synced and renamed; names that would leave `out`
+/// refused; other entry kinds skipped. `source` names the stream in errors.
+pub fn unpack_export(stream: impl io::Read, source: &str, out: &Path) -> Result<Vec<ExportedFile>, ClientError> {
+    let stream_error = |e: io::Error| ClientError::Export { url: source.to_owned(), source: e };
+    let mut archive = tar::Archive::new(stream);
+    let mut files = Vec::new();
+    for entry in archive.entries().map_err(stream_error)? {
+        let mut entry = entry.map_err(stream_error)?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = entry.path().map_err(stream_error)?.into_owned();
+        if name.as_os_str().is_empty() || !name.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            return Err(stream_error(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("entry name {} leaves the output folder", name.display()),
+            )));
+        }
+        let path = out.join(&name);
+        let write_error = |source| ClientError::Write { path: path.clone(), source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        let partial = crate::fs::temp_path(&path);
+        let copied = copy_entry(&mut entry, &partial);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        let bytes = match copied {
+            Ok(n) => n,
+            Err(Copy::Read(e)) => return Err(stream_error(e)),
+            Err(Copy::Write(e)) => return Err(write_error(e)),
+        };
+        std::fs::rename(&partial, &path).map_err(write_error)?;
+        files.push(ExportedFile { path, bytes });
+    }
+    Ok(files)
+}
+
+enum Copy {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies a tar entry into a new file at `path`, synced.
+fn copy_entry(entry: &mut impl io::Read, path: &Path) -> Result<u64, Copy> {
+    let mut file = File::create(path).map_err(Copy::Write)?;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Copy::Read(e)),
+        };
+        file.write_all(&buf[..n]).map_err(Copy::Write)?;
+        total += n as u64;
+    }
+    file.sync_all().map_err(Copy::Write)?;
+    Ok(total)
+}
+
+/// Counts the bytes read through it for a progress callback.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a dyn Fn(u64),
+}
+
+impl<R: io::Read> io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
     }
 }
 
 enum Attempt {
     Transient(ClientError),
     Fatal(ClientError),
+}
+
+/// Runs `attempt` until it succeeds, fails fatally or has been tried
+/// [`MAX_ATTEMPTS`] times (exponential backoff with jitter between tries).
+fn with_retries<T>(attempt: impl FnMut() -> Result<T, Attempt>) -> Result<T, ClientError> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY_DELAY)
+        .with_max_delay(MAX_RETRY_DELAY)
+        .with_max_times(MAX_ATTEMPTS - 1)
+        .with_jitter();
+    attempt.retry(backoff).when(|e| matches!(e, Attempt::Transient(_))).call().map_err(|e| match e {
+        Attempt::Transient(e) | Attempt::Fatal(e) => e,
+    })
 }
 
 /// Connection refused, reset or closed before the answer: the request may be

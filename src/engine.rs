@@ -91,6 +91,7 @@ struct Config {
     background: bool,
     compaction: bool,
     compact_gen0_files: usize,
+    compact_age: Duration,
     gen0: WriteConfig,
     compacted: WriteConfig,
 }
@@ -146,6 +147,15 @@ impl EngineBuilder {
     #[must_use]
     pub fn compact_after_gen0_files(mut self, n: usize) -> Self {
         self.config.compact_gen0_files = n.max(1);
+        self
+    }
+
+    /// Also compact once the oldest gen0 file has waited this long, however
+    /// few there are, so that a slow trickle of writes still reaches the
+    /// compacted 24h windows (which export reads). Default 10 minutes.
+    #[must_use]
+    pub fn compact_after_age(mut self, age: Duration) -> Self {
+        self.config.compact_age = age;
         self
     }
 
@@ -291,6 +301,7 @@ impl Engine {
                 background: true,
                 compaction: true,
                 compact_gen0_files: 8,
+                compact_age: Duration::from_secs(600),
                 gen0: WriteConfig { zstd_level: 1, ..WriteConfig::default() },
                 compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
             },
@@ -521,6 +532,11 @@ impl Engine {
     /// The current tree version, pinned: its files stay on disk while it is held.
     pub fn version(&self) -> Arc<Version> {
         self.inner.tree.current()
+    }
+
+    /// Now, by the engine's clock (the injected one in tests).
+    pub fn now_ns(&self) -> i64 {
+        self.inner.clock.now_ns()
     }
 
     /// Every live segment file with its path, size, blake3, level, table and time range.
@@ -862,12 +878,27 @@ impl Inner {
     }
 
     fn compact_loop(&self) {
-        while self.wait(Duration::from_millis(500)) {
-            if self.gen0_files() >= self.config.compact_gen0_files
-                && let Err(e) = self.compact()
-            {
-                tracing::error!(error = %e, "background compaction failed; will retry");
-                std::thread::sleep(Duration::from_secs(5));
+        let tick = (self.config.compact_age / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+        // When this loop first saw gen0 files waiting (by the engine's clock).
+        let mut waiting_since: Option<i64> = None;
+        while self.wait(tick) {
+            let gen0 = self.gen0_files();
+            let now = self.clock.now_ns();
+            let since = match gen0 {
+                0 => None,
+                _ => Some(*waiting_since.get_or_insert(now)),
+            };
+            waiting_since = since;
+            let aged = since.is_some_and(|t| now.saturating_sub(t) >= self.config.compact_age.as_nanos() as i64);
+            if gen0 == 0 || (gen0 < self.config.compact_gen0_files && !aged) {
+                continue;
+            }
+            match self.compact() {
+                Ok(()) => waiting_since = None,
+                Err(e) => {
+                    tracing::error!(error = %e, "background compaction failed; will retry");
+                    std::thread::sleep(Duration::from_secs(5));
+                }
             }
         }
     }

@@ -48,6 +48,12 @@ pub enum Error {
     TableNotFound { db: String, table: String },
     #[error("column {column} not found in {db}.{table}")]
     ColumnNotFound { db: String, table: String, column: String },
+    /// A window asked for export that has no compacted data.
+    #[error("window {window} of {db}.{table} has no compacted data")]
+    WindowNotFound { db: String, table: String, window: String },
+    /// Writing an export of segment file `path` failed (Parquet encoding or the output).
+    #[error("export of {path} failed: {what}")]
+    Export { path: PathBuf, what: String },
     /// The WAL failed.
     #[error(transparent)]
     Wal(#[from] crate::wal::WalError),

@@ -27,6 +27,7 @@ pub mod clock;
 mod engine;
 pub mod envelope;
 pub mod error;
+pub mod export;
 pub mod fs;
 pub mod inspect;
 pub mod lp;

@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the InfluxDB 3 Enterprise HTTP API (write, health) over a data folder.
+    /// Serve the InfluxDB 3 Enterprise HTTP API (write, export, health, metrics) over a data folder.
     #[cfg(feature = "server")]
     Serve {
         /// The data folder (created if missing).
@@ -40,6 +40,13 @@ enum Command {
         /// Largest request body in bytes (before and after gzip).
         #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+        /// Flush buffered writes to a segment file once the oldest is this old.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        flush_age: std::time::Duration,
+        /// Compact flushed files into 24h windows (what export reads) once
+        /// the oldest has waited this long, or as soon as 8 are waiting.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        compact_age: std::time::Duration,
     },
     /// Write line protocol from a file (or `-` for stdin) to a running server,
     /// in gzip-compressed batches, with a progress bar; reports rejected lines.
@@ -63,6 +70,26 @@ enum Command {
         /// The line protocol file, or `-` for stdin.
         #[arg(default_value = "-")]
         file: PathBuf,
+    },
+    /// Download compacted 24h windows of a table from a running server as
+    /// Parquet files (`<out>/<table>/<YYYY-MM-DD>.parquet`), or list them.
+    #[cfg(feature = "client")]
+    Export {
+        /// The database.
+        #[arg(long)]
+        db: String,
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// Where to write the Parquet files (created if missing).
+        #[arg(long, required_unless_present = "list")]
+        out: Option<PathBuf>,
+        /// Only these windows (UTC dates, comma-separated: 2026-01-15,2026-01-16); default all.
+        #[arg(long, value_delimiter = ',')]
+        windows: Vec<String>,
+        /// List the compacted windows instead of downloading them.
+        #[arg(long, conflicts_with_all = ["out", "windows"])]
+        list: bool,
     },
     /// Generate synthetic data.
     Gen {
@@ -99,15 +126,25 @@ enum Gen {
 }
 
 #[cfg(feature = "server")]
-fn serve(
+struct ServeArgs {
     data_dir: PathBuf,
     bind: std::net::SocketAddr,
     token_file: Option<PathBuf>,
     max_body_bytes: usize,
-) -> Result<(), String> {
+    flush_age: std::time::Duration,
+    compact_age: std::time::Duration,
+}
+
+#[cfg(feature = "server")]
+fn serve(args: ServeArgs) -> Result<(), String> {
     use quipu::server::{ServerConfig, resolve_admin_token};
 
-    let engine = quipu::Engine::open(&data_dir).map_err(|e| e.to_string())?;
+    let ServeArgs { data_dir, bind, token_file, max_body_bytes, flush_age, compact_age } = args;
+    let engine = quipu::Engine::builder(&data_dir)
+        .flush_age(flush_age)
+        .compact_after_age(compact_age)
+        .open()
+        .map_err(|e| e.to_string())?;
     let env_token = std::env::var("QUIPU_ADMIN_TOKEN").ok();
     let (admin_token, generated) =
         resolve_admin_token(&data_dir, env_token, token_file.as_deref()).map_err(|e| e.to_string())?;
@@ -185,15 +222,60 @@ fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), String>
     Ok(())
 }
 
+#[cfg(feature = "client")]
+fn export(
+    host: &str,
+    token: Option<&str>,
+    db: &str,
+    table: &str,
+    out: Option<PathBuf>,
+    windows: &[String],
+) -> Result<(), String> {
+    use quipu::client::{Client, progress_bar};
+
+    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    let Some(out) = out else {
+        let windows = client.export_windows(db, table).map_err(|e| e.to_string())?;
+        if windows.is_empty() {
+            eprintln!("{db}.{table} has no compacted window yet");
+        }
+        for w in windows {
+            println!("{}\t{} rows\t{} segment bytes", w.window, w.rows, w.segment_bytes);
+        }
+        return Ok(());
+    };
+    let bar = progress_bar(None);
+    let result = client.export(db, table, windows, &out, &|n| bar.set_position(n));
+    bar.finish_and_clear();
+    let files = result.map_err(|e| e.to_string())?;
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    for f in &files {
+        println!("{}", f.path.display());
+    }
+    eprintln!("exported {} windows of {db}.{table} ({bytes} bytes of Parquet) to {}", files.len(), out.display());
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        #[cfg(feature = "client")]
+        Command::Export { db, table, out, windows, list: _ } => {
+            export(&cli.host, cli.token.as_deref(), &db, &table, out, &windows)
+        }
         #[cfg(feature = "client")]
         Command::Write { db, precision, batch_lines, no_partial, no_sync, file } => {
             write(&cli.host, cli.token.as_deref(), WriteArgs { db, precision, batch_lines, no_partial, no_sync, file })
         }
         #[cfg(feature = "server")]
-        Command::Serve { data_dir, http_bind, admin_token_file, max_body_bytes } => {
-            serve(data_dir, http_bind, admin_token_file, max_body_bytes)
+        Command::Serve { data_dir, http_bind, admin_token_file, max_body_bytes, flush_age, compact_age } => {
+            serve(ServeArgs {
+                data_dir,
+                bind: http_bind,
+                token_file: admin_token_file,
+                max_body_bytes,
+                flush_age,
+                compact_age,
+            })
         }
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {

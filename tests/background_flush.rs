@@ -65,3 +65,27 @@ fn writers_wait_for_flushes_instead_of_growing_the_buffer_without_bound() {
     let rows: usize = e.scan("db", "m", &quipu::ScanRequest::all()).unwrap().iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 1000);
 }
+
+#[test]
+fn a_lone_gen0_file_is_compacted_once_it_has_waited_long_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000_000_000));
+    let e = Engine::builder(dir.path())
+        .clock(clock.clone())
+        .flush_age(Duration::from_secs(3600))
+        .compact_after_age(Duration::from_secs(600))
+        .open()
+        .unwrap();
+    e.write_lp("db", "m v=1i 5", Precision::Nanosecond, WriteOptions::default()).unwrap();
+    e.flush().unwrap();
+    let level = |e: &Engine| e.live_files().iter().map(|f| f.meta.level).collect::<Vec<_>>();
+    assert_eq!(level(&e), [0]);
+    // The compactor looks every 500 ms: let it see the file at this time.
+    std::thread::sleep(Duration::from_millis(1200));
+    clock.advance(599 * 1_000_000_000);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(level(&e), [0], "one file younger than the age is left alone");
+    clock.advance(2 * 1_000_000_000);
+    wait_for("an age-triggered compaction", || level(&e) == [1]);
+    assert_eq!(quipu::export::windows(&e, "db", "m").unwrap().len(), 1);
+}

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{Table, apply, table_of};
+use common::{Table, apply, copy_dir, table_of};
 use quipu::clock::ManualClock;
 use quipu::{Engine, Precision, ScanRequest, WriteOptions};
 
@@ -106,17 +106,4 @@ fn fixture_v1_opens_and_reads_the_same_rows() {
     engine.flush().unwrap();
     engine.compact().unwrap();
     assert_eq!(table_of(&engine.scan("fixture", "cpu", &ScanRequest::all()).unwrap()), want);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

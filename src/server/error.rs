@@ -46,10 +46,14 @@ impl ApiError {
     /// Maps an engine error that is not about the lines themselves (those are
     /// answered by the write handlers): a closed or poisoned engine is a
     /// temporary unavailability (503), a bad argument is the client's (400),
+    /// an unknown database, table or export window is 404,
     /// anything else — I/O, corruption — is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
         let status = match &err {
             crate::Error::Poisoned { .. } | crate::Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            crate::Error::DatabaseNotFound { .. }
+            | crate::Error::TableNotFound { .. }
+            | crate::Error::WindowNotFound { .. } => StatusCode::NOT_FOUND,
             crate::Error::InvalidArgument(_)
             | crate::Error::WriteRejected { .. }
             | crate::Error::BatchRejected { .. } => StatusCode::BAD_REQUEST,

@@ -6,8 +6,10 @@
 //! statuses and JSON error bodies. The engine stays synchronous; handlers call
 //! it through `spawn_blocking`.
 //!
-//! Endpoints of this slice: `POST /api/v3/write_lp`, `POST /api/v2/write`,
-//! `POST /write`, `GET /health`, `GET /api/v1/health`, `GET|POST /ping`.
+//! Endpoints: `POST /api/v3/write_lp`, `POST /api/v2/write`, `POST /write`
+//! ([`write`]), `GET /api/v3/export/{databases,tables,windows,window_data}`
+//! ([`export`]), `GET /health`, `GET /api/v1/health`, `GET|POST /ping`,
+//! `GET /metrics` ([`metrics`]).
 //!
 //! Every endpoint requires the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
@@ -20,6 +22,7 @@
 
 pub mod auth;
 mod error;
+mod export;
 pub mod metrics;
 mod write;
 
@@ -161,6 +164,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/v3/export/databases", get(export::databases))
+        .route("/api/v3/export/tables", get(export::tables))
+        .route("/api/v3/export/windows", get(export::windows))
+        .route("/api/v3/export/window_data", get(export::window_data))
         // The reference: "HEAD requests return `404 Not Found`".
         .route("/ping", get(ping).post(ping).head(ping_head))
         .route_layer(middleware::from_fn_with_state(state.clone(), write::check_body_headers))
@@ -197,6 +204,86 @@ pub async fn serve_listener(
         tracing::info!(%addr, "quipu serve listening");
     }
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
+}
+
+/// The API served from a thread with its own tokio runtime, for a program
+/// that is not async itself (an embedding application, tests, benchmarks).
+/// Dropping it shuts the server down gracefully and waits for it.
+///
+/// ```no_run
+/// use quipu::server::{AdminToken, AppState, BackgroundServer};
+///
+/// let engine = quipu::Engine::open("./quipu-data")?;
+/// let state = AppState::new(engine, AdminToken::from_token("apiv3_secret"), quipu::server::DEFAULT_MAX_BODY_BYTES);
+/// let server = BackgroundServer::start(state, "127.0.0.1:0".parse()?)?;
+/// println!("serving on {}", server.addr());
+/// server.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct BackgroundServer {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl BackgroundServer {
+    /// Binds `bind` (port 0 picks a free port; see [`BackgroundServer::addr`])
+    /// and serves `state` until stopped.
+    pub fn start(state: AppState, bind: SocketAddr) -> Result<BackgroundServer, ServerError> {
+        let listener = std::net::TcpListener::bind(bind).map_err(|source| ServerError::Bind { addr: bind, source })?;
+        listener.set_nonblocking(true).map_err(ServerError::Serve)?;
+        let addr = listener.local_addr().map_err(ServerError::Serve)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServerError::Serve)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("quipu-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Serve)?;
+                    serve_listener(listener, state, async move {
+                        let _ = rx.await;
+                    })
+                    .await
+                })
+            })
+            .map_err(ServerError::Serve)?;
+        Ok(BackgroundServer { addr, shutdown: Some(tx), thread: Some(thread) })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Asks for a graceful shutdown without waiting for it.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Shuts down gracefully (requests in flight finish) and waits.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), ServerError> {
+        self.signal_stop();
+        match self.thread.take() {
+            Some(t) => {
+                t.join().unwrap_or_else(|_| Err(ServerError::Serve(std::io::Error::other("server thread panicked"))))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.join() {
+            tracing::error!(error = %e, "background server failed");
+        }
+    }
 }
 
 /// Logs method, path (never the query: `p=` carries a token), status and

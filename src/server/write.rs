@@ -193,7 +193,7 @@ pub async fn write_v1(State(state): State<AppState>, uri: Uri, headers: HeaderMa
     run(state, is_gzip(&headers), request, body).await
 }
 
-fn query<T: for<'de> Deserialize<'de> + Default>(uri: &Uri) -> Result<T, ApiError> {
+pub(super) fn query<T: for<'de> Deserialize<'de> + Default>(uri: &Uri) -> Result<T, ApiError> {
     match uri.query() {
         None => Ok(T::default()),
         Some(q) => {

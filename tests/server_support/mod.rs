@@ -4,9 +4,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::thread::JoinHandle;
 
-use quipu::server::{AdminToken, AppState, DEFAULT_MAX_BODY_BYTES, serve_listener};
+use quipu::server::{AdminToken, AppState, BackgroundServer, DEFAULT_MAX_BODY_BYTES};
 use quipu::{Engine, ScanRequest};
 
 pub const TOKEN: &str = "apiv3_test-token";
@@ -15,8 +14,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub engine: Engine,
     pub dir: tempfile::TempDir,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: Option<BackgroundServer>,
 }
 
 impl TestServer {
@@ -28,22 +26,8 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::builder(dir.path()).background(false).open().unwrap();
         let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), max_body_bytes);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                serve_listener(listener, state, async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        TestServer { addr, engine, dir, shutdown: Some(tx), thread: Some(thread) }
+        let server = BackgroundServer::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
+        TestServer { addr: server.addr(), engine, dir, server: Some(server) }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -52,18 +36,15 @@ impl TestServer {
 
     /// Signals shutdown and waits for `serve` to return.
     pub fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
+        if let Some(server) = self.server.take() {
+            server.stop().unwrap();
         }
     }
 
     /// Signals shutdown without waiting.
     pub fn signal_shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(server) = self.server.as_mut() {
+            server.signal_stop();
         }
     }
 

@@ -1,0 +1,52 @@
+//! Export throughput: one compacted TSBS cpu-only day (200 hosts) written
+//! as Parquet in-process (`TableExport::write_parquet`) and as the tar that
+//! `GET /api/v3/export/window_data` streams (`TableExport::write_tar`, which
+//! spools each file to a temporary file first). Throughput in rows.
+//! The full 1,000-host day over HTTP: examples/export_day.rs.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use quipu::export::TableExport;
+use quipu::tsbs::{TsbsConfig, TsbsGenerator};
+use quipu::{Engine, Precision, WriteOptions};
+
+const HOSTS: u32 = 200;
+
+fn export(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cfg = TsbsConfig { hosts: HOSTS, ..TsbsConfig::default() };
+    let rows = cfg.rows();
+    let mut generator = TsbsGenerator::new(cfg).unwrap();
+    let mut buf = Vec::new();
+    let opts = WriteOptions { accept_partial: false, no_sync: true };
+    while generator.next_batch(10_000, &mut buf) > 0 {
+        engine.write_lp("bench", std::str::from_utf8(&buf).unwrap(), Precision::Nanosecond, opts).unwrap();
+        buf.clear();
+    }
+    engine.flush().unwrap();
+    engine.compact().unwrap();
+    let export = TableExport::new(&engine, "bench", "cpu", &[]).unwrap();
+    assert_eq!(export.windows().len(), 1);
+
+    let mut group = c.benchmark_group("export_compacted_day");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(rows));
+    group.bench_function("parquet", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(16 << 20);
+            export.write_parquet(0, &mut out).unwrap();
+            out.len()
+        })
+    });
+    group.bench_function("tar", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(16 << 20);
+            export.write_tar(&mut out, |_| {}).unwrap();
+            out.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, export);
+criterion_main!(benches);

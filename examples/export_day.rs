@@ -1,0 +1,120 @@
+//! Measures export throughput of compacted data in one run: Parquet written
+//! in-process (to a byte counter), and the tar of Parquet streamed by
+//! `GET /api/v3/export/window_data` to an HTTP client on loopback.
+//!
+//! cargo run --release --example tsbs_ingest -- --hosts 1000 --duration 1d --no-sync --dir /tmp/tsbs-day
+//! cargo run --release --example export_day -- --dir /tmp/tsbs-day
+//!
+//! The folder must hold compacted data (tsbs_ingest compacts before it stops).
+
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use clap::Parser;
+use quipu::Engine;
+use quipu::export::TableExport;
+use quipu::server::{AdminToken, AppState, BackgroundServer, DEFAULT_MAX_BODY_BYTES};
+
+#[derive(Parser)]
+struct Args {
+    /// A data folder with compacted data.
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    #[arg(long, default_value = "benchmark")]
+    db: String,
+    #[arg(long, default_value = "cpu")]
+    table: String,
+    /// Also save each window's Parquet here (for pyarrow and duckdb).
+    #[arg(long)]
+    save: Option<std::path::PathBuf>,
+    /// Timed repetitions of each measurement (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// Counts what is written to it.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let engine = Engine::builder(&args.dir).background(false).open()?;
+    let export = TableExport::new(&engine, &args.db, &args.table, &[])?;
+    let rows: u64 = export.windows().iter().map(|w| w.rows).sum();
+    let segment_bytes: u64 = export.windows().iter().map(|w| w.segment_bytes).sum();
+    println!("{} windows, {rows} rows, {segment_bytes} bytes of segments", export.windows().len());
+
+    let mut best = f64::MAX;
+    let mut parquet_bytes = 0;
+    for _ in 0..args.runs {
+        let start = Instant::now();
+        let mut total = 0;
+        for i in 0..export.windows().len() {
+            let mut out = Counter(0);
+            export.write_parquet(i, &mut out)?;
+            total += out.0;
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+        parquet_bytes = total;
+    }
+    println!(
+        "in-process parquet: {parquet_bytes} bytes ({:.2} B/row) in {best:.3}s = {:.0} MB/s, {:.2}M rows/s",
+        parquet_bytes as f64 / rows as f64,
+        mb_per_s(parquet_bytes, best),
+        rows as f64 / best / 1e6
+    );
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir)?;
+        for (i, w) in export.windows().iter().enumerate() {
+            let path = dir.join(format!("{}.parquet", w.window));
+            export.write_parquet(i, io::BufWriter::new(std::fs::File::create(&path)?))?;
+            println!("saved {}", path.display());
+        }
+    }
+    drop(export);
+
+    // The same over HTTP, through the real server on loopback.
+    let token = "apiv3_export-bench";
+    let state = AppState::new(engine.clone(), AdminToken::from_token(token), DEFAULT_MAX_BODY_BYTES);
+    let server = BackgroundServer::start(state, "127.0.0.1:0".parse()?)?;
+    let addr = server.addr();
+    let client = reqwest::blocking::Client::builder().timeout(None).build()?;
+    let url = format!("http://{addr}/api/v3/export/window_data?db={}&table={}", args.db, args.table);
+    let mut best = f64::MAX;
+    let mut tar_bytes = 0;
+    for _ in 0..args.runs {
+        let start = Instant::now();
+        let mut resp = client.get(&url).bearer_auth(token).send()?.error_for_status()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = resp.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+        tar_bytes = total;
+    }
+    println!(
+        "http window_data: {tar_bytes} bytes of tar in {best:.3}s = {:.0} MB/s, {:.2}M rows/s",
+        mb_per_s(tar_bytes, best),
+        rows as f64 / best / 1e6
+    );
+    server.stop()?;
+    Ok(())
+}
