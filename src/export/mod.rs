@@ -152,6 +152,9 @@ pub struct ParquetSummary {
 pub struct TableExport {
     db: String,
     table: Arc<Table>,
+    /// Every column: tags by name, fields by name, time last.
+    plan: Plan,
+    schema: Arc<Schema>,
     windows: Vec<WindowInfo>,
     files: Vec<Arc<LiveFile>>,
     /// Where tar export spools each Parquet file (unnamed temporary files).
@@ -216,9 +219,13 @@ impl TableExport {
                 (info, f)
             })
             .unzip();
+        let plan = Plan::new(db, &table_def, &ScanRequest::all())?;
+        let schema = export_schema(&table_def, &plan);
         Ok(TableExport {
             db: db.to_string(),
             table: table_def,
+            plan,
+            schema,
             windows,
             files,
             spool_dir: engine.dir().to_path_buf(),
@@ -255,17 +262,7 @@ impl TableExport {
 
     /// The Arrow schema of the exported Parquet files.
     pub fn schema(&self) -> Arc<Schema> {
-        export_schema(&self.table, &self.plan())
-    }
-
-    fn plan(&self) -> Plan {
-        // Every column: tags by name, fields by name, time last.
-        Plan::new(&self.db, &self.table, &ScanRequest::all()).unwrap_or_else(|_| Plan {
-            output: vec![None],
-            fields: Vec::new(),
-            tag_filter: Some(Vec::new()),
-            time: (i64::MIN, i64::MAX),
-        })
+        self.schema.clone()
     }
 
     /// Writes window `i` as one Parquet file to `out`. Columns are encoded
@@ -275,8 +272,7 @@ impl TableExport {
             .files
             .get(i)
             .ok_or_else(|| Error::InvalidArgument(format!("window index {i} out of {}", self.files.len())))?;
-        let plan = self.plan();
-        let schema = export_schema(&self.table, &plan);
+        let schema = &self.schema;
         let path = file.path.clone();
         let fail = |e: ParquetError| Error::Export { path: path.clone(), what: e.to_string() };
         let props = self.writer_properties(&self.windows[i]);
@@ -286,13 +282,13 @@ impl TableExport {
         let (mut writer, factory) = ArrowWriter::try_new(out, schema.clone(), Some(props))
             .and_then(|w| w.into_serialized_writer())
             .map_err(fail)?;
-        let mut group = RowGroup::new(0, &schema, &writer, &factory).map_err(fail)?;
+        let mut group = RowGroup::new(0, schema, &writer, &factory).map_err(fail)?;
         let mut rows = 0u64;
         // Decoding the segment overlaps with encoding Parquet: a reader
         // thread hands batches over a short queue.
         let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(DECODE_AHEAD);
         let table = &self.table;
-        let plan = &plan;
+        let plan = &self.plan;
         let (group_rows, series_group_rows) = (self.row_group_rows, self.series_group_rows);
         std::thread::scope(|scope| -> Result<()> {
             let reader = scope.spawn(move || {
@@ -300,15 +296,15 @@ impl TableExport {
             });
             let written = (|| -> Result<()> {
                 for batch in &rx {
-                    let batch = with_export_schema(&schema, batch)?;
+                    let batch = with_export_schema(schema, batch)?;
                     let mut offset = 0;
                     while offset < batch.num_rows() {
                         let take = (group_rows - group.rows).min(batch.num_rows() - offset);
-                        group.write(&schema, &batch.slice(offset, take)).map_err(fail)?;
+                        group.write(schema, &batch.slice(offset, take)).map_err(fail)?;
                         offset += take;
                         rows += take as u64;
                         if group.rows == group_rows {
-                            let next = RowGroup::new(group.index + 1, &schema, &writer, &factory).map_err(fail)?;
+                            let next = RowGroup::new(group.index + 1, schema, &writer, &factory).map_err(fail)?;
                             std::mem::replace(&mut group, next).finish(&mut writer).map_err(fail)?;
                         }
                     }
