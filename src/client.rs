@@ -1,8 +1,9 @@
-//! The HTTP client behind `quipu write` and `quipu export`: sends line
+//! The HTTP client behind `quipu write`, `quipu export` and `quipu backup`: sends line
 //! protocol to a quipu (or InfluxDB 3) server's `POST /api/v3/write_lp` in
 //! batches and reads back which lines the server rejected; lists a table's
 //! compacted windows and downloads them as Parquet files
-//! (`/api/v3/export/*`), unpacking the tar stream as it arrives.
+//! (`/api/v3/export/*`), unpacking the tar stream as it arrives; starts,
+//! lists, cancels, deletes and verifies backups (`/api/v3/enterprise/backup`).
 //!
 //! What this module owns:
 //! - cutting an input stream into batches that never split a logical line
@@ -396,6 +397,134 @@ impl Client {
         let url = self.url("api/v3/export/window_data", &query)?;
         let response = self.get(&url, EXPORT_TIMEOUT)?;
         unpack_export(Counting { inner: response, read: 0, progress }, url.as_str(), out)
+    }
+}
+
+/// `POST /api/v3/enterprise/backup`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct BackupStarted {
+    pub backup_name: String,
+    pub status: String,
+}
+
+impl Client {
+    /// `/api/v3/enterprise/backup` plus optional path segments (percent-encoded).
+    fn backup_url(&self, segments: &[&str]) -> Result<Url, ClientError> {
+        let mut url = self.url("api/v3/enterprise/backup", &[])?;
+        if !segments.is_empty() {
+            let base = url.to_string();
+            url.path_segments_mut()
+                .map_err(|()| ClientError::InvalidUrl { url: base, reason: "cannot hold a path".into() })?
+                .extend(segments);
+        }
+        Ok(url)
+    }
+
+    /// A JSON request; GET and DELETE are retried like writes (they are
+    /// idempotent), POST is sent once. A non-2xx answer becomes the
+    /// matching error.
+    fn json_request<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        what: &'static str,
+    ) -> Result<T, ClientError> {
+        let retry = method != reqwest::Method::POST;
+        let attempt = || -> Result<String, Attempt> {
+            let mut request = self.http.request(method.clone(), url.clone());
+            if let Some(auth) = &self.auth {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            if let Some(body) = body {
+                request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
+            }
+            let response = request.send().map_err(|source| {
+                let transient = retry && is_transient(&source);
+                let error = ClientError::Http { url: url.to_string(), source };
+                if transient { Attempt::Transient(error) } else { Attempt::Fatal(error) }
+            })?;
+            let status = response.status().as_u16();
+            let text =
+                response.text().map_err(|source| Attempt::Fatal(ClientError::Http { url: url.to_string(), source }))?;
+            if (200..300).contains(&status) {
+                return Ok(text);
+            }
+            let text = error_text(&text);
+            Err(match status {
+                503 if retry => Attempt::Transient(ClientError::Status { status, body: text }),
+                401 => Attempt::Fatal(ClientError::Unauthorized(text)),
+                404 => Attempt::Fatal(ClientError::NotFound(text)),
+                _ => Attempt::Fatal(ClientError::Status { status, body: text }),
+            })
+        };
+        let text = with_retries(attempt)?;
+        serde_json::from_str(&text).map_err(|e| ClientError::BadAnswer { what, reason: e.to_string() })
+    }
+
+    /// Starts a backup: `full`, or `incremental` after `parent` (the newest
+    /// completed backup when `None`).
+    pub fn backup_create(
+        &self,
+        name: Option<&str>,
+        force: bool,
+        incremental: bool,
+        parent: Option<&str>,
+    ) -> Result<BackupStarted, ClientError> {
+        let mut body = serde_json::json!({ "type": if incremental { "incremental" } else { "full" }, "force": force });
+        if let Some(name) = name {
+            body["name"] = name.into();
+        }
+        if let Some(parent) = parent {
+            body["parent"] = parent.into();
+        }
+        let url = self.backup_url(&[])?;
+        self.json_request(reqwest::Method::POST, &url, Some(&body), "POST /api/v3/enterprise/backup")
+    }
+
+    /// Every backup the server knows.
+    pub fn backup_list(&self) -> Result<Vec<crate::backup::BackupInfo>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            backups: Vec<crate::backup::BackupInfo>,
+        }
+        let url = self.backup_url(&[])?;
+        let answer: Answer = self.json_request(reqwest::Method::GET, &url, None, "GET /api/v3/enterprise/backup")?;
+        Ok(answer.backups)
+    }
+
+    /// One backup.
+    pub fn backup_get(&self, name: &str) -> Result<crate::backup::BackupInfo, ClientError> {
+        let url = self.backup_url(&[name])?;
+        self.json_request(reqwest::Method::GET, &url, None, "GET /api/v3/enterprise/backup/{name}")
+    }
+
+    /// Deletes a backup; returns its type.
+    pub fn backup_delete(&self, name: &str) -> Result<String, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(rename = "type")]
+            backup_type: String,
+        }
+        let url = self.backup_url(&[name])?;
+        let answer: Answer =
+            self.json_request(reqwest::Method::DELETE, &url, None, "DELETE /api/v3/enterprise/backup/{name}")?;
+        Ok(answer.backup_type)
+    }
+
+    /// Cancels a running backup.
+    pub fn backup_cancel(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.backup_url(&[])?;
+        let body = serde_json::json!({ "name": name });
+        let _: serde_json::Value =
+            self.json_request(reqwest::Method::DELETE, &url, Some(&body), "DELETE /api/v3/enterprise/backup")?;
+        Ok(())
+    }
+
+    /// Re-hashes every object of a backup on the server.
+    pub fn backup_verify(&self, name: &str) -> Result<crate::backup::VerifyReport, ClientError> {
+        let url = self.backup_url(&[name, "verify"])?;
+        self.json_request(reqwest::Method::POST, &url, None, "POST /api/v3/enterprise/backup/{name}/verify")
     }
 }
 

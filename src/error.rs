@@ -54,6 +54,9 @@ pub enum Error {
     /// Writing an export of segment file `path` failed (Parquet encoding or the output).
     #[error("export of {path} failed: {what}")]
     Export { path: PathBuf, what: String },
+    /// A backup request or the backup repository (see [`crate::backup::BackupError`]).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// The WAL failed.
     #[error(transparent)]
     Wal(#[from] crate::wal::WalError),

@@ -19,6 +19,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(unsafe_code)]
 
+pub mod backup;
 pub mod buffer;
 pub mod catalog;
 #[cfg(feature = "client")]

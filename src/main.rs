@@ -47,6 +47,27 @@ enum Command {
         /// the oldest has waited this long, or as soon as 8 are waiting.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         compact_age: std::time::Duration,
+        /// The backup repository (created if missing). Default: `<data-dir>-backups` beside the data folder.
+        #[arg(long, conflicts_with = "no_backup")]
+        backup_dir: Option<PathBuf>,
+        /// Serve without a backup repository: the backup endpoints answer 503.
+        #[arg(long)]
+        no_backup: bool,
+        /// How backups put segment files into the repository: auto (link on
+        /// the data's filesystem, else copy), link or copy.
+        #[arg(long, default_value = "auto")]
+        backup_mode: quipu::backup::ModeChoice,
+    },
+    /// Start, list, show, cancel, delete and verify backups on a running server.
+    #[cfg(feature = "client")]
+    Backup {
+        #[command(subcommand)]
+        what: BackupCommand,
+    },
+    /// Offline tools for a backup repository.
+    Repo {
+        #[command(subcommand)]
+        what: RepoCommand,
     },
     /// Write line protocol from a file (or `-` for stdin) to a running server,
     /// in gzip-compressed batches, with a progress bar; reports rejected lines.
@@ -103,6 +124,52 @@ enum Command {
     },
 }
 
+#[cfg(feature = "client")]
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Start a backup (full unless --incremental).
+    Create {
+        /// The name; default a UTC timestamp like 20261123T101530.123Z.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace a completed backup of the same name.
+        #[arg(long)]
+        force: bool,
+        /// Record the backup as following another (still a full listing).
+        #[arg(long)]
+        incremental: bool,
+        /// The backup an incremental one follows; default the newest completed.
+        #[arg(long, requires = "incremental")]
+        parent: Option<String>,
+        /// Wait for the backup to finish, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List every backup.
+    List,
+    /// Show one backup as JSON.
+    Show { name: String },
+    /// Delete a backup (objects no other backup uses are then removed).
+    Delete { name: String },
+    /// Cancel a running backup.
+    Cancel { name: String },
+    /// Re-hash every object of a backup on the server.
+    Verify { name: String },
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Check a repository: every manifest readable and every object it lists
+    /// present with the right size; with --read-data, re-hash every object.
+    Check {
+        /// The repository folder.
+        dir: PathBuf,
+        /// Re-hash every object (reads all data).
+        #[arg(long)]
+        read_data: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum Gen {
     /// TSBS cpu-only line protocol on stdout, deterministic for a seed.
@@ -133,13 +200,24 @@ struct ServeArgs {
     max_body_bytes: usize,
     flush_age: std::time::Duration,
     compact_age: std::time::Duration,
+    backup_dir: Option<PathBuf>,
+    backup_mode: quipu::backup::ModeChoice,
+}
+
+/// `<data-dir>-backups`, beside the data folder.
+#[cfg(feature = "server")]
+fn default_backup_dir(data_dir: &std::path::Path) -> PathBuf {
+    let mut name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "quipu-data".into());
+    name.push("-backups");
+    data_dir.with_file_name(name)
 }
 
 #[cfg(feature = "server")]
 fn serve(args: ServeArgs) -> Result<(), String> {
-    use quipu::server::{ServerConfig, resolve_admin_token};
+    use quipu::server::{AppState, resolve_admin_token};
 
-    let ServeArgs { data_dir, bind, token_file, max_body_bytes, flush_age, compact_age } = args;
+    let ServeArgs { data_dir, bind, token_file, max_body_bytes, flush_age, compact_age, backup_dir, backup_mode } =
+        args;
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
         .compact_after_age(compact_age)
@@ -153,10 +231,30 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("Generated an admin token (shown only now; only its hash is stored in {}):", data_dir.display());
         println!("{token}");
     }
+    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes);
+    let backups = match backup_dir {
+        Some(dir) => {
+            let config = quipu::backup::BackupConfig { mode: backup_mode, ..Default::default() };
+            let service = quipu::backup::BackupService::open(engine.clone(), &dir, config)
+                .map_err(|e| format!("backup repository {}: {e}", dir.display()))?;
+            tracing::info!(repo = %dir.display(), mode = service.mode().as_str(), "backups enabled");
+            state = state.with_backups(service.clone());
+            Some(service)
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let config = ServerConfig { max_body_bytes, ..ServerConfig::new(bind, admin_token) };
-    let result = runtime.block_on(quipu::server::serve(engine.clone(), config, shutdown_signal()));
-    // In-flight requests have finished; make the buffer durable as segments.
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|source| quipu::server::ServerError::Bind { addr: bind, source })?;
+        quipu::server::serve_listener(listener, state, shutdown_signal()).await
+    });
+    // In-flight requests have finished; running backups stop (their records
+    // say cancelled), then the buffer becomes durable as segments.
+    if let Some(backups) = backups {
+        backups.shutdown();
+    }
     let closed = engine.close();
     result.map_err(|e| e.to_string())?;
     closed.map_err(|e| e.to_string())
@@ -256,6 +354,140 @@ fn export(
     Ok(())
 }
 
+#[cfg(feature = "client")]
+fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(unprintable: {e})"))
+}
+
+#[cfg(feature = "client")]
+fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), String> {
+    use quipu::backup::BackupStatus;
+    use quipu::client::{Client, progress_bar};
+
+    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    match what {
+        BackupCommand::Create { name, force, incremental, parent, wait } => {
+            let started = client
+                .backup_create(name.as_deref(), force, incremental, parent.as_deref())
+                .map_err(|e| e.to_string())?;
+            println!("{}", started.backup_name);
+            if !wait {
+                return Ok(());
+            }
+            let bar = progress_bar(None);
+            let info = loop {
+                let info = client.backup_get(&started.backup_name).map_err(|e| e.to_string())?;
+                if info.status != BackupStatus::InProgress {
+                    break info;
+                }
+                if let Some(p) = &info.progress {
+                    if bar.length() != Some(p.bytes_total) {
+                        bar.set_length(p.bytes_total);
+                        if let Ok(style) = indicatif::ProgressStyle::with_template(
+                            "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+                        ) {
+                            bar.set_style(style.progress_chars("=> "));
+                        }
+                    }
+                    bar.set_position(p.bytes_done);
+                    bar.set_message(format!("{}/{} files", p.files_done, p.files_total));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            };
+            bar.finish_and_clear();
+            match info.status {
+                BackupStatus::Completed => {
+                    eprintln!(
+                        "backup {} completed: {} files, {} bytes ({} bytes new)",
+                        info.name,
+                        info.total_files,
+                        info.total_size_bytes,
+                        info.added_bytes.unwrap_or(0)
+                    );
+                    Ok(())
+                }
+                other => Err(format!(
+                    "backup {} {}: {}",
+                    info.name,
+                    other.as_str(),
+                    info.error.unwrap_or_else(|| "no reason given".into())
+                )),
+            }
+        }
+        BackupCommand::List => {
+            let list = client.backup_list().map_err(|e| e.to_string())?;
+            println!(
+                "{:<32} {:<11} {:<11} {:<24} {:>7} {:>14} {:>14}",
+                "NAME", "TYPE", "STATUS", "CREATED", "FILES", "BYTES", "UNIQUE"
+            );
+            for b in list {
+                println!(
+                    "{:<32} {:<11} {:<11} {:<24} {:>7} {:>14} {:>14}",
+                    b.name,
+                    b.backup_type.as_str(),
+                    b.status.as_str(),
+                    b.created_at,
+                    b.total_files,
+                    b.total_size_bytes,
+                    b.unique_bytes.map_or_else(|| "-".into(), |u| u.to_string())
+                );
+            }
+            Ok(())
+        }
+        BackupCommand::Show { name } => {
+            let info = client.backup_get(&name).map_err(|e| e.to_string())?;
+            println!("{}", pretty(&info));
+            Ok(())
+        }
+        BackupCommand::Delete { name } => {
+            let backup_type = client.backup_delete(&name).map_err(|e| e.to_string())?;
+            eprintln!("deleted {backup_type} backup {name}");
+            Ok(())
+        }
+        BackupCommand::Cancel { name } => {
+            client.backup_cancel(&name).map_err(|e| e.to_string())?;
+            eprintln!("cancelled backup {name}");
+            Ok(())
+        }
+        BackupCommand::Verify { name } => {
+            let report = client.backup_verify(&name).map_err(|e| e.to_string())?;
+            println!("{}", pretty(&report));
+            if report.problems.is_empty() {
+                eprintln!("backup {name}: {} objects, {} bytes verified", report.objects_checked, report.bytes_checked);
+                Ok(())
+            } else {
+                Err(format!("backup {name}: {} objects missing or corrupt", report.problems.len()))
+            }
+        }
+    }
+}
+
+fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), String> {
+    let repo = quipu::backup::Repository::open(dir).map_err(|e| e.to_string())?;
+    let report = repo.check(read_data).map_err(|e| e.to_string())?;
+    for (name, why) in &report.bad_manifests {
+        println!("manifest {name}: {why}");
+    }
+    for (problem, backups) in &report.problems {
+        println!("{problem}; used by {}", backups.join(", "));
+    }
+    let how = if read_data { "re-hashed" } else { "present with the right size" };
+    eprintln!(
+        "{} manifests, {} objects checked ({how}), {} bytes read, {} unreferenced objects",
+        report.manifests, report.objects_checked, report.bytes_checked, report.unreferenced_objects
+    );
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(format!(
+            "repository {} has {} unreadable manifests and {} bad objects",
+            dir.display(),
+            report.bad_manifests.len(),
+            report.problems.len()
+        ))
+    }
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         #[cfg(feature = "client")]
@@ -267,7 +499,19 @@ fn run(cli: Cli) -> Result<(), String> {
             write(&cli.host, cli.token.as_deref(), WriteArgs { db, precision, batch_lines, no_partial, no_sync, file })
         }
         #[cfg(feature = "server")]
-        Command::Serve { data_dir, http_bind, admin_token_file, max_body_bytes, flush_age, compact_age } => {
+        Command::Serve {
+            data_dir,
+            http_bind,
+            admin_token_file,
+            max_body_bytes,
+            flush_age,
+            compact_age,
+            backup_dir,
+            no_backup,
+            backup_mode,
+        } => {
+            let backup_dir =
+                if no_backup { None } else { Some(backup_dir.unwrap_or_else(|| default_backup_dir(&data_dir))) };
             serve(ServeArgs {
                 data_dir,
                 bind: http_bind,
@@ -275,8 +519,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 max_body_bytes,
                 flush_age,
                 compact_age,
+                backup_dir,
+                backup_mode,
             })
         }
+        #[cfg(feature = "client")]
+        Command::Backup { what } => backup(&cli.host, cli.token.as_deref(), what),
+        Command::Repo { what: RepoCommand::Check { dir, read_data } } => repo_check(&dir, read_data),
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {
                 hosts,

@@ -46,10 +46,19 @@ impl ApiError {
     /// Maps an engine error that is not about the lines themselves (those are
     /// answered by the write handlers): a closed or poisoned engine is a
     /// temporary unavailability (503), a bad argument is the client's (400),
-    /// an unknown database, table or export window is 404,
+    /// an unknown database, table or export window is 404, and backup
+    /// outcomes map as the backup endpoints document (409, 404, 400, 503),
     /// anything else — I/O, corruption — is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
+        use crate::backup::BackupError;
         let status = match &err {
+            crate::Error::Backup(b) => match b {
+                BackupError::Exists { .. } | BackupError::Running { .. } => StatusCode::CONFLICT,
+                BackupError::NotFound { .. } | BackupError::NotRunning { .. } => StatusCode::NOT_FOUND,
+                BackupError::InvalidName { .. } | BackupError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+                BackupError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             crate::Error::Poisoned { .. } | crate::Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
             crate::Error::DatabaseNotFound { .. }
             | crate::Error::TableNotFound { .. }

@@ -9,7 +9,8 @@
 //! Endpoints: `POST /api/v3/write_lp`, `POST /api/v2/write`, `POST /write`
 //! ([`write`]), `GET /api/v3/export/{databases,tables,windows,window_data}`
 //! ([`export`]), `GET /health`, `GET /api/v1/health`, `GET|POST /ping`,
-//! `GET /metrics` ([`metrics`]).
+//! `GET /metrics` ([`metrics`]), `/api/v3/enterprise/backup[/{name}[/verify]]`
+//! ([`backup`]).
 //!
 //! Every endpoint requires the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
@@ -21,6 +22,7 @@
 //! wrong methods (405) and bodies over the limit (413).
 
 pub mod auth;
+mod backup;
 mod error;
 mod export;
 pub mod metrics;
@@ -123,8 +125,10 @@ pub struct AppState {
     inner: Arc<Shared>,
 }
 
+#[derive(Clone)]
 struct Shared {
     engine: crate::Engine,
+    backups: Option<crate::backup::BackupService>,
     admin_token: AdminToken,
     max_body_bytes: usize,
     process_id: String,
@@ -135,11 +139,23 @@ impl AppState {
         // The engine's id source makes the process id random in production
         // and deterministic under an injected `IdSource`.
         let process_id = uuid_text(engine.next_id());
-        AppState { inner: Arc::new(Shared { engine, admin_token, max_body_bytes, process_id }) }
+        AppState { inner: Arc::new(Shared { engine, backups: None, admin_token, max_body_bytes, process_id }) }
     }
 
     pub fn engine(&self) -> &crate::Engine {
         &self.inner.engine
+    }
+
+    /// Serves the backup endpoints from `backups`; without it they answer 503.
+    #[must_use]
+    pub fn with_backups(mut self, backups: crate::backup::BackupService) -> Self {
+        Arc::make_mut(&mut self.inner).backups = Some(backups);
+        self
+    }
+
+    /// The backup service, when the server has a repository.
+    pub fn backups(&self) -> Option<&crate::backup::BackupService> {
+        self.inner.backups.as_ref()
     }
 
     /// The id `/ping` reports for this server process.
@@ -168,6 +184,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/export/tables", get(export::tables))
         .route("/api/v3/export/windows", get(export::windows))
         .route("/api/v3/export/window_data", get(export::window_data))
+        .route("/api/v3/enterprise/backup", get(backup::list).post(backup::create).delete(backup::cancel))
+        .route("/api/v3/enterprise/backup/{name}", get(backup::get).delete(backup::delete))
+        .route("/api/v3/enterprise/backup/{name}/verify", post(backup::verify))
         // The reference: "HEAD requests return `404 Not Found`".
         .route("/ping", get(ping).post(ping).head(ping_head))
         .route_layer(middleware::from_fn_with_state(state.clone(), write::check_body_headers))
