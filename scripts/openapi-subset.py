@@ -23,9 +23,104 @@ SERVED = {
     "/api/v3/export/tables": ["get"],
     "/api/v3/export/windows": ["get"],
     "/api/v3/export/window_data": ["get"],
+    "/api/v3/enterprise/backup": ["post", "get", "delete"],
+    "/api/v3/enterprise/backup/{name}": ["get", "delete"],
 }
 
-EXTENSIONS = {}
+ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}
+PROBLEM = {
+    "type": "object",
+    "required": ["problem", "blake3", "backups"],
+    "properties": {
+        "problem": {"type": "string", "enum": ["missing", "wrong_size", "corrupt", "unreadable"]},
+        "blake3": {"type": "string", "description": "The object's name: the blake3 of its content, hex."},
+        "expected": {"type": "integer"}, "found": {"type": "integer"},
+        "actual": {"type": "string", "description": "What the content hashes to (corrupt)."},
+        "error": {"type": "string"},
+        "backups": {"type": "array", "items": {"type": "string"}, "description": "Every backup that uses the object."},
+    },
+}
+VERIFY_REPORT = {
+    "type": "object",
+    "required": ["backup_name", "status", "objects_checked", "bytes_checked", "problems"],
+    "properties": {
+        "backup_name": {"type": "string"},
+        "status": {"type": "string", "enum": ["ok", "corrupt"]},
+        "objects_checked": {"type": "integer", "minimum": 0},
+        "bytes_checked": {"type": "integer", "minimum": 0},
+        "problems": {"type": "array", "items": PROBLEM},
+    },
+}
+EXTENSIONS = {
+    "/api/v3/enterprise/backup/{name}/verify": {
+        "post": {
+            "operationId": "PostEnterpriseBackupVerify",
+            "summary": "Verify a backup (quipu extension)",
+            "description": "Re-hashes every object of a completed backup, in parallel, and names each missing or "
+                           "corrupt object with every backup that uses it. Requires the admin token.",
+            "x-quipu": True,
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "The backup name. URL-encoded names are decoded by the server."}],
+            "responses": {
+                "200": {"description": "Verified; `status` says whether every object is intact.",
+                        "content": {"application/json": {"schema": VERIFY_REPORT}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"description": "No completed backup has that name.", "content": ERROR},
+                "409": {"description": "The backup is in progress.", "content": ERROR},
+                "503": {"description": "The server runs without a backup repository (--no-backup).",
+                        "content": ERROR},
+            },
+            "tags": ["Backup and restore"],
+        }
+    }
+}
+
+PROGRESS = {
+    "type": "object",
+    "required": ["phase", "files_done", "files_total", "bytes_done", "bytes_total"],
+    "properties": {
+        "phase": {"type": "string", "enum": ["starting", "copying", "committing", "done"]},
+        "files_done": {"type": "integer"}, "files_total": {"type": "integer"},
+        "bytes_done": {"type": "integer"}, "bytes_total": {"type": "integer"},
+    },
+}
+BACKUP_EXTENSIONS = {
+    "progress": {**PROGRESS, "description": "While the backup runs (x-quipu)."},
+    "error": {"type": "string", "description": "Why a backup failed or was cancelled (x-quipu)."},
+    "unique_bytes": {"type": "integer", "description": "Bytes only this backup references: what deleting it "
+                                                         "frees (x-quipu)."},
+    "parent": {"type": "string", "description": "The backup an incremental backup follows (x-quipu)."},
+    "mode": {"type": "string", "enum": ["link", "copy"], "description": "How objects were placed (x-quipu)."},
+    "added_objects": {"type": "integer", "description": "Objects this backup added to the repository (x-quipu)."},
+    "added_bytes": {"type": "integer", "description": "Bytes this backup added to the repository (x-quipu)."},
+    "last_attempt": {"type": "object", "description": "A later attempt under this name that did not complete "
+                                                      "(force replacement that failed or was cancelled; x-quipu).",
+                     "properties": {"status": {"$ref": "#/components/schemas/BackupStatus"},
+                                    "created_at": {"type": "string", "format": "date-time"},
+                                    "error": {"type": "string", "nullable": True}}},
+}
+
+
+def describe_backup(out):
+    """quipu's additions to the backup schemas, each marked x-quipu."""
+    schemas = out["components"]["schemas"]
+    request = schemas["CreateBackupRequest"]
+    request["properties"]["type"]["enum"] = ["full", "incremental"]
+    request["properties"]["type"]["x-quipu"] = "incremental: a full listing that records its parent"
+    request["properties"]["parent"] = {
+        "type": "string", "x-quipu": True,
+        "description": "For type incremental: the backup it follows (default: the newest completed one).",
+    }
+    request["properties"]["name"]["pattern"] = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
+    request["properties"]["name"]["x-quipu"] = "backup names are file names: 1 to 128 of A-Z a-z 0-9 . _ -, no leading dot"
+    status = schemas["BackupStatus"]
+    status["enum"] = status["enum"] + ["cancelled"]
+    status["x-quipu"] = "cancelled: stopped by DELETE /api/v3/enterprise/backup or a server shutdown"
+    item = schemas["FullBackupListItem"]
+    item["properties"].update(BACKUP_EXTENSIONS)
+    item["description"] = item["description"] + " quipu lists running, failed and cancelled backups too."
+    out["paths"]["/api/v3/enterprise/backup"]["get"]["responses"]["503"]["description"] = (
+        "Service unavailable. The server runs without a backup repository (quipu serve --no-backup).")
 
 # What quipu enforces where the reference is silent, added to the copied
 # schemas and marked `x-quipu`.
@@ -152,10 +247,13 @@ def main():
     out["components"] = components
     constrain(out)
     describe_export(out)
+    describe_backup(out)
     drop_content_length(out)
     out["info"]["description"] += (
         " Differences from the reference: database and precision parameters carry the constraints quipu enforces "
         "(x-quipu); the export listings have quipu's answer shapes and a 400 for malformed parameters (x-quipu); "
+        "backups may be incremental (a full listing recording its parent), may end cancelled, list quipu's "
+        "progress and space fields, and can be verified (x-quipu); "
         "and the hand-set Content-Length header parameter is left out (clients derive it from the body)."
     )
     yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)

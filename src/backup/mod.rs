@@ -843,7 +843,13 @@ impl BackupService {
                 Ok(Some((m, _))) => manifests.push(m),
                 Ok(None) => {}
                 Err(e) => {
-                    out.insert(name.clone(), unreadable(&name, &e));
+                    let path = repo.dir().join(repo::MANIFESTS_DIR).join(format!("{name}.json"));
+                    let modified = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+                    out.insert(name.clone(), unreadable(&name, rfc3339(modified), &e));
                 }
             }
         }
@@ -1006,12 +1012,13 @@ fn from_record(r: JobRecord) -> BackupInfo {
     }
 }
 
-fn unreadable(name: &str, e: &Error) -> BackupInfo {
+/// A manifest that no longer decodes: listed as failed, dated by its file.
+fn unreadable(name: &str, created_at: String, e: &Error) -> BackupInfo {
     BackupInfo {
         name: name.into(),
         backup_type: BackupType::Full,
         status: BackupStatus::Failed,
-        created_at: String::new(),
+        created_at,
         completed_at: None,
         total_files: 0,
         total_size_bytes: 0,

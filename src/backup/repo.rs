@@ -177,7 +177,9 @@ impl Repository {
         }
         let info: RepoInfo = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Corrupt { path: marker.clone(), what: format!("repository info: {e}") })?;
-        for sub in [OBJECTS_DIR, MANIFESTS_DIR, JOBS_DIR] {
+        // `jobs/` may be missing (an empty folder does not survive every
+        // copy, git included); it is made again when a job starts.
+        for sub in [OBJECTS_DIR, MANIFESTS_DIR] {
             let path = dir.join(sub);
             if !path.is_dir() {
                 return Err(Error::Corrupt { path, what: "repository folder is missing".into() });
@@ -364,6 +366,9 @@ impl Repository {
     /// records are status, not data.
     pub fn job_records(&self) -> Result<Vec<JobRecord>> {
         let mut out = Vec::new();
+        if !self.dir.join(JOBS_DIR).is_dir() {
+            return Ok(out);
+        }
         for name in json_stems(&self.dir.join(JOBS_DIR))? {
             let path = self.job_path(&name);
             let bytes = match fs::read(&path) {
@@ -380,6 +385,8 @@ impl Repository {
     }
 
     pub fn write_job_record(&self, record: &JobRecord) -> Result<()> {
+        let jobs = self.dir.join(JOBS_DIR);
+        crate::fs::create_dir_durable(&jobs).at(&jobs)?;
         let path = self.job_path(&record.name);
         let bytes = serde_json::to_vec_pretty(record)
             .map_err(|e| Error::InvalidArgument(format!("job record encoding: {e}")))?;
