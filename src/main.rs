@@ -375,6 +375,7 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
                 return Ok(());
             }
             let bar = progress_bar(None);
+            let mut poll = std::time::Duration::from_millis(5);
             let info = loop {
                 let info = client.backup_get(&started.backup_name).map_err(|e| e.to_string())?;
                 if info.status != BackupStatus::InProgress {
@@ -392,7 +393,10 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
                     bar.set_position(p.bytes_done);
                     bar.set_message(format!("{}/{} files", p.files_done, p.files_total));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                // Quick backups (link mode, nothing new) finish in milliseconds:
+                // look again soon, then back off to a few looks a second.
+                std::thread::sleep(poll);
+                poll = (poll * 2).min(std::time::Duration::from_millis(250));
             };
             bar.finish_and_clear();
             match info.status {

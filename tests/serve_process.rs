@@ -14,10 +14,12 @@ fn free_port() -> u16 {
 
 #[test]
 fn serve_writes_and_flushes_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // Inside the temp folder, so the default repository beside it goes too.
+    let data = tmp.path().join("data");
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_quipu"))
-        .args(["serve", "--data-dir", dir.path().to_str().unwrap(), "--http-bind", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--http-bind", &format!("127.0.0.1:{port}")])
         .env("QUIPU_ADMIN_TOKEN", "apiv3_process-test")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -48,7 +50,11 @@ fn serve_writes_and_flushes_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
 
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    // The default backup repository was made beside the data folder.
+    let repo = quipu::backup::Repository::open(&tmp.path().join("data-backups")).unwrap();
+    assert!(repo.check(false).unwrap().is_clean());
+
+    let engine = Engine::builder(&data).background(false).open().unwrap();
     assert!(!engine.live_files().is_empty(), "shutdown flushed the buffer into segments");
     let rows: usize = engine.scan("sensors", "cpu", &ScanRequest::all()).unwrap().iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 2);
