@@ -729,15 +729,23 @@ impl BackupService {
             mode: job.mode,
             owner: self.inner.owner.clone(),
         };
-        if let Err(e) = self.inner.repo.write_job_record(&record) {
-            tracing::error!(backup = %job.name, error = %e, "could not record the end of a backup");
-        }
+        let recorded = self.inner.repo.write_job_record(&record);
         {
             let mut state = lock(&self.inner.state);
             state.running.remove(&job.name);
         }
+        // Swept before anyone waiting looks, so a failed job is over, leftovers
+        // and all, when `wait` returns. A full disk (the usual reason a backup
+        // fails) may also have left no room for the record while the one on
+        // disk still says in progress: the sweep makes room to write it again.
+        let swept = self.collect_garbage();
+        if let Err(first) = recorded
+            && let Err(e) = self.inner.repo.write_job_record(&record)
+        {
+            tracing::error!(backup = %job.name, error = %e, first = %first, "could not record the end of a backup");
+        }
         self.inner.job_ended.notify_all();
-        if let Err(e) = self.collect_garbage() {
+        if let Err(e) = swept {
             tracing::warn!(error = %e, "garbage collection after a failed backup failed");
         }
     }
@@ -800,6 +808,11 @@ impl BackupService {
     /// Deletes a backup (its manifest, or the record of a failed or
     /// cancelled one), then collects garbage. Other backups are untouched.
     pub fn delete(&self, name: &str) -> Result<BackupType> {
+        // Names become paths (`manifests/<name>.json`): one that is not a
+        // backup name (`../x`) never reaches the file system; no backup has it.
+        if validate_name(name).is_err() {
+            return Err(BackupError::NotFound { name: name.into() }.into());
+        }
         let repo = &self.inner.repo;
         let backup_type = {
             let state = lock(&self.inner.state);
@@ -917,6 +930,9 @@ impl BackupService {
     /// Re-hashes every object of a backup (in parallel) and names each
     /// missing or corrupt one with every backup that uses it.
     pub fn verify(&self, name: &str) -> Result<VerifyReport> {
+        if validate_name(name).is_err() {
+            return Err(BackupError::NotFound { name: name.into() }.into());
+        }
         if lock(&self.inner.state).running.contains_key(name) {
             return Err(BackupError::Running { name: name.into() }.into());
         }
