@@ -432,6 +432,14 @@ impl BackupService {
             record.error = Some("interrupted: the process running the backup stopped before it completed".into());
             repo.write_job_record(&record)?;
         }
+        // Half-written manifests and records of a killed process: at open,
+        // under the lock, nothing else can be writing them.
+        for sub in [repo::MANIFESTS_DIR, repo::JOBS_DIR] {
+            let dir = repo.dir().join(sub);
+            if dir.is_dir() {
+                crate::fs::remove_temp_files(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+            }
+        }
         self.collect_garbage()?;
         Ok(())
     }

@@ -243,7 +243,7 @@ impl Repository {
                 if self.has_object(object) {
                     return Ok(Placed::Present);
                 }
-                let tmp = temp_object_path(&target, "link");
+                let tmp = temp_object_path(&target, &unique_nonce());
                 let _ = fs::remove_file(&tmp);
                 fs::hard_link(src, &tmp).at(&tmp)?;
                 fs::rename(&tmp, &target).at(&target)?;
@@ -288,7 +288,8 @@ impl Repository {
         }
         self.shard_dir(&object.blake3)?;
         let target = self.object_path(&object.blake3);
-        let tmp = temp_object_path(&target, "bytes");
+        // Two jobs may store the same catalog at once: each its own temp file.
+        let tmp = temp_object_path(&target, &unique_nonce());
         let result = (|| {
             let mut file = File::create(&tmp)?;
             file.write_all(bytes)?;
@@ -297,6 +298,9 @@ impl Repository {
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
+            if self.has_object(&object) {
+                return Ok((object, Placed::Present));
+            }
             return Err(Error::Io { path: target, source: e });
         }
         Ok((object, Placed::Added))
@@ -532,6 +536,12 @@ pub struct JobRecord {
     pub mode: manifest::PlaceMode,
     /// The process that ran it (to tell an interrupted job after a crash).
     pub owner: String,
+}
+
+/// A temp-file suffix no other writer in this process uses.
+fn unique_nonce() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn shard_of(blake3: &str) -> &str {
