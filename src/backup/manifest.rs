@@ -6,6 +6,7 @@
 //! where the hash covers the exact bytes of the `manifest` value as stored,
 //! so a reader detects any change without re-encoding anything.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,24 @@ impl Manifest {
         std::iter::once(ObjectRef { blake3: self.catalog.blake3.clone(), size: self.catalog.size })
             .chain(self.files.iter().map(|f| ObjectRef { blake3: f.blake3.clone(), size: f.size }))
     }
+}
+
+/// Each object the manifests name, with the backups that use it (each
+/// backup once, in the order given): what GC keeps, what deleting a backup
+/// frees, whom a bad object hurts.
+pub fn object_users<'a>(
+    manifests: impl IntoIterator<Item = &'a Manifest>,
+) -> BTreeMap<String, (ObjectRef, Vec<String>)> {
+    let mut users: BTreeMap<String, (ObjectRef, Vec<String>)> = BTreeMap::new();
+    for m in manifests {
+        for object in m.objects() {
+            let (_, names) = users.entry(object.blake3.clone()).or_insert_with(|| (object, Vec::new()));
+            if names.last() != Some(&m.name) {
+                names.push(m.name.clone());
+            }
+        }
+    }
+    users
 }
 
 #[derive(Serialize)]

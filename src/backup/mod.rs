@@ -239,6 +239,15 @@ pub struct VerifyReport {
     pub problems: Vec<ProblemReport>,
 }
 
+/// A backup's consistent point: the pinned version, the catalog as stored,
+/// and the manifest entries of the version's files.
+struct Snapshot {
+    version: Arc<tree::Version>,
+    catalog_bytes: Vec<u8>,
+    catalog_sequence: u64,
+    files: Vec<ManifestFile>,
+}
+
 const PHASES: [&str; 4] = ["starting", "copying", "committing", "done"];
 
 #[derive(Debug, Default)]
@@ -500,19 +509,9 @@ impl BackupService {
             state.running.insert(name, job.clone());
             job
         };
-        let record = JobRecord {
-            name: job.name.clone(),
-            backup_type: job.backup_type,
-            parent: job.parent.as_ref().map(|p| p.name.clone()),
-            status: BackupStatus::InProgress,
-            created_at: job.created_at.clone(),
-            completed_at: None,
-            error: None,
-            mode: job.mode,
-            owner: self.inner.owner.clone(),
-        };
+        let record = self.record_of(&job, BackupStatus::InProgress, None);
         let snapshot = repo.write_job_record(&record).and_then(|()| self.consistent_point(&job));
-        let (version, catalog_bytes, files) = match snapshot {
+        let snapshot = match snapshot {
             Ok(s) => s,
             Err(e) => {
                 self.finish_failed(&job, &e);
@@ -523,7 +522,7 @@ impl BackupService {
         let job_for_thread = job.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("quipu-backup-{}", job.name))
-            .spawn(move || service.run(job_for_thread, version, catalog_bytes, files));
+            .spawn(move || service.run(job_for_thread, snapshot));
         match spawned {
             Ok(handle) => {
                 let mut state = lock(&self.inner.state);
@@ -559,7 +558,7 @@ impl BackupService {
     /// Flushes the buffer and pins a version: everything acknowledged before
     /// this call is in the pinned files. The catalog read afterwards knows
     /// every table those files hold (catalogs only grow).
-    fn consistent_point(&self, job: &Job) -> Result<(Arc<tree::Version>, Vec<u8>, Vec<ManifestFile>)> {
+    fn consistent_point(&self, job: &Job) -> Result<Snapshot> {
         let engine = &self.inner.engine;
         engine.flush()?;
         let version = engine.version();
@@ -602,31 +601,28 @@ impl BackupService {
         }
         job.counters.files_total.store(files.len() as u64, Ordering::Relaxed);
         job.counters.bytes_total.store(files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
-        Ok((version, catalog_bytes, files))
+        Ok(Snapshot { version, catalog_bytes, catalog_sequence: catalog.sequence, files })
     }
 
-    fn run(&self, job: Arc<Job>, version: Arc<tree::Version>, catalog_bytes: Vec<u8>, files: Vec<ManifestFile>) {
-        let result = self.copy_and_commit(&job, &version, &catalog_bytes, &files);
-        drop(version);
+    fn run(&self, job: Arc<Job>, snapshot: Snapshot) {
+        let result = self.copy_and_commit(&job, &snapshot);
+        let files = snapshot.files.len();
+        // Unpins the version: compaction may now delete the files it replaced.
+        drop(snapshot);
         match result {
             Ok(()) => {
                 let mut state = lock(&self.inner.state);
                 state.running.remove(&job.name);
                 drop(state);
                 self.inner.job_ended.notify_all();
-                tracing::info!(backup = %job.name, files = files.len(), "backup completed");
+                tracing::info!(backup = %job.name, files, "backup completed");
             }
             Err(e) => self.finish_failed(&job, &e),
         }
     }
 
-    fn copy_and_commit(
-        &self,
-        job: &Job,
-        version: &tree::Version,
-        catalog_bytes: &[u8],
-        files: &[ManifestFile],
-    ) -> Result<()> {
+    fn copy_and_commit(&self, job: &Job, snapshot: &Snapshot) -> Result<()> {
+        let Snapshot { version, catalog_bytes, catalog_sequence, files } = snapshot;
         let repo = &self.inner.repo;
         let counters = &job.counters;
         counters.phase.store(1, Ordering::Relaxed);
@@ -687,11 +683,7 @@ impl BackupService {
             status: BackupStatus::Completed.as_str().into(),
             engine_format: crate::segment::format::FORMAT_VERSION,
             mode: job.mode,
-            catalog: manifest::CatalogRef {
-                blake3: catalog.blake3,
-                size: catalog.size,
-                sequence: self.catalog_sequence(catalog_bytes),
-            },
+            catalog: manifest::CatalogRef { blake3: catalog.blake3, size: catalog.size, sequence: *catalog_sequence },
             tree: manifest::TreeRef {
                 version: record.number,
                 next_file_id: record.next_file_id,
@@ -713,8 +705,19 @@ impl BackupService {
         Ok(())
     }
 
-    fn catalog_sequence(&self, catalog_bytes: &[u8]) -> u64 {
-        crate::catalog::Catalog::decode(Path::new("catalog"), catalog_bytes).map(|c| c.sequence).unwrap_or(0)
+    /// The job's record with `status` (and `error`, which ends it).
+    fn record_of(&self, job: &Job, status: BackupStatus, error: Option<String>) -> JobRecord {
+        JobRecord {
+            name: job.name.clone(),
+            backup_type: job.backup_type,
+            parent: job.parent.as_ref().map(|p| p.name.clone()),
+            status,
+            created_at: job.created_at.clone(),
+            completed_at: error.is_some().then(|| self.now()),
+            error,
+            mode: job.mode,
+            owner: self.inner.owner.clone(),
+        }
     }
 
     fn finish_failed(&self, job: &Job, error: &Error) {
@@ -726,17 +729,7 @@ impl BackupService {
             tracing::error!(backup = %job.name, %error, "backup failed");
             (BackupStatus::Failed, error.to_string())
         };
-        let record = JobRecord {
-            name: job.name.clone(),
-            backup_type: job.backup_type,
-            parent: job.parent.as_ref().map(|p| p.name.clone()),
-            status,
-            created_at: job.created_at.clone(),
-            completed_at: Some(self.now()),
-            error: Some(message),
-            mode: job.mode,
-            owner: self.inner.owner.clone(),
-        };
+        let record = self.record_of(job, status, Some(message));
         let recorded = self.inner.repo.write_job_record(&record);
         {
             let mut state = lock(&self.inner.state);
@@ -874,22 +867,16 @@ impl BackupService {
                 }
             }
         }
-        let mut uses: HashMap<&str, u32> = HashMap::new();
-        for m in &manifests {
-            let distinct: HashSet<&str> =
-                std::iter::once(m.catalog.blake3.as_str()).chain(m.files.iter().map(|f| f.blake3.as_str())).collect();
-            for h in distinct {
-                *uses.entry(h).or_default() += 1;
+        // Bytes only one backup references: what deleting it frees.
+        let mut unique: HashMap<&str, u64> = HashMap::new();
+        let users = manifest::object_users(&manifests);
+        for (object, names) in users.values() {
+            if let [only] = names.as_slice() {
+                *unique.entry(only.as_str()).or_default() += object.size;
             }
         }
         for m in &manifests {
-            let mut seen = HashSet::new();
-            let unique: u64 = m
-                .objects()
-                .filter(|o| seen.insert(o.blake3.clone()) && uses.get(o.blake3.as_str()) == Some(&1))
-                .map(|o| o.size)
-                .sum();
-            out.insert(m.name.clone(), from_manifest(m, unique));
+            out.insert(m.name.clone(), from_manifest(m, unique.get(m.name.as_str()).copied().unwrap_or(0)));
         }
         for record in repo.job_records()? {
             if running.iter().any(|j| j.name == record.name) {
@@ -952,21 +939,16 @@ impl BackupService {
         let problems = self.inner.pool.install(|| repo.verify_objects(&objects, true));
         let mut reports = Vec::with_capacity(problems.len());
         if !problems.is_empty() {
-            let bad: HashSet<&str> = problems.iter().map(|p| p.blake3()).collect();
-            let mut users: HashMap<String, Vec<String>> = HashMap::new();
-            for other in repo.manifest_names()? {
-                if let Ok(Some((m, _))) = repo.read_manifest(&other) {
-                    let mut hit: Vec<String> =
-                        m.objects().map(|o| o.blake3).filter(|h| bad.contains(h.as_str())).collect();
-                    hit.dedup();
-                    for h in hit {
-                        users.entry(h).or_default().push(other.clone());
-                    }
-                }
-            }
+            // Unreadable manifests are `check`'s to report; here they name no one.
+            let others: Vec<Manifest> = repo
+                .manifest_names()?
+                .iter()
+                .filter_map(|n| repo.read_manifest(n).ok().flatten())
+                .map(|(m, _)| m)
+                .collect();
+            let users = manifest::object_users(&others);
             for problem in problems {
-                let mut backups = users.remove(problem.blake3()).unwrap_or_default();
-                backups.dedup();
+                let backups = users.get(problem.blake3()).map(|(_, names)| names.clone()).unwrap_or_default();
                 reports.push(ProblemReport { problem, backups });
             }
         }

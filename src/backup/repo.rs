@@ -10,7 +10,7 @@
 //! <repo>/lock                   held exclusively by the process that runs jobs
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -401,15 +401,23 @@ impl Repository {
         remove_durably(&self.job_path(name))
     }
 
+    /// The shard folders under `objects/`.
+    fn shard_dirs(&self) -> Result<Vec<PathBuf>> {
+        let objects = self.dir.join(OBJECTS_DIR);
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&objects).at(&objects)? {
+            let shard = shard.at(&objects)?.path();
+            if shard.is_dir() {
+                out.push(shard);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every object file on disk (name, size). Temp files are not objects.
     pub fn object_files(&self) -> Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
-        let objects = self.dir.join(OBJECTS_DIR);
-        for shard in fs::read_dir(&objects).at(&objects)? {
-            let shard = shard.at(&objects)?.path();
-            if !shard.is_dir() {
-                continue;
-            }
+        for shard in self.shard_dirs()? {
             for entry in fs::read_dir(&shard).at(&shard)? {
                 let entry = entry.at(&shard)?;
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -425,12 +433,7 @@ impl Repository {
     /// `remove_temp` (no job is writing any).
     pub fn sweep(&self, keep: &HashSet<String>, remove_temp: bool) -> Result<Swept> {
         let mut swept = Swept::default();
-        let objects = self.dir.join(OBJECTS_DIR);
-        for shard in fs::read_dir(&objects).at(&objects)? {
-            let shard = shard.at(&objects)?.path();
-            if !shard.is_dir() {
-                continue;
-            }
+        for shard in self.shard_dirs()? {
             let mut removed_any = false;
             for entry in fs::read_dir(&shard).at(&shard)? {
                 let entry = entry.at(&shard)?;
@@ -494,19 +497,16 @@ impl Repository {
     /// named with the backups it breaks.
     pub fn check(&self, read_data: bool) -> Result<CheckReport> {
         let mut report = CheckReport::default();
-        let mut users: BTreeMap<String, (ObjectRef, Vec<String>)> = BTreeMap::new();
+        let mut manifests = Vec::new();
         for name in self.manifest_names()? {
             report.manifests += 1;
             match self.read_manifest(&name) {
-                Ok(Some((m, _))) => {
-                    for object in m.objects() {
-                        users.entry(object.blake3.clone()).or_insert_with(|| (object, Vec::new())).1.push(name.clone());
-                    }
-                }
+                Ok(Some((m, _))) => manifests.push(m),
                 Ok(None) => {}
                 Err(e) => report.bad_manifests.push((name, e.to_string())),
             }
         }
+        let users = manifest::object_users(&manifests);
         let objects: Vec<ObjectRef> = users.values().map(|(o, _)| o.clone()).collect();
         report.objects_checked = objects.len();
         report.bytes_checked = if read_data { objects.iter().map(|o| o.size).sum() } else { 0 };
