@@ -21,7 +21,7 @@
 # without process start and engine open). The same backups through
 # `quipu backup create --wait` against a running `quipu serve` are measured
 # too: that adds an HTTP client process and the client's polling (5 ms,
-# doubling to 250 ms) to the same server-side work.
+# doubling to 50 ms) to the same server-side work.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

@@ -68,6 +68,13 @@ pub struct ObjectRef {
     pub size: u64,
 }
 
+impl ObjectRef {
+    /// The object `bytes` would be stored as.
+    pub fn of_bytes(bytes: &[u8]) -> ObjectRef {
+        ObjectRef { blake3: blake3::hash(bytes).to_hex().to_string(), size: bytes.len() as u64 }
+    }
+}
+
 /// The catalog a backup was taken with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogRef {

@@ -294,6 +294,41 @@ struct State {
     shutting_down: bool,
 }
 
+/// Objects this process placed whose shard folder may not have been fsynced
+/// since. A job must make durable the folder entry of every object its
+/// manifest references; an object that was already there needs nothing
+/// unless some job of this process placed it and has not synced it yet (it
+/// may still be running, or have failed before syncing). Objects from
+/// before this process are either referenced by a committed manifest, and
+/// so durable, or swept at open.
+#[derive(Debug, Default)]
+struct UnsyncedObjects(Mutex<HashSet<String>>);
+
+impl UnsyncedObjects {
+    fn set(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a job referencing `object` must sync its shard folder. An
+    /// object about to be placed is registered first, so that another job
+    /// seeing it on disk also sees it here until its entry is durable.
+    fn claim(&self, repo: &Repository, object: &ObjectRef) -> bool {
+        if repo.has_object(object) && !self.set().contains(&object.blake3) {
+            return false;
+        }
+        self.set().insert(object.blake3.clone());
+        true
+    }
+
+    /// After a sync that began once `objects` were on disk.
+    fn settled<'a>(&self, objects: impl IntoIterator<Item = &'a str>) {
+        let mut set = self.set();
+        for object in objects {
+            set.remove(object);
+        }
+    }
+}
+
 struct Inner {
     engine: Engine,
     repo: Repository,
@@ -302,6 +337,7 @@ struct Inner {
     owner: String,
     pool: rayon::ThreadPool,
     nonce: AtomicU64,
+    unsynced: UnsyncedObjects,
     state: Mutex<State>,
     job_ended: Condvar,
     _lock: File,
@@ -397,6 +433,7 @@ impl BackupService {
                 owner,
                 pool,
                 nonce: AtomicU64::new(1),
+                unsynced: UnsyncedObjects::default(),
                 state: Mutex::new(State::default()),
                 job_ended: Condvar::new(),
                 _lock: lock_file,
@@ -624,24 +661,35 @@ impl BackupService {
     fn copy_and_commit(&self, job: &Job, snapshot: &Snapshot) -> Result<()> {
         let Snapshot { version, catalog_bytes, catalog_sequence, files } = snapshot;
         let repo = &self.inner.repo;
+        let unsynced = &self.inner.unsynced;
         let counters = &job.counters;
         counters.phase.store(1, Ordering::Relaxed);
-        let (catalog, placed) = repo.put_bytes(catalog_bytes)?;
-        if placed == repo::Placed::Added {
-            counters.added_objects.fetch_add(1, Ordering::Relaxed);
-            counters.added_bytes.fetch_add(catalog.size, Ordering::Relaxed);
+        let catalog = ObjectRef::of_bytes(catalog_bytes);
+        let mut to_sync = Vec::new();
+        if unsynced.claim(repo, &catalog) {
+            to_sync.push(catalog.blake3.as_str());
+            if repo.put_bytes(&catalog, catalog_bytes)? == repo::Placed::Added {
+                counters.added_objects.fetch_add(1, Ordering::Relaxed);
+                counters.added_bytes.fetch_add(catalog.size, Ordering::Relaxed);
+            }
         }
         let sources: HashMap<u64, &Path> = version.files.iter().map(|f| (f.meta.id, f.path.as_path())).collect();
         let nonce = self.inner.nonce.fetch_add(1, Ordering::Relaxed);
-        let place = |file: &ManifestFile| -> Result<()> {
+        // Whether the file's object has a folder entry to sync.
+        let place = |file: &ManifestFile| -> Result<bool> {
             if job.cancel.load(Ordering::Relaxed) {
                 return Err(BackupError::Interrupted.into());
+            }
+            let object = ObjectRef { blake3: file.blake3.clone(), size: file.size };
+            if !unsynced.claim(repo, &object) {
+                counters.bytes_done.fetch_add(file.size, Ordering::Relaxed);
+                counters.files_done.fetch_add(1, Ordering::Relaxed);
+                return Ok(false);
             }
             let src = sources.get(&file.file_id).copied().ok_or_else(|| Error::Corrupt {
                 path: PathBuf::from(&file.path),
                 what: "not in the pinned version".into(),
             })?;
-            let object = ObjectRef { blake3: file.blake3.clone(), size: file.size };
             let placed = match job.mode {
                 PlaceMode::Link => {
                     let placed = repo.link_object(src, &object)?;
@@ -660,14 +708,15 @@ impl BackupService {
                 counters.added_bytes.fetch_add(file.size, Ordering::Relaxed);
             }
             counters.files_done.fetch_add(1, Ordering::Relaxed);
-            Ok(())
+            Ok(true)
         };
-        match job.mode {
-            // Links cost a syscall each: the pool's threads would only contend.
-            PlaceMode::Link => files.iter().try_for_each(place)?,
-            PlaceMode::Copy => self.inner.pool.install(|| files.par_iter().try_for_each(place))?,
+        let pool = &self.inner.pool;
+        let placed: Vec<bool> = pool.install(|| files.par_iter().map(place).collect::<Result<_>>())?;
+        to_sync.extend(files.iter().zip(placed).filter(|(_, p)| *p).map(|(f, _)| f.blake3.as_str()));
+        if !to_sync.is_empty() {
+            pool.install(|| repo.sync_shards(to_sync.iter().copied()))?;
+            unsynced.settled(to_sync.iter().copied());
         }
-        repo.sync_shards(std::iter::once(catalog.blake3.as_str()).chain(files.iter().map(|f| f.blake3.as_str())))?;
         if job.cancel.load(Ordering::Relaxed) {
             return Err(BackupError::Interrupted.into());
         }
@@ -1058,5 +1107,26 @@ mod tests {
         assert_eq!(a, "20231114T221320.000Z");
         assert!(a < b);
         assert!(validate_name(&a).is_ok());
+    }
+
+    #[test]
+    fn an_object_another_job_placed_is_synced_until_settled() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Io { path: "tempdir".into(), source: e })?;
+        let repo = Repository::open_or_create(dir.path(), 7, "2026-11-23T00:00:00.000Z")?;
+        let unsynced = UnsyncedObjects::default();
+        let bytes = b"catalog bytes";
+        let object = ObjectRef::of_bytes(bytes);
+        // Job A: not there yet, so it must sync; it places the object.
+        assert!(unsynced.claim(&repo, &object));
+        assert_eq!(repo.put_bytes(&object, bytes)?, repo::Placed::Added);
+        // Job B finds it on disk before A synced: B must sync too.
+        assert!(unsynced.claim(&repo, &object));
+        unsynced.settled([object.blake3.as_str()]);
+        // Once a sync after its placement settled it, finding it needs nothing.
+        assert!(!unsynced.claim(&repo, &object));
+        // A wrong-sized leftover under the name is not the object.
+        let other = ObjectRef { blake3: object.blake3.clone(), size: object.size + 1 };
+        assert!(unsynced.claim(&repo, &other));
+        Ok(())
     }
 }

@@ -280,11 +280,10 @@ impl Repository {
         result.map(|()| Placed::Added)
     }
 
-    /// Stores `bytes` as an object (for the catalog).
-    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(ObjectRef, Placed)> {
-        let object = ObjectRef { blake3: blake3::hash(bytes).to_hex().to_string(), size: bytes.len() as u64 };
-        if self.has_object(&object) {
-            return Ok((object, Placed::Present));
+    /// Stores `bytes` as `object` (for the catalog; see [`ObjectRef::of_bytes`]).
+    pub fn put_bytes(&self, object: &ObjectRef, bytes: &[u8]) -> Result<Placed> {
+        if self.has_object(object) {
+            return Ok(Placed::Present);
         }
         self.shard_dir(&object.blake3)?;
         let target = self.object_path(&object.blake3);
@@ -298,21 +297,22 @@ impl Repository {
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
-            if self.has_object(&object) {
-                return Ok((object, Placed::Present));
+            if self.has_object(object) {
+                return Ok(Placed::Present);
             }
             return Err(Error::Io { path: target, source: e });
         }
-        Ok((object, Placed::Added))
+        Ok(Placed::Added)
     }
 
-    /// Makes the folder entries of the given objects durable.
+    /// Makes the folder entries of the given objects durable, the shard
+    /// folders in parallel (on the caller's rayon pool).
     pub fn sync_shards<'a>(&self, objects: impl IntoIterator<Item = &'a str>) -> Result<()> {
         let shards: BTreeSet<&str> = objects.into_iter().map(shard_of).collect();
-        for shard in shards {
+        shards.into_par_iter().try_for_each(|shard| {
             let path = self.dir.join(OBJECTS_DIR).join(shard);
-            crate::fs::sync_dir(&path).at(&path)?;
-        }
+            crate::fs::sync_dir(&path).at(&path)
+        })?;
         let objects = self.dir.join(OBJECTS_DIR);
         crate::fs::sync_dir(&objects).at(&objects)
     }

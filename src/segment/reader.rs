@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt64Array};
 use arrow::buffer::NullBuffer;
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap};
 
 use super::codec;
 use super::format::*;
@@ -94,7 +94,15 @@ impl SegmentReader {
         // valid. A foreign process truncating the file is outside our model.
         #[allow(unsafe_code)]
         let map = unsafe { Mmap::map(&file) }.at(path)?;
-        Self::from_map(path, map)
+        // Opening touches only the header and the footer; with the default
+        // advice each of those faults reads ahead megabytes of blocks, which
+        // made a cold open of a data folder read most of it. Scans read
+        // blocks in order, so the default comes back once the footer is in.
+        // Advice is a hint: a kernel that refuses it changes nothing.
+        let _ = map.advise(Advice::Random);
+        let reader = Self::from_map(path, map)?;
+        let _ = reader.map.advise(Advice::Normal);
+        Ok(reader)
     }
 
     fn from_map(path: &Path, map: Mmap) -> Result<SegmentReader> {
