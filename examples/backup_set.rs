@@ -314,7 +314,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Backup { dir, repo, mode, name, force, threads, rehash, init_only, log } => {
             let engine = Engine::builder(&dir).background(false).open()?;
-            let config = BackupConfig { mode, copy_threads: threads, rehash_on_copy: rehash };
+            let config =
+                BackupConfig { mode, copy_threads: threads, rehash_on_copy: rehash, ..BackupConfig::default() };
             let service = BackupService::open(engine.clone(), &repo, config)?;
             if init_only {
                 return Ok(());

@@ -459,6 +459,8 @@ impl Client {
             })
         };
         let text = with_retries(attempt)?;
+        // A 204 has no body: it reads as null (`()` and `Option`s take it).
+        let text = if text.is_empty() { "null".to_owned() } else { text };
         serde_json::from_str(&text).map_err(|e| ClientError::BadAnswer { what, reason: e.to_string() })
     }
 
@@ -526,6 +528,58 @@ impl Client {
         let url = self.backup_url(&[name, "verify"])?;
         self.json_request(reqwest::Method::POST, &url, None, "POST /api/v3/enterprise/backup/{name}/verify")
     }
+
+    fn restore_url(&self, id: Option<&str>) -> Result<Url, ClientError> {
+        let mut url = self.url("api/v3/enterprise/restore", &[])?;
+        if let Some(id) = id {
+            let base = url.to_string();
+            url.path_segments_mut()
+                .map_err(|()| ClientError::InvalidUrl { url: base, reason: "cannot hold a path".into() })?
+                .push(id);
+        }
+        Ok(url)
+    }
+
+    /// Starts restoring backup `backup_name`; returns the restore's id.
+    pub fn restore_start(
+        &self,
+        backup_name: &str,
+        verify: crate::backup::RestoreVerify,
+    ) -> Result<RestoreStarted, ClientError> {
+        let body = serde_json::json!({ "backup_name": backup_name, "verify": verify });
+        let url = self.restore_url(None)?;
+        self.json_request(reqwest::Method::POST, &url, Some(&body), "POST /api/v3/enterprise/restore")
+    }
+
+    /// Every restore the server knows, newest first.
+    pub fn restore_list(&self) -> Result<Vec<crate::backup::RestoreInfo>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            restores: Vec<crate::backup::RestoreInfo>,
+        }
+        let url = self.restore_url(None)?;
+        let answer: Answer = self.json_request(reqwest::Method::GET, &url, None, "GET /api/v3/enterprise/restore")?;
+        Ok(answer.restores)
+    }
+
+    /// One restore.
+    pub fn restore_get(&self, id: &str) -> Result<crate::backup::RestoreInfo, ClientError> {
+        let url = self.restore_url(Some(id))?;
+        self.json_request(reqwest::Method::GET, &url, None, "GET /api/v3/enterprise/restore/{id}")
+    }
+
+    /// Cancels a running restore (before its swap).
+    pub fn restore_cancel(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.restore_url(Some(id))?;
+        self.json_request(reqwest::Method::DELETE, &url, None, "DELETE /api/v3/enterprise/restore/{id}")
+    }
+}
+
+/// The answer to starting a restore.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct RestoreStarted {
+    pub restore_id: String,
+    pub status: String,
 }
 
 /// Unpacks an export tar (`GET /api/v3/export/window_data`) from `stream`

@@ -10,6 +10,8 @@
 //! wal/<n>.wal          write-ahead log files
 //! versions/<n>.ver     tree versions
 //! segments/<id>.seg    segment files
+//! RESTORE              a restore's commit record, while it is applied (see [`crate::swap`])
+//! LAST_RESTORE         the id of the last restore applied
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -30,9 +32,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest};
 use crate::rows::Rows;
+use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
-use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, compact};
+use crate::swap::{self, SwapRecord};
+use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
 use crate::wal::{Wal, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
 
@@ -246,6 +250,9 @@ struct Inner {
     compact_serial: Mutex<()>,
     poisoned: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Bumped by every restore swap: a write resolved against the catalog of
+    /// an earlier epoch must not reach the WAL of a later one.
+    epoch: AtomicU64,
     signal: Mutex<Signal>,
     wake: Condvar,
     stats: Stats,
@@ -326,6 +333,9 @@ impl Engine {
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { path: lock_path, source: e }),
         }
 
+        // A restore that committed before the last stop is finished first:
+        // nothing below may see half of it.
+        swap::finish_pending(&dir)?;
         let catalog_store = CatalogStore::open(dir.join(CATALOG_DIR))?;
         let catalog = catalog_store.load_latest()?;
         let tree = Tree::open(&dir)?;
@@ -366,6 +376,7 @@ impl Engine {
             compact_serial: Mutex::new(()),
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             signal: Mutex::new(Signal::default()),
             wake: Condvar::new(),
             stats: Stats::default(),
@@ -437,17 +448,21 @@ impl Engine {
     pub fn write_lp(&self, db: &str, body: &str, precision: Precision, opts: WriteOptions) -> Result<WriteSummary> {
         self.inner.check_writable()?;
         let now = self.inner.clock.now_ns();
-        let mut resolved = self.inner.resolve(
-            |catalog| write::resolve_lp(catalog, db, body, precision, now),
-            opts.accept_partial,
-            db,
-        )?;
-        let mut errors = mem::take(&mut resolved.errors);
-        errors.sort_by_key(|e| e.line);
-        self.inner.stats.lines_rejected.fetch_add(errors.len() as u64, Ordering::Relaxed);
-        let accepted = resolved.accepted;
-        self.inner.apply(resolved.batch, opts.no_sync)?;
-        Ok(WriteSummary { lines_written: accepted, errors })
+        loop {
+            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let mut resolved = self.inner.resolve(
+                |catalog| write::resolve_lp(catalog, db, body, precision, now),
+                opts.accept_partial,
+                db,
+            )?;
+            let mut errors = mem::take(&mut resolved.errors);
+            errors.sort_by_key(|e| e.line);
+            let accepted = resolved.accepted;
+            if self.inner.apply(resolved.batch, opts.no_sync, epoch)? {
+                self.inner.stats.lines_rejected.fetch_add(errors.len() as u64, Ordering::Relaxed);
+                return Ok(WriteSummary { lines_written: accepted, errors });
+            }
+        }
     }
 
     /// Writes an Arrow batch to `db`.`table` (see
@@ -465,11 +480,15 @@ impl Engine {
         opts: WriteOptions,
     ) -> Result<WriteSummary> {
         self.inner.check_writable()?;
-        let resolved =
-            self.inner.resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch), false, db)?;
-        let accepted = resolved.accepted;
-        self.inner.apply(resolved.batch, opts.no_sync)?;
-        Ok(WriteSummary { lines_written: accepted, errors: Vec::new() })
+        loop {
+            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let resolved =
+                self.inner.resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch), false, db)?;
+            let accepted = resolved.accepted;
+            if self.inner.apply(resolved.batch, opts.no_sync, epoch)? {
+                return Ok(WriteSummary { lines_written: accepted, errors: Vec::new() });
+            }
+        }
     }
 
     /// Reads `db`.`table`: buffered rows and files merged, newest write
@@ -542,6 +561,32 @@ impl Engine {
     /// Every live segment file with its path, size, blake3, level, table and time range.
     pub fn live_files(&self) -> Vec<LiveFileInfo> {
         self.version().files.iter().map(|f| LiveFileInfo { path: f.path.clone(), meta: f.meta.clone() }).collect()
+    }
+
+    /// A fresh segment id and its path in the live segments folder, for a
+    /// restore to stage a file at. Until [`Engine::swap_in`] lists it, the
+    /// file is no version's: if the process stops first, the next open
+    /// removes it.
+    pub fn allocate_segment(&self) -> (u64, PathBuf) {
+        self.inner.tree.allocate()
+    }
+
+    /// Replaces all the engine's data with a restored state, in place:
+    /// writes are fenced (held on the buffer lock) for the few file writes
+    /// of the swap, flushes and compactions wait, the buffered writes and
+    /// the WAL that holds them are rolled back, and the restored catalog and
+    /// files become current. Crash safe through [`crate::swap`]: after a stop
+    /// at any point the folder opens either as it was or as restored.
+    ///
+    /// `files` must be durable in the segments folder under ids from
+    /// [`Engine::allocate_segment`], opened and checked by the caller.
+    pub fn swap_in(&self, restore_id: &str, catalog: Catalog, files: Vec<(FileMeta, SegmentReader)>) -> Result<()> {
+        self.inner.swap_in(restore_id, catalog, files)
+    }
+
+    /// The id of the last restore applied to this data folder.
+    pub fn last_restore(&self) -> Result<Option<String>> {
+        swap::last_restore(&self.inner.dir)
     }
 
     /// Flushes the buffer and stops accepting writes. Other clones see
@@ -699,16 +744,22 @@ impl Inner {
 
     /// WAL append and buffer insert in one critical section (so the buffer
     /// holds writes in WAL order), then the group-commit fsync outside it.
-    fn apply(&self, batch: WriteBatch, no_sync: bool) -> Result<()> {
+    /// False, with nothing applied, when a restore swapped the data in since
+    /// `epoch` (the batch was resolved against a catalog that is gone):
+    /// resolve it again.
+    fn apply(&self, batch: WriteBatch, no_sync: bool, epoch: u64) -> Result<bool> {
         let rows = batch.row_count();
         if rows == 0 {
-            return Ok(());
+            return Ok(true);
         }
         self.throttle();
         let payload = batch.encode();
         let (pos, flush_due) = {
             let mut active = lock(&self.active);
             self.check_writable()?;
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                return Ok(false);
+            }
             let pos = match self.wal.append(&payload) {
                 Ok(p) => p,
                 Err(e) => {
@@ -730,8 +781,70 @@ impl Inner {
             self.poison(e.to_string());
             return Err(e.into());
         }
+        // Logged before a restore's swap, which rolled it back with the rest:
+        // say so rather than acknowledge data that is gone.
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return Err(Error::RolledBack);
+        }
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         self.stats.rows_written.fetch_add(rows as u64, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn swap_in(&self, restore_id: &str, mut catalog: Catalog, files: Vec<(FileMeta, SegmentReader)>) -> Result<()> {
+        self.check_writable()?;
+        // Lock order: compaction, flush, catalog changes, the buffer (which
+        // fences writes), version installs.
+        let _compact = lock(&self.compact_serial);
+        let _flush = lock(&self.flush_serial);
+        let _change = lock(&self.catalog_change);
+        let mut active = lock(&self.active);
+        let _install = self.tree.install_lock()?;
+        self.check_writable()?;
+        let wal_from = match self.wal.rotate() {
+            Ok(n) => n,
+            Err(e) => {
+                self.poison(e.to_string());
+                return Err(e.into());
+            }
+        };
+        let old = self.tree.current();
+        catalog.sequence = self.catalog().sequence.max(old.record.catalog_sequence) + 1;
+        let next_file_id = files.iter().map(|(m, _)| m.id + 1).max().unwrap_or(1).max(old.record.next_file_id);
+        let record = SwapRecord {
+            restore_id: restore_id.to_string(),
+            catalog: catalog.encode(),
+            version: VersionRecord {
+                number: old.record.number + 1,
+                catalog_sequence: catalog.sequence,
+                wal_replay_from: wal_from,
+                next_file_id,
+                files: files.iter().map(|(m, _)| m.clone()).collect(),
+            },
+        };
+        swap::commit(&self.dir, &record)?;
+        // Committed: the next open finishes what fails from here on, so the
+        // old state must take no more writes.
+        if let Err(e) = swap::apply(&self.dir, &record) {
+            self.poison(format!("restore {restore_id} committed but not applied ({e}); reopen to finish it"));
+            return Err(e);
+        }
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        *active = Buffer::default();
+        match self.frozen.write() {
+            Ok(mut f) => f.clear(),
+            Err(p) => p.into_inner().clear(),
+        }
+        match self.catalog.write() {
+            Ok(mut c) => *c = Arc::new(catalog),
+            Err(p) => *p.into_inner() = Arc::new(catalog),
+        }
+        self.tree.replace(record.version, files);
+        drop(active);
+        if let Err(e) = self.wal.remove_files_before(wal_from) {
+            tracing::warn!(error = %e, "could not remove WAL files a restore rolled back; the next open skips them");
+        }
+        tracing::info!(restore = restore_id, "restore swapped in");
         Ok(())
     }
 

@@ -33,6 +33,10 @@ pub enum Error {
     /// The engine was closed.
     #[error("engine is closed")]
     Closed,
+    /// A write that was being logged when a restore swapped in: the restore
+    /// rolled it back with everything after the backup's point. Retry it.
+    #[error("a restore rolled this write back while it was in flight; retry it")]
+    RolledBack,
     /// A write whose lines were rejected; nothing of it was applied.
     #[error("write to {db} rejected: {} bad line(s), first: line {}: {}", errors.len(), errors.first().map_or(0, |e| e.line), errors.first().map_or("", |e| e.message.as_str()))]
     WriteRejected { db: String, errors: Vec<LineError> },

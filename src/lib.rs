@@ -37,6 +37,7 @@ pub mod rows;
 pub mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod swap;
 pub mod tree;
 pub mod tsbs;
 pub mod wal;

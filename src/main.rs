@@ -64,6 +64,16 @@ enum Command {
         #[command(subcommand)]
         what: BackupCommand,
     },
+    /// Restore a backup on a running server (start, status, list, cancel),
+    /// or build a new data folder from a repository with no server running
+    /// (`quipu restore --from-repo DIR --backup NAME --into NEW_DATA_DIR`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Restore {
+        #[command(subcommand)]
+        what: Option<RestoreCommand>,
+        #[command(flatten)]
+        offline: OfflineRestoreArgs,
+    },
     /// Offline tools for a backup repository.
     Repo {
         #[command(subcommand)]
@@ -155,6 +165,53 @@ enum BackupCommand {
     Cancel { name: String },
     /// Re-hash every object of a backup on the server.
     Verify { name: String },
+}
+
+#[derive(Subcommand)]
+enum RestoreCommand {
+    /// Roll the server's data back to a completed backup, in place: writes
+    /// made after that backup are gone afterwards.
+    #[cfg(feature = "client")]
+    Start {
+        /// The backup to restore.
+        backup: String,
+        /// Wait for the restore to finish, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+        /// auto: copies hash every byte, links check sizes and segment
+        /// checksums; full: hash every byte in both modes.
+        #[arg(long, default_value = "auto")]
+        verify: quipu::backup::RestoreVerify,
+    },
+    /// Show one restore as JSON.
+    #[cfg(feature = "client")]
+    Status { id: String },
+    /// List every restore, newest first.
+    #[cfg(feature = "client")]
+    List,
+    /// Cancel a running restore (before its swap; the data stays as it is).
+    #[cfg(feature = "client")]
+    Cancel { id: String },
+}
+
+/// `quipu restore --from-repo DIR --backup NAME --into DIR`.
+#[derive(clap::Args)]
+struct OfflineRestoreArgs {
+    /// The backup repository.
+    #[arg(long, requires_all = ["backup", "into"])]
+    from_repo: Option<PathBuf>,
+    /// The backup to restore.
+    #[arg(long, requires = "from_repo")]
+    backup: Option<String>,
+    /// The new data folder (must not exist, or be empty).
+    #[arg(long, requires = "from_repo")]
+    into: Option<PathBuf>,
+    /// auto (link on the repository's filesystem, else copy), link or copy.
+    #[arg(long, default_value = "auto")]
+    mode: quipu::backup::ModeChoice,
+    /// auto or full (see `quipu restore start --help`).
+    #[arg(long, default_value = "auto")]
+    verify: quipu::backup::RestoreVerify,
 }
 
 #[derive(Subcommand)]
@@ -362,7 +419,7 @@ fn pretty(value: &impl serde::Serialize) -> String {
 #[cfg(feature = "client")]
 fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), String> {
     use quipu::backup::BackupStatus;
-    use quipu::client::{Client, progress_bar};
+    use quipu::client::Client;
 
     let client = Client::new(host, token).map_err(|e| e.to_string())?;
     match what {
@@ -374,32 +431,11 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
             if !wait {
                 return Ok(());
             }
-            let bar = progress_bar(None);
-            let mut poll = std::time::Duration::from_millis(5);
-            let info = loop {
+            let info = wait_with_progress(|| {
                 let info = client.backup_get(&started.backup_name).map_err(|e| e.to_string())?;
-                if info.status != BackupStatus::InProgress {
-                    break info;
-                }
-                if let Some(p) = &info.progress {
-                    if bar.length() != Some(p.bytes_total) {
-                        bar.set_length(p.bytes_total);
-                        if let Ok(style) = indicatif::ProgressStyle::with_template(
-                            "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
-                        ) {
-                            bar.set_style(style.progress_chars("=> "));
-                        }
-                    }
-                    bar.set_position(p.bytes_done);
-                    bar.set_message(format!("{}/{} files", p.files_done, p.files_total));
-                }
-                // Quick backups (link mode, nothing new) finish in milliseconds:
-                // look again soon, then back off; a look is one small GET, so
-                // 20 a second cost nothing and end the wait close to the job.
-                std::thread::sleep(poll);
-                poll = (poll * 2).min(std::time::Duration::from_millis(50));
-            };
-            bar.finish_and_clear();
+                let progress = info.progress.clone();
+                Ok(((info.status != BackupStatus::InProgress).then_some(info), progress))
+            })?;
             match info.status {
                 BackupStatus::Completed => {
                     eprintln!(
@@ -467,6 +503,127 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
     }
 }
 
+/// Polls `look` until it says done, showing `Progress` on a bar: quickly
+/// at first (quick jobs end in milliseconds), then every 50 ms.
+#[cfg(feature = "client")]
+fn wait_with_progress<T>(
+    look: impl Fn() -> Result<(Option<T>, Option<quipu::backup::Progress>), String>,
+) -> Result<T, String> {
+    let bar = quipu::client::progress_bar(None);
+    let mut poll = std::time::Duration::from_millis(5);
+    let done = loop {
+        let (done, progress) = look()?;
+        if let Some(done) = done {
+            break done;
+        }
+        if let Some(p) = &progress {
+            if bar.length() != Some(p.bytes_total) {
+                bar.set_length(p.bytes_total);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+                ) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+            }
+            bar.set_position(p.bytes_done);
+            bar.set_message(format!("{} {}/{} files", p.phase, p.files_done, p.files_total));
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(std::time::Duration::from_millis(50));
+    };
+    bar.finish_and_clear();
+    Ok(done)
+}
+
+#[cfg(feature = "client")]
+fn restore(host: &str, token: Option<&str>, what: RestoreCommand) -> Result<(), String> {
+    use quipu::backup::BackupStatus;
+    use quipu::client::Client;
+
+    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    match what {
+        RestoreCommand::Start { backup, wait, verify } => {
+            let started = client.restore_start(&backup, verify).map_err(|e| e.to_string())?;
+            println!("{}", started.restore_id);
+            if !wait {
+                return Ok(());
+            }
+            let info = wait_with_progress(|| {
+                let info = client.restore_get(&started.restore_id).map_err(|e| e.to_string())?;
+                let progress = info.progress.clone();
+                Ok(((info.status != BackupStatus::InProgress).then_some(info), progress))
+            })?;
+            match info.status {
+                BackupStatus::Completed => {
+                    eprintln!(
+                        "restore {} of backup {} completed: {} files, {} bytes",
+                        info.restore_id, info.backup_name, info.total_files, info.total_size_bytes
+                    );
+                    Ok(())
+                }
+                other => Err(format!(
+                    "restore {} {}: {}",
+                    info.restore_id,
+                    other.as_str(),
+                    info.error.unwrap_or_else(|| "no reason given".into())
+                )),
+            }
+        }
+        RestoreCommand::Status { id } => {
+            let info = client.restore_get(&id).map_err(|e| e.to_string())?;
+            println!("{}", pretty(&info));
+            Ok(())
+        }
+        RestoreCommand::List => {
+            let list = client.restore_list().map_err(|e| e.to_string())?;
+            println!("{:<26} {:<32} {:<11} {:<24} {:>7} {:>14}", "ID", "BACKUP", "STATUS", "CREATED", "FILES", "BYTES");
+            for r in list {
+                println!(
+                    "{:<26} {:<32} {:<11} {:<24} {:>7} {:>14}",
+                    r.restore_id,
+                    r.backup_name,
+                    r.status.as_str(),
+                    r.created_at,
+                    r.total_files,
+                    r.total_size_bytes
+                );
+            }
+            Ok(())
+        }
+        RestoreCommand::Cancel { id } => {
+            client.restore_cancel(&id).map_err(|e| e.to_string())?;
+            eprintln!("cancelled restore {id}; the data is as it was");
+            Ok(())
+        }
+    }
+}
+
+fn restore_offline(args: OfflineRestoreArgs) -> Result<(), String> {
+    let (Some(repo), Some(backup), Some(into)) = (args.from_repo, args.backup, args.into) else {
+        return Err("quipu restore needs a subcommand, or --from-repo DIR --backup NAME --into DIR".into());
+    };
+    #[cfg(feature = "client")]
+    let bar = quipu::client::progress_bar(None);
+    #[cfg(feature = "client")]
+    let on_bytes = |n: u64| bar.inc(n);
+    #[cfg(not(feature = "client"))]
+    let on_bytes = |_: u64| {};
+    let built = quipu::backup::restore_into(&repo, &backup, &into, args.mode, args.verify, &on_bytes)
+        .map_err(|e| e.to_string())?;
+    #[cfg(feature = "client")]
+    bar.finish_and_clear();
+    eprintln!(
+        "built {} from backup {}: {} files, {} bytes ({} mode); start it with: quipu serve --data-dir {}",
+        into.display(),
+        built.backup_name,
+        built.files,
+        built.bytes,
+        built.mode.as_str(),
+        into.display()
+    );
+    Ok(())
+}
+
 fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), String> {
     let repo = quipu::backup::Repository::open(dir).map_err(|e| e.to_string())?;
     let report = repo.check(read_data).map_err(|e| e.to_string())?;
@@ -530,6 +687,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         #[cfg(feature = "client")]
         Command::Backup { what } => backup(&cli.host, cli.token.as_deref(), what),
+        #[cfg(feature = "client")]
+        Command::Restore { what: Some(what), .. } => restore(&cli.host, cli.token.as_deref(), what),
+        Command::Restore { offline, .. } => restore_offline(offline),
         Command::Repo { what: RepoCommand::Check { dir, read_data } } => repo_check(&dir, read_data),
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {

@@ -183,9 +183,11 @@ pub struct WalOptions {
     /// Replay always accepts records up to [`MAX_RECORD_BYTES`], so lowering
     /// this never makes an existing WAL unreadable.
     pub max_record_bytes: usize,
-    /// Number of the first file when the folder holds no WAL file. The engine
-    /// passes one more than the last file number it knows to be flushed, so
-    /// positions keep growing even if the folder was emptied.
+    /// The first file that matters: files numbered below it are neither
+    /// replayed nor checked (their records are all in segments, or were
+    /// rolled back by a restore), and the file opened for appends is
+    /// numbered at least this. The engine passes the version's replay start,
+    /// so positions keep growing even if the folder was emptied.
     pub first_file_number: u64,
 }
 
@@ -489,7 +491,7 @@ fn replay_file<E: From<WalError>>(
 
 impl Wal {
     /// Opens the WAL in `dir` (creating the folder if needed), replays every
-    /// record of every file in order through `on_record(position_after_record,
+    /// record of every file from `opts.first_file_number` on, in order, through `on_record(position_after_record,
     /// payload)`, removes a torn tail, and starts a new file for appends.
     ///
     /// An error from `on_record` stops the replay and is returned as is;
@@ -510,7 +512,7 @@ impl Wal {
         // Files a rotation had not published yet: their records were never
         // acknowledged, and the file before them may have a torn tail.
         remove_temp_files(dir).map_err(|e| WalError::io(dir, e))?;
-        let files = list_files(dir)?;
+        let files: Vec<_> = list_files(dir)?.into_iter().filter(|(n, _)| *n >= opts.first_file_number).collect();
         for pair in files.windows(2) {
             let (previous, _) = &pair[0];
             let (number, path) = &pair[1];
@@ -971,6 +973,29 @@ mod tests {
         assert_eq!(wal.current_file(), 42);
         let bytes = fs::read(wal_path(&wal_dir, 42)).unwrap();
         assert_eq!(bytes, encode_file_header(42));
+    }
+
+    #[test]
+    fn files_below_first_file_number_are_neither_replayed_nor_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open_collect(dir.path()).unwrap();
+        wal.append(b"rolled back").unwrap();
+        wal.rotate().unwrap();
+        let pos = wal.append(b"also rolled back").unwrap();
+        wal.sync(pos).unwrap();
+        drop(wal);
+        // A restore moved the replay start far past the files on disk.
+        let opts = WalOptions { first_file_number: 1_000, ..WalOptions::default() };
+        let (wal, replayed) = open_collect_with(dir.path(), opts.clone()).unwrap();
+        assert!(replayed.is_empty());
+        assert_eq!(wal.current_file(), 1_000);
+        let pos = wal.append(b"kept").unwrap();
+        wal.sync(pos).unwrap();
+        drop(wal);
+        // The old files are still there (nobody removed them): no gap error.
+        let (wal, replayed) = open_collect_with(dir.path(), opts).unwrap();
+        assert_eq!(payloads(&replayed), vec![b"kept".to_vec()]);
+        assert_eq!(wal.current_file(), 1_001);
     }
 
     #[test]

@@ -28,15 +28,16 @@
 #![cfg(all(feature = "server", unix))]
 
 mod common;
+mod process_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::Rng;
+use process_support::{Serve, http};
 use quipu::backup::{BackupStatus, JobRecord, Manifest, Repository};
 use serde_json::{Value, json};
 
@@ -70,57 +71,11 @@ impl std::fmt::Display for Ctx {
     }
 }
 
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+trait ListBackups {
+    fn list(&self, ctx: &Ctx) -> Vec<Value>;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A running `quipu serve`; dropping it (a panic included) kills it.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(data: &Path, repo: &Path, mode: &str, log: &Path, ctx: &Ctx) -> Serve {
-        let http = http();
-        for _ in 0..5 {
-            let port = free_port();
-            let stderr = std::fs::File::create(log).unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_quipu"))
-                .args(["serve", "--data-dir", data.to_str().unwrap(), "--http-bind", &format!("127.0.0.1:{port}")])
-                .args(["--backup-dir", repo.to_str().unwrap(), "--backup-mode", mode])
-                .env("QUIPU_ADMIN_TOKEN", TOKEN)
-                .stdout(Stdio::null())
-                .stderr(stderr)
-                .spawn()
-                .unwrap();
-            let mut serve = Serve { child, base: format!("http://127.0.0.1:{port}") };
-            // A liveness bound, not a timing assertion.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let health = http.get(format!("{}/health", serve.base)).bearer_auth(TOKEN).send();
-                if health.is_ok_and(|r| r.status() == 200) {
-                    return serve;
-                }
-                if let Some(status) = serve.child.try_wait().unwrap() {
-                    let text = std::fs::read_to_string(log).unwrap_or_default();
-                    // Someone took the port between our look and the bind.
-                    if text.contains("cannot listen on") {
-                        break;
-                    }
-                    panic!("{ctx}: quipu serve exited with {status} while starting:\n{text}");
-                }
-                assert!(Instant::now() < deadline, "{ctx}: quipu serve never answered /health (log {})", log.display());
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        panic!("{ctx}: no free port for quipu serve after 5 tries");
-    }
-
+impl ListBackups for Serve {
     fn list(&self, ctx: &Ctx) -> Vec<Value> {
         let resp = http()
             .get(format!("{}/api/v3/enterprise/backup", self.base))
@@ -130,18 +85,6 @@ impl Serve {
         assert_eq!(resp.status(), 200, "{ctx}: listing backups");
         let body: Value = resp.json().unwrap();
         body["backups"].as_array().unwrap_or_else(|| panic!("{ctx}: no backups array in {body}")).clone()
-    }
-
-    /// SIGKILL (`Child::kill` on unix).
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -702,7 +645,7 @@ fn killed_backups_leave_a_clean_repository_and_fail_as_interrupted() {
     for run in 0..=runs {
         let mode = if run % 4 == 3 { "link" } else { "copy" };
         let ctx = Ctx { run, seed, mode, root: root.clone() };
-        let mut serve = Serve::start(&data, &repo_dir, mode, &root.join(format!("serve-{run}.log")), &ctx);
+        let mut serve = Serve::start(&data, &repo_dir, mode, TOKEN, &root.join(format!("serve-{run}.log")), &ctx);
         check_after_restart(&serve, &repo_dir, &killed, &mut stats, &ctx);
         if run == runs {
             break;

@@ -21,6 +21,7 @@
 
 pub mod manifest;
 pub mod repo;
+pub mod restore;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -37,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::{Engine, tree};
 pub use manifest::{BackupType, Manifest, ManifestFile, ObjectRef, ParentRef, PlaceMode};
 pub use repo::{CheckReport, JobRecord, ObjectProblem, Repository};
+pub use restore::{OfflineRestore, RestoreInfo, RestoreVerify, restore_into};
 
 /// What can go wrong with backups, beyond I/O and corruption (which are
 /// [`Error::Io`] and [`Error::Corrupt`] with the path).
@@ -66,6 +68,15 @@ pub enum BackupError {
     /// The job's cancel flag was raised (by a user or a shutdown).
     #[error("interrupted")]
     Interrupted,
+    #[error("restore {id} is running; one restore runs at a time")]
+    RestoreRunning { id: String },
+    #[error("no restore with id {id}")]
+    RestoreNotFound { id: String },
+    #[error("no restore with id {id} is running (or it is already swapping in)")]
+    RestoreNotRunning { id: String },
+    /// An object a restore needs is missing or damaged.
+    #[error("backup {backup}: {problem}")]
+    BadObject { backup: String, problem: ObjectProblem },
 }
 
 /// Where a backup stands.
@@ -123,11 +134,28 @@ pub struct BackupConfig {
     /// Hash every byte while copying and fail on a mismatch with the hash
     /// recorded at the segment's birth (costs a read through user space).
     pub rehash_on_copy: bool,
+    /// Called as a restore enters each phase (`staging`, `rebuilding`,
+    /// `swapping`), on the restore's thread: instrumentation, and the way
+    /// tests hold a restore at a phase.
+    pub restore_hook: Option<RestoreHook>,
 }
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        BackupConfig { mode: ModeChoice::Auto, copy_threads: 4, rehash_on_copy: false }
+        BackupConfig { mode: ModeChoice::Auto, copy_threads: 4, rehash_on_copy: false, restore_hook: None }
+    }
+}
+
+/// A function of the restore id and the phase it enters.
+pub type RestorePhaseFn = dyn Fn(&str, &str) + Send + Sync;
+
+/// See [`BackupConfig::restore_hook`].
+#[derive(Clone)]
+pub struct RestoreHook(pub Arc<RestorePhaseFn>);
+
+impl std::fmt::Debug for RestoreHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RestoreHook")
     }
 }
 
@@ -263,8 +291,12 @@ struct Counters {
 
 impl Counters {
     fn snapshot(&self) -> Progress {
+        self.progress(&PHASES)
+    }
+
+    fn progress(&self, phases: &[&str]) -> Progress {
         Progress {
-            phase: PHASES.get(usize::from(self.phase.load(Ordering::Relaxed))).unwrap_or(&"done").to_string(),
+            phase: phases.get(usize::from(self.phase.load(Ordering::Relaxed))).unwrap_or(&"done").to_string(),
             files_done: self.files_done.load(Ordering::Relaxed),
             files_total: self.files_total.load(Ordering::Relaxed),
             bytes_done: self.bytes_done.load(Ordering::Relaxed),
@@ -290,6 +322,9 @@ struct Job {
 #[derive(Debug, Default)]
 struct State {
     running: BTreeMap<String, Arc<Job>>,
+    restore: Option<Arc<restore::RestoreJob>>,
+    /// The newest restore id handed out, so ids sort by start even within a millisecond.
+    last_restore_id: Option<ulid::Ulid>,
     threads: Vec<JoinHandle<()>>,
     shutting_down: bool,
 }
@@ -486,6 +521,7 @@ impl BackupService {
                 crate::fs::remove_temp_files(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
             }
         }
+        self.recover_restores()?;
         self.collect_garbage()?;
         Ok(())
     }
@@ -811,6 +847,9 @@ impl BackupService {
         for job in state.running.values() {
             keep.extend(job.objects.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         }
+        if let Some(restore) = &state.restore {
+            keep.extend(restore.objects.iter().cloned());
+        }
         let swept = self.inner.repo.sweep(&keep, state.running.is_empty())?;
         if swept.objects > 0 {
             tracing::info!(objects = swept.objects, bytes = swept.bytes, "swept unreferenced backup objects");
@@ -1016,6 +1055,9 @@ impl BackupService {
         let (names, threads) = {
             let mut state = lock(&self.inner.state);
             state.shutting_down = true;
+            if let Some(restore) = &state.restore {
+                restore.cancel_for_shutdown();
+            }
             (state.running.keys().cloned().collect::<Vec<_>>(), std::mem::take(&mut state.threads))
         };
         for name in names {

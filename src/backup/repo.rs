@@ -28,6 +28,7 @@ pub const REPO_FILE: &str = "QUIPU-REPO";
 pub const OBJECTS_DIR: &str = "objects";
 pub const MANIFESTS_DIR: &str = "manifests";
 pub const JOBS_DIR: &str = "jobs";
+pub const RESTORES_DIR: &str = "restores";
 pub const LOCK_FILE: &str = "lock";
 /// The repository layout this build writes and reads.
 pub const REPO_FORMAT: u16 = 1;
@@ -272,8 +273,15 @@ impl Repository {
         self.shard_dir(&object.blake3)?;
         let target = self.object_path(&object.blake3);
         let tmp = temp_object_path(&target, &nonce.to_string());
-        let result =
-            copy_file(src, &tmp, object, rehash, cancel, on_bytes).and_then(|()| fs::rename(&tmp, &target).at(&target));
+        let result = copy_file(src, &tmp, object, rehash, cancel, on_bytes)
+            .and_then(|hashed| match hashed {
+                Some(actual) if actual != object.blake3 => Err(Error::Corrupt {
+                    path: src.to_path_buf(),
+                    what: format!("content hashes to {actual}, the version records {}", object.blake3),
+                }),
+                _ => Ok(()),
+            })
+            .and_then(|()| fs::rename(&tmp, &target).at(&target));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -399,6 +407,52 @@ impl Repository {
 
     pub fn delete_job_record(&self, name: &str) -> Result<bool> {
         remove_durably(&self.job_path(name))
+    }
+
+    fn restore_path(&self, id: &str) -> PathBuf {
+        self.dir.join(RESTORES_DIR).join(format!("{id}.json"))
+    }
+
+    /// Every restore record, in no particular order. An unreadable one is
+    /// logged and skipped, as job records are.
+    pub fn restore_records(&self) -> Result<Vec<super::restore::RestoreInfo>> {
+        let dir = self.dir.join(RESTORES_DIR);
+        let mut out = Vec::new();
+        if !dir.is_dir() {
+            return Ok(out);
+        }
+        for id in json_stems(&dir)? {
+            if let Some(record) = self.read_restore_record(&id)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One restore record; `None` when there is none (or it is unreadable).
+    pub fn read_restore_record(&self, id: &str) -> Result<Option<super::restore::RestoreInfo>> {
+        let path = self.restore_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable restore record");
+                Ok(None)
+            }
+        }
+    }
+
+    pub fn write_restore_record(&self, record: &super::restore::RestoreInfo) -> Result<()> {
+        let dir = self.dir.join(RESTORES_DIR);
+        crate::fs::create_dir_durable(&dir).at(&dir)?;
+        let path = self.restore_path(&record.restore_id);
+        let bytes = serde_json::to_vec_pretty(record)
+            .map_err(|e| Error::InvalidArgument(format!("restore record encoding: {e}")))?;
+        crate::fs::atomic_write(&path, &bytes).at(&path)
     }
 
     /// The shard folders under `objects/`.
@@ -595,18 +649,22 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
     }
 }
 
-fn copy_file(
+/// Copies `src` to `tmp` (fsynced), checking `cancel` between chunks and
+/// that exactly `object.size` bytes came. With `rehash` the bytes go through
+/// user space and their blake3 is returned, for the caller to judge.
+pub(crate) fn copy_file(
     src: &Path,
     tmp: &Path,
     object: &ObjectRef,
     rehash: bool,
     cancel: &AtomicBool,
     on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
+) -> Result<Option<String>> {
     let mut from = File::open(src).at(src)?;
     let mut to = OpenOptions::new().write(true).create(true).truncate(true).open(tmp).at(tmp)?;
     let cancelled = || Err(BackupError::Interrupted.into());
     let mut copied = 0u64;
+    let mut hashed = None;
     if rehash {
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -623,13 +681,7 @@ fn copy_file(
             copied += n as u64;
             on_bytes(n as u64);
         }
-        let actual = hasher.finalize().to_hex().to_string();
-        if actual != object.blake3 {
-            return Err(Error::Corrupt {
-                path: src.to_path_buf(),
-                what: format!("content hashes to {actual}, the version records {}", object.blake3),
-            });
-        }
+        hashed = Some(hasher.finalize().to_hex().to_string());
     } else {
         // `io::copy` between files uses copy_file_range where it can; a
         // bounded `take` keeps the cancel flag within one chunk's reach.
@@ -648,8 +700,9 @@ fn copy_file(
     if copied != object.size {
         return Err(Error::Corrupt {
             path: src.to_path_buf(),
-            what: format!("{copied} bytes, the version records {}", object.size),
+            what: format!("{copied} bytes, {} expected", object.size),
         });
     }
-    to.sync_all().at(tmp)
+    to.sync_all().at(tmp)?;
+    Ok(hashed)
 }

@@ -25,7 +25,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::backup::{BackupRequest, BackupService, BackupType};
 
-fn service(state: &AppState) -> Result<BackupService, ApiError> {
+pub(super) fn service(state: &AppState) -> Result<BackupService, ApiError> {
     state.backups().cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -34,14 +34,16 @@ fn service(state: &AppState) -> Result<BackupService, ApiError> {
     })
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> Result<T, ApiError> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(ApiError::from_engine),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("backup task failed: {e}"))),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("backup or restore task failed: {e}"))),
     }
 }
 
-fn json_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+pub(super) fn json_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))
 }
 

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: String,
     pub data: Value,
+    /// Seconds for a `Retry-After` header (on a 503 worth retrying soon).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -24,11 +26,11 @@ struct ErrorMessage<'a> {
 impl ApiError {
     /// An error without `data` (`"data": null`).
     pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError { status, error: error.into(), data: Value::Null }
+        ApiError { status, error: error.into(), data: Value::Null, retry_after: None }
     }
 
     pub fn with_data(status: StatusCode, error: impl Into<String>, data: Value) -> Self {
-        ApiError { status, error: error.into(), data }
+        ApiError { status, error: error.into(), data, retry_after: None }
     }
 
     pub fn bad_request(error: impl Into<String>) -> Self {
@@ -47,19 +49,27 @@ impl ApiError {
     /// answered by the write handlers): a closed or poisoned engine is a
     /// temporary unavailability (503), a bad argument is the client's (400),
     /// an unknown database, table or export window is 404, and backup
-    /// outcomes map as the backup endpoints document (409, 404, 400, 503),
-    /// anything else — I/O, corruption — is ours (500).
+    /// and restore outcomes map as their endpoints document (409, 404, 400,
+    /// 503), a write a restore rolled back in flight is 503 with
+    /// `Retry-After`, anything else (I/O, corruption) is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
         use crate::backup::BackupError;
         let status = match &err {
             crate::Error::Backup(b) => match b {
-                BackupError::Exists { .. } | BackupError::Running { .. } => StatusCode::CONFLICT,
-                BackupError::NotFound { .. } | BackupError::NotRunning { .. } => StatusCode::NOT_FOUND,
+                BackupError::Exists { .. } | BackupError::Running { .. } | BackupError::RestoreRunning { .. } => {
+                    StatusCode::CONFLICT
+                }
+                BackupError::NotFound { .. }
+                | BackupError::NotRunning { .. }
+                | BackupError::RestoreNotFound { .. }
+                | BackupError::RestoreNotRunning { .. } => StatusCode::NOT_FOUND,
                 BackupError::InvalidName { .. } | BackupError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
                 BackupError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            crate::Error::Poisoned { .. } | crate::Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            crate::Error::Poisoned { .. } | crate::Error::Closed | crate::Error::RolledBack => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             crate::Error::DatabaseNotFound { .. }
             | crate::Error::TableNotFound { .. }
             | crate::Error::WindowNotFound { .. } => StatusCode::NOT_FOUND,
@@ -71,12 +81,17 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!(error = %err, "engine error");
         }
-        Self::new(status, err.to_string())
+        let retry_after = matches!(err, crate::Error::RolledBack).then_some(1);
+        ApiError { retry_after, ..Self::new(status, err.to_string()) }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorMessage { error: &self.error, data: &self.data })).into_response()
+        let mut response = (self.status, Json(ErrorMessage { error: &self.error, data: &self.data })).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }

@@ -10,7 +10,7 @@
 //! ([`write`]), `GET /api/v3/export/{databases,tables,windows,window_data}`
 //! ([`export`]), `GET /health`, `GET /api/v1/health`, `GET|POST /ping`,
 //! `GET /metrics` ([`metrics`]), `/api/v3/enterprise/backup[/{name}[/verify]]`
-//! ([`backup`]).
+//! ([`backup`]), `/api/v3/enterprise/restore[/{id}]` ([`restore`]).
 //!
 //! Every endpoint requires the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
@@ -26,6 +26,7 @@ mod backup;
 mod error;
 mod export;
 pub mod metrics;
+mod restore;
 mod write;
 
 use std::future::Future;
@@ -187,6 +188,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/enterprise/backup", get(backup::list).post(backup::create).delete(backup::cancel))
         .route("/api/v3/enterprise/backup/{name}", get(backup::get).delete(backup::delete))
         .route("/api/v3/enterprise/backup/{name}/verify", post(backup::verify))
+        .route("/api/v3/enterprise/restore", get(restore::list).post(restore::start))
+        .route("/api/v3/enterprise/restore/{id}", get(restore::get).delete(restore::cancel))
         // The reference: "HEAD requests return `404 Not Found`".
         .route("/ping", get(ping).post(ping).head(ping_head))
         .route_layer(middleware::from_fn_with_state(state.clone(), write::check_body_headers))

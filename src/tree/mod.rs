@@ -197,7 +197,7 @@ impl Tree {
     /// Applies `edit` durably and makes it current. Files removed by it are
     /// deleted once no pinned version lists them.
     pub fn install(&self, edit: Edit) -> Result<Arc<Version>> {
-        let _serial = self.install.lock().map_err(|_| Error::Poisoned { reason: "version install lock".into() })?;
+        let _serial = self.install_lock()?;
         let old = self.current();
         let removed: HashSet<u64> = edit.remove.iter().copied().collect();
         let mut record = old.record.clone();
@@ -216,34 +216,68 @@ impl Tree {
             record.catalog_sequence = record.catalog_sequence.max(c);
         }
         record.next_file_id = self.next_file_id.load(Ordering::SeqCst);
-
-        let ver_dir = self.dir.join(VERSIONS_DIR);
-        let path = ver_dir.join(version_file_name(record.number));
-        let body =
-            postcard::to_allocvec(&record).map_err(|e| Error::InvalidArgument(format!("version encoding: {e}")))?;
-        crate::fs::atomic_write(&path, &envelope::seal(VERSION_MAGIC, FORMAT_VERSION, &body)).at(&path)?;
-        let current_path = self.dir.join(CURRENT_FILE);
-        crate::fs::atomic_write(
-            &current_path,
-            &envelope::seal(CURRENT_MAGIC, FORMAT_VERSION, &record.number.to_le_bytes()),
-        )
-        .at(&current_path)?;
+        write_current(&self.dir, &record)?;
 
         // The new version is durable: retire what it dropped.
         for f in old.files.iter().filter(|f| removed.contains(&f.meta.id)) {
             f.obsolete.store(true, Ordering::SeqCst);
         }
-        let old_path = ver_dir.join(version_file_name(old.record.number));
-        if old.record.number != record.number && old_path.exists() {
-            fs::remove_file(&old_path).at(&old_path)?;
+        Ok(self.publish(old.record.number, Version { record, files }))
+    }
+
+    /// The lock that serializes version installs; a restore's swap holds it
+    /// from before its commit to [`Tree::replace`].
+    pub fn install_lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.install.lock().map_err(|_| Error::Poisoned { reason: "version install lock".into() })
+    }
+
+    /// Makes `record`, already durable (a restore's swap wrote it), the
+    /// current version, with `readers` opened on its files; every file of the
+    /// old version is retired. The caller holds [`Tree::install_lock`].
+    pub fn replace(&self, record: VersionRecord, readers: Vec<(FileMeta, SegmentReader)>) -> Arc<Version> {
+        let old = self.current();
+        let files = readers
+            .into_iter()
+            .map(|(meta, reader)| {
+                let path = self.dir.join(meta.relative_path());
+                Arc::new(LiveFile { meta, path, reader, obsolete: AtomicBool::new(false) })
+            })
+            .collect();
+        let kept: HashSet<u64> = record.files.iter().map(|f| f.id).collect();
+        for f in old.files.iter().filter(|f| !kept.contains(&f.meta.id)) {
+            f.obsolete.store(true, Ordering::SeqCst);
         }
-        let version = Arc::new(Version { record, files });
+        self.next_file_id.fetch_max(record.next_file_id, Ordering::SeqCst);
+        self.publish(old.record.number, Version { record, files })
+    }
+
+    fn publish(&self, old_number: u64, version: Version) -> Arc<Version> {
+        let old_path = self.dir.join(VERSIONS_DIR).join(version_file_name(old_number));
+        if old_number != version.record.number
+            && let Err(e) = fs::remove_file(&old_path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            // Harmless: the next open removes version files CURRENT does not name.
+            tracing::warn!(path = %old_path.display(), error = %e, "could not remove a replaced version file");
+        }
+        let version = Arc::new(version);
         match self.current.write() {
             Ok(mut cur) => *cur = version.clone(),
             Err(poisoned) => *poisoned.into_inner() = version.clone(),
         }
-        Ok(version)
+        version
     }
+}
+
+/// Writes `record` as `versions/<n>.ver` and points CURRENT at it, both
+/// atomically: the one way a version becomes current on disk.
+pub fn write_current(dir: &Path, record: &VersionRecord) -> Result<()> {
+    let path = dir.join(VERSIONS_DIR).join(version_file_name(record.number));
+    let body = postcard::to_allocvec(record).map_err(|e| Error::InvalidArgument(format!("version encoding: {e}")))?;
+    crate::fs::atomic_write(&path, &envelope::seal(VERSION_MAGIC, FORMAT_VERSION, &body)).at(&path)?;
+    let current_path = dir.join(CURRENT_FILE);
+    crate::fs::atomic_write(&current_path, &envelope::seal(CURRENT_MAGIC, FORMAT_VERSION, &record.number.to_le_bytes()))
+        .at(&current_path)
 }
 
 /// Reads the current version record of data folder `dir` without opening

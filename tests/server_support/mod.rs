@@ -350,3 +350,81 @@ pub fn repo_files(repo: &std::path::Path) -> (Vec<String>, Vec<String>) {
     temps.sort();
     (objects, temps)
 }
+
+/// Every row the engine serves, in the shape of [`backup_rows`]: each table
+/// of the catalog scanned whole.
+pub fn engine_rows(engine: &Engine) -> BackupRows {
+    let catalog = engine.catalog();
+    let mut out = BackupRows::new();
+    for db in catalog.databases() {
+        for table in db.tables() {
+            let batches = engine.scan(&db.name, &table.name, &ScanRequest::all()).unwrap();
+            let tags: std::collections::HashSet<String> = table.tags().map(|c| c.name.clone()).collect();
+            for b in &batches {
+                let schema = b.schema();
+                let time = b.column_by_name("time").unwrap();
+                let time = time.as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().unwrap();
+                for row in 0..b.num_rows() {
+                    let mut key = Vec::new();
+                    let mut fields = std::collections::BTreeMap::new();
+                    for (i, f) in schema.fields().iter().enumerate() {
+                        let col = b.column(i);
+                        if f.name() == "time" || arrow::array::Array::is_null(col, row) {
+                            continue;
+                        }
+                        let v = arrow::util::display::array_value_to_string(col, row).unwrap();
+                        if tags.contains(f.name()) {
+                            key.push(format!("{}={v}", f.name()));
+                        } else {
+                            fields.insert(f.name().clone(), v);
+                        }
+                    }
+                    key.sort();
+                    out.insert((db.name.clone(), table.name.clone(), key.join(","), time.value(row)), fields);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Holds the first restore that reaches `phase` until released (through
+/// [`quipu::backup::BackupConfig::restore_hook`]).
+pub struct RestoreHold {
+    entered: std::sync::mpsc::Receiver<String>,
+    release: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl RestoreHold {
+    /// The hook to put in the config, and the hold.
+    pub fn at(phase: &'static str) -> (quipu::backup::RestoreHook, RestoreHold) {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let fired = std::sync::atomic::AtomicBool::new(false);
+        let hook = quipu::backup::RestoreHook(std::sync::Arc::new(move |id: &str, at: &str| {
+            if at == phase && !fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let _ = entered_tx.send(id.to_string());
+                let _ = release_rx.lock().unwrap().recv_timeout(std::time::Duration::from_secs(60));
+            }
+        }));
+        (hook, RestoreHold { entered, release: Some(release) })
+    }
+
+    /// Waits until a restore is held; returns its id.
+    pub fn wait_entered(&self) -> String {
+        self.entered.recv_timeout(std::time::Duration::from_secs(60)).expect("a restore reached the held phase")
+    }
+
+    pub fn release(&mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for RestoreHold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
