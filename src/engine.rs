@@ -502,6 +502,18 @@ impl Engine {
     /// decoded as the iterator is advanced, so memory stays at one batch; the
     /// pinned version keeps the files alive until the iterator is dropped.
     pub fn scan_iter(&self, db: &str, table: &str, req: &ScanRequest) -> Result<ScanIter> {
+        loop {
+            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let scan = self.scan_once(db, table, req)?;
+            // A restore swapped in while the scan gathered its sources: they
+            // may mix the old and the restored data; read again.
+            if self.inner.epoch.load(Ordering::SeqCst) == epoch {
+                return Ok(scan);
+            }
+        }
+    }
+
+    fn scan_once(&self, db: &str, table: &str, req: &ScanRequest) -> Result<ScanIter> {
         let catalog = self.catalog();
         let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
         let table_def = database
@@ -551,6 +563,14 @@ impl Engine {
     /// The current tree version, pinned: its files stay on disk while it is held.
     pub fn version(&self) -> Arc<Version> {
         self.inner.tree.current()
+    }
+
+    /// The current version and the catalog that goes with it, read
+    /// together: a restore swaps both at once, and a backup must not pair
+    /// the files of one with the catalog of the other.
+    pub fn version_and_catalog(&self) -> Result<(Arc<Version>, Arc<Catalog>)> {
+        let _install = self.inner.tree.install_lock()?;
+        Ok((self.inner.tree.current(), self.inner.catalog()))
     }
 
     /// Now, by the engine's clock (the injected one in tests).
@@ -690,6 +710,9 @@ impl Inner {
         // New tables or columns: resolve again under the change lock so two
         // writers cannot both add conflicting columns.
         let _change = lock(&self.catalog_change);
+        // A swap that failed after its commit poisoned the engine while this
+        // waited: its catalog must not be written over.
+        self.check_writable()?;
         let current = self.catalog();
         let mut resolved = f(&current)?;
         if !accept_partial && !resolved.errors.is_empty() {
@@ -809,8 +832,12 @@ impl Inner {
             }
         };
         let old = self.tree.current();
-        catalog.sequence = self.catalog().sequence.max(old.record.catalog_sequence) + 1;
-        let next_file_id = files.iter().map(|(m, _)| m.id + 1).max().unwrap_or(1).max(old.record.next_file_id);
+        // Above every snapshot on disk too: one a failed persist left behind
+        // must not outrank the restored catalog at the next open.
+        let on_disk = self.catalog_store.load_latest()?.sequence;
+        catalog.sequence = self.catalog().sequence.max(old.record.catalog_sequence).max(on_disk) + 1;
+        let next_file_id =
+            files.iter().map(|(m, _)| m.id.saturating_add(1)).max().unwrap_or(1).max(old.record.next_file_id);
         let record = SwapRecord {
             restore_id: restore_id.to_string(),
             catalog: catalog.encode(),
@@ -822,25 +849,43 @@ impl Inner {
                 files: files.iter().map(|(m, _)| m.clone()).collect(),
             },
         };
-        swap::commit(&self.dir, &record)?;
-        // Committed: the next open finishes what fails from here on, so the
-        // old state must take no more writes.
-        if let Err(e) = swap::apply(&self.dir, &record) {
-            self.poison(format!("restore {restore_id} committed but not applied ({e}); reopen to finish it"));
+        // From the first byte of the commit record on, the restore may have
+        // happened (a failed commit may still have left the record): if this
+        // does not finish, nothing may change the old state any more, since
+        // the next open applies the record over it.
+        if let Err(e) = swap::commit(&self.dir, &record) {
+            let path = self.dir.join(swap::SWAP_FILE);
+            if matches!(std::fs::symlink_metadata(&path), Err(ref m) if m.kind() == std::io::ErrorKind::NotFound) {
+                // Nothing was published: the old state stands.
+                return Err(e);
+            }
+            self.tree.seal();
+            self.poison(format!("restore {restore_id} may have committed ({e}); reopen to finish it"));
             return Err(e);
         }
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        *active = Buffer::default();
-        match self.frozen.write() {
-            Ok(mut f) => f.clear(),
-            Err(p) => p.into_inner().clear(),
+        if let Err(e) = swap::apply(&self.dir, &record) {
+            self.tree.seal();
+            self.poison(format!("restore {restore_id} committed but was not applied ({e}); reopen to finish it"));
+            return Err(e);
         }
+        // Catalog and files first, the epoch last: a writer that sees the new
+        // epoch sees the restored catalog; one that resolved against the old
+        // catalog finds the epoch moved and resolves again.
         match self.catalog.write() {
             Ok(mut c) => *c = Arc::new(catalog),
             Err(p) => *p.into_inner() = Arc::new(catalog),
         }
         self.tree.replace(record.version, files);
+        let rolled_back = mem::take(&mut *active);
+        let frozen = match self.frozen.write() {
+            Ok(mut f) => mem::take(&mut *f),
+            Err(p) => mem::take(&mut *p.into_inner()),
+        };
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         drop(active);
+        // Freed outside the fence: large buffers take a while to drop.
+        drop(rolled_back);
+        drop(frozen);
         if let Err(e) = self.wal.remove_files_before(wal_from) {
             tracing::warn!(error = %e, "could not remove WAL files a restore rolled back; the next open skips them");
         }

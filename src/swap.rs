@@ -66,20 +66,27 @@ pub fn commit(dir: &Path, record: &SwapRecord) -> Result<()> {
 }
 
 /// Applies a committed record to the files of data folder `dir`: the
-/// catalog snapshot, the version and CURRENT (each only when the folder is
-/// still behind it), `LAST_RESTORE`, then removes the record.
+/// catalog snapshot and the version with CURRENT, each unless the folder
+/// already holds exactly it, then `LAST_RESTORE`, then removes the record.
+/// A folder whose CURRENT is past the record's version went on after the
+/// record was applied (the record's removal is all that failed): it is
+/// left as it is.
 pub fn apply(dir: &Path, record: &SwapRecord) -> Result<()> {
-    let catalog_dir = dir.join(crate::engine::CATALOG_DIR);
-    let catalog_path = catalog_dir.join(format!("{:020}.cat", record.version.catalog_sequence));
-    let catalog = Catalog::decode(&catalog_path, &record.catalog)?;
-    let store = CatalogStore::open(catalog_dir)?;
-    if store.load_latest()?.sequence < catalog.sequence {
-        store.persist(&catalog)?;
-    }
-    // Versions only grow: a CURRENT at or past the record's version has had
-    // the record applied (and maybe more since).
-    if tree::read_current(dir)?.number < record.version.number {
-        tree::write_current(dir, &record.version)?;
+    let current = tree::read_current(dir)?;
+    if current.number <= record.version.number {
+        let catalog_dir = dir.join(crate::engine::CATALOG_DIR);
+        let catalog_path = catalog_dir.join(format!("{:020}.cat", record.version.catalog_sequence));
+        let catalog = Catalog::decode(&catalog_path, &record.catalog)?;
+        let store = CatalogStore::open(catalog_dir)?;
+        let latest = store.load_latest()?;
+        // Equal sequence but other content: a snapshot written by a process
+        // that did not know about the record. The record wins.
+        if latest.sequence < catalog.sequence || (latest.sequence == catalog.sequence && latest != catalog) {
+            store.persist(&catalog)?;
+        }
+        if current != record.version {
+            tree::write_current(dir, &record.version)?;
+        }
     }
     let last = dir.join(LAST_RESTORE_FILE);
     crate::fs::atomic_write(&last, &envelope::seal(LAST_MAGIC, FORMAT_VERSION, record.restore_id.as_bytes()))
@@ -89,16 +96,20 @@ pub fn apply(dir: &Path, record: &SwapRecord) -> Result<()> {
     crate::fs::sync_dir(dir).at(dir)
 }
 
+/// The commit record in data folder `dir`, if there is one.
+pub fn pending(dir: &Path) -> Result<Option<SwapRecord>> {
+    let path = dir.join(SWAP_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => SwapRecord::decode(&path, &bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io { path, source: e }),
+    }
+}
+
 /// Finishes a restore that committed before its process stopped. Called
 /// when a data folder is opened, before anything else reads it.
 pub fn finish_pending(dir: &Path) -> Result<Option<String>> {
-    let path = dir.join(SWAP_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io { path, source: e }),
-    };
-    let record = SwapRecord::decode(&path, &bytes)?;
+    let Some(record) = pending(dir)? else { return Ok(None) };
     tracing::info!(restore = %record.restore_id, "finishing a restore committed before the last stop");
     apply(dir, &record)?;
     Ok(Some(record.restore_id))

@@ -634,8 +634,7 @@ impl BackupService {
     fn consistent_point(&self, job: &Job) -> Result<Snapshot> {
         let engine = &self.inner.engine;
         engine.flush()?;
-        let version = engine.version();
-        let catalog = engine.catalog();
+        let (version, catalog) = engine.version_and_catalog()?;
         let catalog_bytes = catalog.encode();
         let mut files = Vec::with_capacity(version.files.len());
         for f in &version.files {

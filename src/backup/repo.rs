@@ -422,8 +422,10 @@ impl Repository {
             return Ok(out);
         }
         for id in json_stems(&dir)? {
-            if let Some(record) = self.read_restore_record(&id)? {
-                out.push(record);
+            match self.read_restore_record(&id)? {
+                Some(record) if record.restore_id == id => out.push(record),
+                Some(_) => tracing::warn!(id, "restore record names another restore; skipped"),
+                None => {}
             }
         }
         Ok(out)
@@ -447,6 +449,10 @@ impl Repository {
     }
 
     pub fn write_restore_record(&self, record: &super::restore::RestoreInfo) -> Result<()> {
+        // Ids become file names: only ULIDs are.
+        if ulid::Ulid::from_string(&record.restore_id).is_err() {
+            return Err(BackupError::InvalidRequest(format!("{:?} is not a restore id", record.restore_id)).into());
+        }
         let dir = self.dir.join(RESTORES_DIR);
         crate::fs::create_dir_durable(&dir).at(&dir)?;
         let path = self.restore_path(&record.restore_id);

@@ -140,25 +140,29 @@ impl BackupService {
             return Err(BackupError::NotFound { name: backup_name.into() }.into());
         }
         let repo = &self.inner.repo;
-        let (manifest, _) =
-            repo.read_manifest(backup_name)?.ok_or_else(|| BackupError::NotFound { name: backup_name.into() })?;
-        if manifest.engine_format != crate::segment::format::FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                path: repo.dir().join(repo::MANIFESTS_DIR).join(format!("{backup_name}.json")),
-                found: manifest.engine_format,
-                supported: crate::segment::format::FORMAT_VERSION,
-            });
-        }
         let engine = &self.inner.engine;
         let now_ns = engine.now_ns();
         let ms = u64::try_from(now_ns / 1_000_000).unwrap_or(0);
-        let job = {
+        let (job, manifest) = {
             let mut state = lock(&self.inner.state);
             if state.shutting_down {
                 return Err(BackupError::ShuttingDown.into());
             }
             if let Some(running) = &state.restore {
                 return Err(BackupError::RestoreRunning { id: running.id.clone() }.into());
+            }
+            // Under the state lock: a delete of the backup and the GC after
+            // it either come before (no such backup) or see this restore's
+            // objects as in use.
+            let (manifest, _) =
+                repo.read_manifest(backup_name)?.ok_or_else(|| BackupError::NotFound { name: backup_name.into() })?;
+            let supported = crate::segment::format::FORMAT_VERSION;
+            if manifest.engine_format != supported {
+                return Err(BackupError::InvalidRequest(format!(
+                    "backup {backup_name} holds segment format {}; this build reads format {supported}",
+                    manifest.engine_format
+                ))
+                .into());
             }
             let mut ulid = ulid::Ulid::from_parts(ms, engine.next_id());
             if let Some(last) = state.last_restore_id.filter(|last| ulid <= *last) {
@@ -182,7 +186,7 @@ impl BackupService {
             job.counters.files_total.store(manifest.files.len() as u64, Ordering::Relaxed);
             job.counters.bytes_total.store(manifest.total_size_bytes, Ordering::Relaxed);
             state.restore = Some(job.clone());
-            job
+            (job, manifest)
         };
         let id = job.id.clone();
         if let Err(e) = repo.write_restore_record(&job.info(BackupStatus::InProgress, None, None)) {
@@ -217,26 +221,26 @@ impl BackupService {
                 self.end_restore(job, BackupStatus::Completed, None);
             }
             Err(e) => {
-                let swapped = job.counters.phase.load(Ordering::Relaxed) >= PHASE_SWAPPING;
-                if !swapped {
+                let committed = self.committed(job);
+                if !committed {
                     remove_staged(job);
                 }
-                let cancelled = matches!(e, Error::Backup(BackupError::Interrupted)) && !swapped;
-                if cancelled {
-                    self.end_restore(
-                        job,
-                        BackupStatus::Cancelled,
-                        Some("cancelled; the live data is unchanged".into()),
-                    );
-                } else {
-                    tracing::error!(restore = %job.id, error = %e, "restore failed");
-                    let message = if swapped {
-                        format!("{e} (during the swap; the engine has the old or the restored data, see its log)")
-                    } else {
-                        format!("{e}; the live data is unchanged")
-                    };
-                    self.end_restore(job, BackupStatus::Failed, Some(message));
+                if matches!(e, Error::Backup(BackupError::Interrupted)) && !committed {
+                    let message = "cancelled; the live data is unchanged".to_string();
+                    self.end_restore(job, BackupStatus::Cancelled, Some(message));
+                    return;
                 }
+                tracing::error!(restore = %job.id, error = %e, "restore failed");
+                let message = if committed {
+                    // The next open finishes it and marks this record completed.
+                    format!(
+                        "{e}: the restore committed but could not be applied; the engine takes no more writes \
+                         until it is reopened, which finishes the restore"
+                    )
+                } else {
+                    format!("{e}; the live data is unchanged")
+                };
+                self.end_restore(job, BackupStatus::Failed, Some(message));
             }
         }
     }
@@ -292,6 +296,18 @@ impl BackupService {
         engine.swap_in(&job.id, catalog, staged)
     }
 
+    /// Whether the restore's swap committed: its record is in the data
+    /// folder, or was applied. When that cannot be read, it may have.
+    fn committed(&self, job: &RestoreJob) -> bool {
+        if job.counters.phase.load(Ordering::Relaxed) < PHASE_SWAPPING {
+            return false;
+        }
+        let dir = self.inner.engine.dir();
+        let pending = crate::swap::pending(dir).map(|r| r.is_some_and(|r| r.restore_id == job.id));
+        let applied = crate::swap::last_restore(dir).map(|id| id.as_deref() == Some(job.id.as_str()));
+        !matches!((pending, applied), (Ok(false), Ok(false)))
+    }
+
     fn record_phase(&self, job: &RestoreJob) {
         if let Err(e) = self.inner.repo.write_restore_record(&job.info(BackupStatus::InProgress, None, None)) {
             tracing::warn!(restore = %job.id, error = %e, "could not record a restore's phase");
@@ -321,13 +337,15 @@ impl BackupService {
         lock(&self.inner.state).last_restore_id =
             records.iter().filter_map(|r| ulid::Ulid::from_string(&r.restore_id).ok()).max();
         for mut record in records {
-            if record.status != BackupStatus::InProgress {
+            let is_applied = applied.as_deref() == Some(record.restore_id.as_str());
+            if record.status == BackupStatus::Completed || (record.status != BackupStatus::InProgress && !is_applied) {
                 continue;
             }
             record.completed_at = Some(self.now());
-            if applied.as_deref() == Some(record.restore_id.as_str()) {
+            if is_applied {
                 tracing::info!(restore = %record.restore_id, "restore had swapped in before the process stopped");
                 record.status = BackupStatus::Completed;
+                record.error = None;
                 if let Some(p) = &mut record.progress {
                     p.phase = "done".into();
                 }
@@ -616,6 +634,13 @@ fn build_folder(
             return Err(BackupError::CrossDevice { repo: repo.dir().into(), data: dir.into() }.into());
         }
     };
+    let mut ids = std::collections::HashSet::new();
+    if let Some(dup) = manifest.files.iter().find(|f| !ids.insert(f.file_id) || f.file_id == u64::MAX) {
+        return Err(Error::Corrupt {
+            path: repo.dir().join(repo::MANIFESTS_DIR).join(format!("{}.json", manifest.name)),
+            what: format!("file id {} is listed twice or out of range", dup.file_id),
+        });
+    }
     let targets: Vec<Target<'_>> = manifest
         .files
         .iter()
@@ -636,7 +661,7 @@ fn build_folder(
     check_tables(&catalog, manifest)?;
     CatalogStore::open(dir.join(crate::engine::CATALOG_DIR))?.persist(&catalog)?;
     let files: Vec<FileMeta> = staged.into_iter().map(|(m, _)| m).collect();
-    let next_file_id = files.iter().map(|f| f.id + 1).max().unwrap_or(1).max(manifest.tree.next_file_id);
+    let next_file_id = files.iter().map(|f| f.id.saturating_add(1)).max().unwrap_or(1).max(manifest.tree.next_file_id);
     let record = VersionRecord {
         number: manifest.tree.version.max(1),
         catalog_sequence: catalog.sequence,

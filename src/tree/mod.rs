@@ -144,6 +144,9 @@ pub struct Tree {
     current: RwLock<Arc<Version>>,
     install: Mutex<()>,
     next_file_id: AtomicU64,
+    /// Set when a restore's swap may have committed without being applied:
+    /// no version may be installed over the state it replaces.
+    sealed: AtomicBool,
 }
 
 impl Tree {
@@ -177,6 +180,7 @@ impl Tree {
             current: RwLock::new(Arc::new(Version { record, files })),
             install: Mutex::new(()),
             next_file_id: AtomicU64::new(next.max(1)),
+            sealed: AtomicBool::new(false),
         })
     }
 
@@ -198,6 +202,11 @@ impl Tree {
     /// deleted once no pinned version lists them.
     pub fn install(&self, edit: Edit) -> Result<Arc<Version>> {
         let _serial = self.install_lock()?;
+        if self.sealed.load(Ordering::SeqCst) {
+            return Err(Error::Poisoned {
+                reason: "a restore committed without being applied; reopen the engine to finish it".into(),
+            });
+        }
         let old = self.current();
         let removed: HashSet<u64> = edit.remove.iter().copied().collect();
         let mut record = old.record.clone();
@@ -223,6 +232,11 @@ impl Tree {
             f.obsolete.store(true, Ordering::SeqCst);
         }
         Ok(self.publish(old.record.number, Version { record, files }))
+    }
+
+    /// Refuses every later install (see [`Tree::install`]).
+    pub fn seal(&self) {
+        self.sealed.store(true, Ordering::SeqCst);
     }
 
     /// The lock that serializes version installs; a restore's swap holds it
