@@ -7,6 +7,7 @@ Usage: scripts/openapi-subset.py REFERENCE.yaml > docs/openapi.yaml
 Paths and methods served are listed in SERVED below; extensions (paths or
 values the reference lacks) are added by EXTENSIONS and carry `x-quipu: true`.
 """
+import copy
 import sys
 
 import yaml
@@ -25,6 +26,8 @@ SERVED = {
     "/api/v3/export/window_data": ["get"],
     "/api/v3/enterprise/backup": ["post", "get", "delete"],
     "/api/v3/enterprise/backup/{name}": ["get", "delete"],
+    "/api/v3/enterprise/restore": ["post", "get"],
+    "/api/v3/enterprise/restore/{id}": ["get", "delete"],
 }
 
 ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}
@@ -115,12 +118,91 @@ def describe_backup(out):
     request["properties"]["name"]["x-quipu"] = "backup names are file names: 1 to 128 of A-Z a-z 0-9 . _ -, no leading dot"
     status = schemas["BackupStatus"]
     status["enum"] = status["enum"] + ["cancelled"]
-    status["x-quipu"] = "cancelled: stopped by DELETE /api/v3/enterprise/backup or a server shutdown"
+    status["x-quipu"] = ("cancelled: stopped by DELETE /api/v3/enterprise/backup, DELETE "
+                         "/api/v3/enterprise/restore/{id} or a server shutdown")
     item = schemas["FullBackupListItem"]
     item["properties"].update(BACKUP_EXTENSIONS)
     item["description"] = item["description"] + " quipu lists running, failed and cancelled backups too."
     out["paths"]["/api/v3/enterprise/backup"]["get"]["responses"]["503"]["description"] = (
         "Service unavailable. The server runs without a backup repository (quipu serve --no-backup).")
+
+RESTORE_PROGRESS = {
+    **PROGRESS,
+    "properties": {**PROGRESS["properties"],
+                   "phase": {"type": "string", "enum": ["staging", "rebuilding", "swapping", "done"]}},
+}
+RESTORE_EXTENSIONS = {
+    "progress": {**RESTORE_PROGRESS, "description": "Where the restore stands; kept once it ended (x-quipu)."},
+    "error": {"type": "string", "description": "Why a restore failed or was cancelled (x-quipu)."},
+    "mode": {"type": "string", "enum": ["link", "copy"],
+             "description": "How the backup's files were placed into the data folder (x-quipu)."},
+    "verify": {"type": "string", "enum": ["auto", "full"], "description": "The verify level asked for (x-quipu)."},
+}
+RESTORE_VERIFY = {
+    "type": "string", "enum": ["auto", "full"], "default": "auto", "x-quipu": True,
+    "description": "How much of each object is read to check it against its blake3 name. auto: copy mode hashes "
+                   "every byte it copies; link mode checks each object's size and the segment's header and footer "
+                   "checksums (data blocks carry their own checksums, checked whenever read). full: hash every "
+                   "byte in both modes.",
+}
+# A restore answers a write that was in flight during its swap with 503: the
+# write was rolled back with everything after the backup.
+ROLLED_BACK = {
+    "description": "Service unavailable: a restore swapped in while this write was being logged and rolled it "
+                   "back with every write after the backup (`Retry-After` says when to retry), or the engine is "
+                   "closing or its write path failed.",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying (a rolled-back write).",
+                                "schema": {"type": "integer", "minimum": 0}}},
+    "content": copy.deepcopy(ERROR),
+    "x-quipu": "the reference lists no 503 for writes",
+}
+
+
+def describe_restore(out):
+    """quipu's additions to the restore schemas and answers, each marked x-quipu."""
+    schemas = out["components"]["schemas"]
+    request = schemas["CreateRestoreRequest"]
+    request["properties"]["backup_name"]["minLength"] = 1
+    request["properties"]["verify"] = RESTORE_VERIFY
+    for name in ("RestoreListItem", "GetRestoreResponse"):
+        schemas[name]["properties"].update(copy.deepcopy(RESTORE_EXTENSIONS))
+    start = out["paths"]["/api/v3/enterprise/restore"]["post"]
+    start["description"] += (
+        "\n\n\nquipu: a restore is a rollback, in place and without a restart: the engine's data becomes the "
+        "backup's, and every write after the backup is gone. Writes go on while the restore stages and checks "
+        "the backup's files; during its swap they wait briefly, and one that was in flight gets 503 with "
+        "`Retry-After`.")
+    start["responses"]["400"] = {
+        "description": "Bad request. The body is not JSON of this shape, `backup_name` is missing or empty, "
+                       "`verify` is not `auto` or `full`, or the backup holds a segment format this build does not "
+                       "read.",
+        "content": copy.deepcopy(ERROR), "x-quipu": "the reference lists only the empty name"}
+    start["responses"]["404"] = {"description": "Not found. No completed backup has that name.", "content": copy.deepcopy(ERROR),
+                                 "x-quipu": "the reference lists no 404"}
+    start["responses"]["503"]["description"] = (
+        "Service unavailable. The server runs without a backup repository (quipu serve --no-backup), or is "
+        "shutting down.")
+    out["paths"]["/api/v3/enterprise/restore"]["get"]["responses"]["503"]["description"] = (
+        "Service unavailable. The server runs without a backup repository (quipu serve --no-backup).")
+    by_id = out["paths"]["/api/v3/enterprise/restore/{id}"]
+    by_id["get"]["responses"]["503"]["description"] = (
+        "Service unavailable. The server runs without a backup repository (quipu serve --no-backup).")
+    by_id["delete"]["responses"]["404"]["description"] = (
+        "Not found. No restore exists with that ID, the restore has ended, or it is already swapping in "
+        "(past the point where a cancel can leave the data as it was).")
+    by_id["delete"]["responses"]["503"] = {
+        "description": "Service unavailable. The server runs without a backup repository (quipu serve --no-backup).",
+        "content": copy.deepcopy(ERROR),
+        "x-quipu": "the reference answers 404 when the restore engine is not present"}
+    # Links from the list to one restore, so a stateful test reaches a real id.
+    out["paths"]["/api/v3/enterprise/restore"]["get"]["responses"]["200"]["links"] = {
+        name: {"operationId": op, "parameters": {"id": "$response.body#/restores/0/restore_id"}, "x-quipu": True}
+        for name, op in (("GetNewestRestore", "GetEnterpriseRestoreById"),
+                         ("CancelNewestRestore", "DeleteEnterpriseRestoreById"))
+    }
+    for path in ("/api/v3/write_lp", "/api/v2/write", "/write"):
+        out["paths"][path]["post"]["responses"]["503"] = copy.deepcopy(ROLLED_BACK)
+
 
 # What quipu enforces where the reference is silent, added to the copied
 # schemas and marked `x-quipu`.
@@ -248,12 +330,16 @@ def main():
     constrain(out)
     describe_export(out)
     describe_backup(out)
+    describe_restore(out)
     drop_content_length(out)
     out["info"]["description"] += (
         " Differences from the reference: database and precision parameters carry the constraints quipu enforces "
         "(x-quipu); the export listings have quipu's answer shapes and a 400 for malformed parameters (x-quipu); "
         "backups may be incremental (a full listing recording its parent), may end cancelled, list quipu's "
         "progress and space fields, and can be verified (x-quipu); "
+        "restores take a `verify` level, answer 404 for an unknown backup and 400 for a malformed body, may end "
+        "cancelled, and list their progress, error, mode and verify level (x-quipu); writes answer 503 with "
+        "Retry-After when a restore rolled them back in flight (x-quipu); "
         "and the hand-set Content-Length header parameter is left out (clients derive it from the body)."
     )
     yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)
