@@ -9,26 +9,38 @@
 //! "1% new data" case). `backup` opens the engine and a `BackupService`,
 //! runs one full backup and reports how long `start` + `wait` took: what
 //! `benches/compare/backup.sh` times against cp, restic and borg.
+//! `restore` opens an engine on a (fresh) data folder and a
+//! `BackupService` on the repository, runs one restore and reports how long
+//! `start_restore` + `wait_restore` took and each phase (`--offline`: one
+//! `restore_into`); `open` times opening a data folder (or only its
+//! segments' headers and footers): what `benches/compare/restore.sh` times.
 //!
 //! ```sh
 //! cargo run --release --example backup_set -- gen --dir /work/scratch/backup-set/64x16
 //! cargo run --release --example backup_set -- gen --dir /tmp/small --files 16 --file-mib 4
 //! cargo run --release --example backup_set -- append --dir /tmp/small --percent 1
 //! cargo run --release --example backup_set -- backup --dir /tmp/small --repo /tmp/small-repo --mode copy
+//! cargo run --release --example backup_set -- restore --dir /tmp/restored --repo /tmp/small-repo --backup NAME
+//! cargo run --release --example backup_set -- restore --offline --dir /tmp/built --repo /tmp/small-repo --backup NAME
+//! cargo run --release --example backup_set -- gen --dir /tmp/many --files 10000 --rows-per-file 128 --round-days 1000
 //! ```
 //!
-//! `benches/copy_hot_path.rs` includes this file for [`generate`].
+//! `benches/copy_hot_path.rs` and `benches/restore_hot_path.rs` include this
+//! file for [`generate`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 use clap::{Parser, Subcommand};
-use quipu::backup::{BackupConfig, BackupRequest, BackupService, ModeChoice};
+use quipu::backup::{
+    BackupConfig, BackupRequest, BackupService, BackupStatus, ModeChoice, RestoreHook, RestoreVerify, restore_into,
+};
 use quipu::clock::ManualClock;
+use quipu::segment::SegmentReader;
 use quipu::{Durability, Engine, WriteOptions};
 
 pub const DB: &str = "backup";
@@ -107,6 +119,16 @@ impl Host {
 /// the UTC day starting at `day_start_ns`, then flushes and compacts: one
 /// new compacted segment file.
 pub fn write_day(engine: &Engine, day: u64, day_start_ns: i64, rows: usize) -> quipu::Result<usize> {
+    let written = write_day_rows(engine, day, day_start_ns, rows)?;
+    engine.flush()?;
+    engine.compact()?;
+    Ok(written)
+}
+
+/// [`write_day`] without the flush and the compaction: the rows stay in the
+/// buffer, so several days can go into one flush (one compaction then makes
+/// one file per day).
+pub fn write_day_rows(engine: &Engine, day: u64, day_start_ns: i64, rows: usize) -> quipu::Result<usize> {
     let points = rows.div_ceil(HOSTS).max(1);
     let interval = DAY_NS / points as i64;
     let mut hosts: Vec<Host> = (0..HOSTS).map(|h| Host::new(day, h)).collect();
@@ -141,8 +163,6 @@ pub fn write_day(engine: &Engine, day: u64, day_start_ns: i64, rows: usize) -> q
         engine.write_batch_with(DB, TABLE, &batch, opts)?;
         k0 = k1;
     }
-    engine.flush()?;
-    engine.compact()?;
     Ok(points * HOSTS)
 }
 
@@ -197,12 +217,26 @@ fn summary(engine: &Engine) -> SetSummary {
 /// `files` compacted segments of about `file_bytes` bytes each.
 pub fn generate(dir: &Path, files: usize, file_bytes: u64) -> quipu::Result<SetSummary> {
     let rows = (file_bytes as f64 / bytes_per_row(dir)?).round() as usize;
+    generate_rows(dir, files, rows, 1)
+}
+
+/// Builds a data folder in `dir` (which must be missing or empty) holding
+/// `files` compacted segments of `rows` rows each (rounded up to a multiple
+/// of [`HOSTS`]), flushing and compacting once per `round_days` days: one
+/// compaction makes one file per day, so a set of many small files does not
+/// rewrite the version once per file.
+pub fn generate_rows(dir: &Path, files: usize, rows: usize, round_days: usize) -> quipu::Result<SetSummary> {
     let engine = writer(dir, FIRST_DAY_NS + files as i64 * DAY_NS)?;
     if !engine.live_files().is_empty() {
         return Err(quipu::Error::InvalidArgument(format!("{} already holds data", dir.display())));
     }
-    for day in 0..files {
-        write_day(&engine, day as u64, FIRST_DAY_NS + day as i64 * DAY_NS, rows)?;
+    let round_days = round_days.max(1);
+    for first in (0..files).step_by(round_days) {
+        for day in first..(first + round_days).min(files) {
+            write_day_rows(&engine, day as u64, FIRST_DAY_NS + day as i64 * DAY_NS, rows)?;
+        }
+        engine.flush()?;
+        engine.compact()?;
     }
     let s = summary(&engine);
     engine.close()?;
@@ -244,6 +278,13 @@ enum Command {
         files: usize,
         #[arg(long, default_value_t = 16.0)]
         file_mib: f64,
+        /// Rows per file instead of `--file-mib` (for sets of many small files).
+        #[arg(long)]
+        rows_per_file: Option<usize>,
+        /// Days written between two flush + compaction rounds (each round
+        /// rewrites the version once).
+        #[arg(long, default_value_t = 1)]
+        round_days: usize,
     },
     /// Add one day (one segment) holding `--percent` of the set's bytes.
     Append {
@@ -281,6 +322,253 @@ enum Command {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Restore backup `--backup` of `--repo` in-process and report the time
+    /// of `BackupService::start_restore` + `wait_restore` and of each phase
+    /// (`BackupConfig::restore_hook`); with `--offline`, of `restore_into`.
+    Restore {
+        /// The engine's data folder (live: opened, missing or empty is
+        /// fine, its data is replaced) or, with `--offline`, the new data
+        /// folder (missing or empty).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        repo: PathBuf,
+        /// The backup to restore.
+        #[arg(long, default_value = "first")]
+        backup: String,
+        /// auto, link or copy.
+        #[arg(long, default_value = "auto")]
+        mode: ModeChoice,
+        /// auto or full.
+        #[arg(long, default_value = "auto")]
+        verify: RestoreVerify,
+        /// Files staged at once by the live restore (the service's pool).
+        #[arg(long, default_value_t = BackupConfig::default().copy_threads)]
+        threads: usize,
+        /// Build a new data folder with `restore_into`, no engine running.
+        #[arg(long)]
+        offline: bool,
+        /// Append `kind,mode,files,bytes,seconds,before,staging,rebuilding,swapping`
+        /// to this file (seconds; the phases of a live restore: `before` from
+        /// the call of start_restore to the staging hook, `swapping` from
+        /// its hook to the return of wait_restore).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Time opening a data folder: `Engine::open` (catalog, version, every
+    /// segment's header and footer) or, with `--segments-only`,
+    /// `SegmentReader::open` of every segment file on `--threads` threads.
+    Open {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        segments_only: bool,
+        #[arg(long, default_value_t = BackupConfig::default().copy_threads)]
+        threads: usize,
+        /// Append `what,files,seconds` to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// A probe of ways to copy (and hash) files, for finding where a copy-mode
+    /// restore's time goes: copies every file of `--from` into `--to` (a new
+    /// folder) on `--threads` threads, fsyncing each file, and prints the time.
+    CopyProbe {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        to: PathBuf,
+        /// read-write-hash (what a copy-mode restore does: read 1 MiB, hash
+        /// it, write it), read-write (the same without the hash),
+        /// copy-range (`io::copy`, which uses copy_file_range: a backup's
+        /// copy), copy-range-mmap-hash (copy_file_range, then hash the source
+        /// through a memory map).
+        #[arg(long)]
+        how: CopyHow,
+        #[arg(long, default_value_t = BackupConfig::default().copy_threads)]
+        threads: usize,
+        /// Buffer of the read-write ways.
+        #[arg(long, default_value_t = 1024)]
+        chunk_kib: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CopyHow {
+    ReadWriteHash,
+    ReadWrite,
+    CopyRange,
+    CopyRangeMmapHash,
+}
+
+/// One file copied the `how` way, fsynced.
+fn copy_one(from: &Path, to: &Path, how: CopyHow, chunk: usize) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut src = std::fs::File::open(from)?;
+    let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).open(to)?;
+    match how {
+        CopyHow::ReadWriteHash | CopyHow::ReadWrite => {
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; chunk];
+            loop {
+                let n = src.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                if matches!(how, CopyHow::ReadWriteHash) {
+                    hasher.update(&buf[..n]);
+                }
+                dst.write_all(&buf[..n])?;
+            }
+            std::hint::black_box(hasher.finalize());
+        }
+        CopyHow::CopyRange | CopyHow::CopyRangeMmapHash => {
+            std::io::copy(&mut src, &mut dst)?;
+            if matches!(how, CopyHow::CopyRangeMmapHash) {
+                // SAFETY: a read-only map of a file nobody writes while we hash it.
+                let map = unsafe { memmap2::Mmap::map(&src)? };
+                std::hint::black_box(blake3::Hasher::new().update(&map).finalize());
+            }
+        }
+    }
+    dst.sync_all()
+}
+
+fn copy_probe(from: &Path, to: &Path, how: CopyHow, threads: usize, chunk: usize) -> std::io::Result<(usize, u64)> {
+    use rayon::prelude::*;
+    std::fs::create_dir(to)?;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            files.push((entry.path(), entry.metadata()?.len()));
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(std::io::Error::other)?;
+    pool.install(|| {
+        files
+            .par_iter()
+            .try_for_each(|(path, _)| copy_one(path, &to.join(path.file_name().unwrap_or_default()), how, chunk))
+    })?;
+    std::fs::File::open(to)?.sync_all()?;
+    Ok((files.len(), files.iter().map(|(_, n)| n).sum()))
+}
+
+fn append_line(log: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    writeln!(f, "{line}")
+}
+
+/// Phase name and when the restore entered it.
+type PhaseTimes = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// One live restore: start_restore + wait_restore on an engine opened on
+/// `dir`; returns the log line.
+fn restore_live(
+    dir: &Path,
+    repo: &Path,
+    backup: &str,
+    mode: ModeChoice,
+    verify: RestoreVerify,
+    threads: usize,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let engine = Engine::builder(dir).background(false).open()?;
+    let phases: PhaseTimes = Arc::default();
+    let seen = phases.clone();
+    let hook = RestoreHook(Arc::new(move |_: &str, phase: &str| {
+        seen.lock().unwrap_or_else(|p| p.into_inner()).push((phase.to_string(), Instant::now()));
+    }));
+    let config = BackupConfig { mode, copy_threads: threads, restore_hook: Some(hook), ..BackupConfig::default() };
+    let service = BackupService::open(engine.clone(), repo, config)?;
+    let start = Instant::now();
+    let id = service.start_restore(backup, verify)?;
+    let info = service.wait_restore(&id)?;
+    let end = Instant::now();
+    if info.status != BackupStatus::Completed {
+        return Err(format!("restore {id} {}: {}", info.status.as_str(), info.error.unwrap_or_default()).into());
+    }
+    let live = engine.live_files();
+    let live_bytes: u64 = live.iter().map(|f| f.meta.size).sum();
+    if live.len() as u64 != info.total_files || live_bytes != info.total_size_bytes {
+        return Err(format!(
+            "restored {} files, {live_bytes} bytes; the backup has {} files, {} bytes",
+            live.len(),
+            info.total_files,
+            info.total_size_bytes
+        )
+        .into());
+    }
+    let phases = phases.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let at = |name: &str| phases.iter().find(|(p, _)| p == name).map(|(_, t)| *t);
+    let between = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.6}", b.duration_since(a).as_secs_f64()),
+        _ => String::new(),
+    };
+    let (staging, rebuilding, swapping) = (at("staging"), at("rebuilding"), at("swapping"));
+    let secs = end.duration_since(start).as_secs_f64();
+    eprintln!(
+        "restore {id} of {backup} ({}): {} files, {} bytes, in {:.1} ms (staging {} s, rebuilding {} s, swapping {} s)",
+        service.mode().as_str(),
+        info.total_files,
+        info.total_size_bytes,
+        secs * 1e3,
+        between(staging, rebuilding),
+        between(rebuilding, swapping),
+        between(swapping, Some(end)),
+    );
+    Ok(format!(
+        "live,{},{},{},{secs:.6},{},{},{},{}",
+        service.mode().as_str(),
+        info.total_files,
+        info.total_size_bytes,
+        between(Some(start), staging),
+        between(staging, rebuilding),
+        between(rebuilding, swapping),
+        between(swapping, Some(end)),
+    ))
+}
+
+/// One offline restore (`restore_into`); returns the log line.
+fn restore_offline(
+    dir: &Path,
+    repo: &Path,
+    backup: &str,
+    mode: ModeChoice,
+    verify: RestoreVerify,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let built = restore_into(repo, backup, dir, mode, verify, &|_| {})?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "built {} from {backup} ({}): {} files, {} bytes, in {:.1} ms",
+        dir.display(),
+        built.mode.as_str(),
+        built.files,
+        built.bytes,
+        secs * 1e3
+    );
+    Ok(format!("offline,{},{},{},{secs:.6},,,,", built.mode.as_str(), built.files, built.bytes))
+}
+
+/// Opens every segment file of data folder `dir` (header and footer
+/// checksums) on `threads` threads; returns how many.
+pub fn open_segments(dir: &Path, threads: usize) -> quipu::Result<usize> {
+    use rayon::prelude::*;
+    let segments = dir.join(quipu::tree::SEGMENTS_DIR);
+    let io = |e| quipu::Error::Io { path: segments.clone(), source: e };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(&segments).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            paths.push(path);
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| quipu::Error::Io { path: segments.clone(), source: std::io::Error::other(e) })?;
+    pool.install(|| paths.par_iter().try_for_each(|p| SegmentReader::open(p).map(drop)))?;
+    Ok(paths.len())
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -302,9 +590,13 @@ fn print_summary(dir: &Path, s: &SetSummary, secs: f64) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Args::parse().command {
-        Command::Gen { dir, files, file_mib } => {
+        Command::Gen { dir, files, file_mib, rows_per_file, round_days } => {
             let start = Instant::now();
-            let s = generate(&dir, files, (file_mib * f64::from(1u32 << 20)) as u64)?;
+            let s = match rows_per_file {
+                Some(rows) => generate_rows(&dir, files, rows, round_days)?,
+                None if round_days == 1 => generate(&dir, files, (file_mib * f64::from(1u32 << 20)) as u64)?,
+                None => return Err("--round-days needs --rows-per-file".into()),
+            };
             print_summary(&dir, &s, start.elapsed().as_secs_f64());
         }
         Command::Append { dir, percent } => {
@@ -326,7 +618,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let name = service.start(request)?;
             let info = service.wait(&name)?;
             let secs = start.elapsed().as_secs_f64();
-            if info.status != quipu::backup::BackupStatus::Completed {
+            if info.status != BackupStatus::Completed {
                 return Err(
                     format!("backup {name} {}: {}", info.status.as_str(), info.error.unwrap_or_default()).into()
                 );
@@ -349,6 +641,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     info.total_files,
                     info.total_size_bytes
                 )?;
+            }
+        }
+        Command::Restore { dir, repo, backup, mode, verify, threads, offline, log } => {
+            let line = if offline {
+                restore_offline(&dir, &repo, &backup, mode, verify)?
+            } else {
+                restore_live(&dir, &repo, &backup, mode, verify, threads)?
+            };
+            if let Some(log) = log {
+                append_line(&log, &line)?;
+            }
+        }
+        Command::CopyProbe { from, to, how, threads, chunk_kib } => {
+            let start = Instant::now();
+            let (files, bytes) = copy_probe(&from, &to, how, threads, chunk_kib << 10)?;
+            eprintln!(
+                "copied {files} files, {bytes} bytes ({how:?}, {threads} threads) in {:.1} ms",
+                start.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Command::Open { dir, segments_only, threads, log } => {
+            let start = Instant::now();
+            let (what, files) = if segments_only {
+                ("segments", open_segments(&dir, threads)?)
+            } else {
+                let engine = Engine::builder(&dir).background(false).open()?;
+                ("engine", engine.live_files().len())
+            };
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!("opened {} ({what}): {files} segment files in {:.1} ms", dir.display(), secs * 1e3);
+            if let Some(log) = log {
+                append_line(&log, &format!("{what},{files},{secs:.6}"))?;
             }
         }
     }
