@@ -18,9 +18,13 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
         return Ok(());
     }
     fs::create_dir_all(dir)?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
+    // A bare relative name (`data`) has the empty path as its parent.
+    let parent = match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => return sync_dir(dir),
+    };
+    sync_dir(parent)?;
     sync_dir(dir)
 }
 

@@ -14,7 +14,8 @@
 # Environment: RUNS (timed runs per case, default 5), WARMUP (default 1),
 # DROP_CACHES (auto: drop the page cache before every run when
 # /proc/sys/vm/drop_caches is writable; 0: never), SETTLE (seconds of idle
-# before every run, default 0; see below), PORT (for quipu serve,
+# before every run, default 0; see below), ONLY (space-separated case names:
+# run only those, report in restore-results-*-only), PORT (for quipu serve,
 # default 18458), OUT (the markdown report, default
 # SCRATCH/restore-results-cold.md or restore-results-warm.md; the raw
 # hyperfine JSON and quipu's own timings are kept beside it in
@@ -94,7 +95,8 @@ if [ "$SETTLE" != 0 ]; then
   CACHE="$CACHE; then $SETTLE s of idle"
 fi
 echo "page cache: $CACHE"
-RES="$SCRATCH/restore-results-$KIND$(if [ "$SETTLE" != 0 ]; then echo "-settle$SETTLE"; fi)"
+ONLY=${ONLY:-}
+RES="$SCRATCH/restore-results-$KIND$(if [ "$SETTLE" != 0 ]; then echo "-settle$SETTLE"; fi)$(if [ -n "$ONLY" ]; then echo -only; fi)"
 OUT=${OUT:-$RES.md}
 rm -rf "$RES"
 mkdir -p "$RES"
@@ -148,6 +150,7 @@ done) > "$RES/load.txt" 2>/dev/null &
 SAMPLER=$!
 hf() { # case-name hyperfine-args...
   local name=$1; shift
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   echo "== $name"
   local t0; t0=$(date +%s.%N)
   hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$RES/$name.json" "$@"

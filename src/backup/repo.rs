@@ -673,7 +673,10 @@ pub(crate) fn copy_file(
     let mut hashed = None;
     if rehash {
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
+        // Small enough for the CPU cache: each write() copies the buffer into
+        // fresh page-cache pages, and with 1 MiB that copy cost more than the
+        // hashing (a 64 x 16 MiB copy: 1.09 s with 1 MiB, 0.64-0.81 s with 128 KiB).
+        let mut buf = vec![0u8; 128 << 10];
         loop {
             if cancel.load(Ordering::Relaxed) {
                 return cancelled();

@@ -648,14 +648,23 @@ fn build_folder(
         .collect();
     let counters = Counters::default();
     let never = AtomicBool::new(false);
-    let staged: Vec<(FileMeta, SegmentReader)> = targets
-        .par_iter()
-        .map(|t| {
-            let staged = stage(repo, manifest, t, mode, verify, &never, &counters)?;
-            on_bytes(t.file.size);
-            Ok(staged)
-        })
-        .collect::<Result<_>>()?;
+    // As many threads as a live restore uses (BackupConfig::copy_threads'
+    // default), not the machine's core count: staging waits on the disk.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(super::BackupConfig::default().copy_threads)
+        .thread_name(|i| format!("quipu-restore-{i}"))
+        .build()
+        .map_err(|e| Error::Io { path: dir.to_path_buf(), source: std::io::Error::other(e) })?;
+    let staged: Vec<(FileMeta, SegmentReader)> = pool.install(|| {
+        targets
+            .par_iter()
+            .map(|t| {
+                let staged = stage(repo, manifest, t, mode, verify, &never, &counters)?;
+                on_bytes(t.file.size);
+                Ok(staged)
+            })
+            .collect::<Result<_>>()
+    })?;
     crate::fs::sync_dir(&segments).at(&segments)?;
     let catalog = read_catalog(repo, manifest)?;
     check_tables(&catalog, manifest)?;
