@@ -9,7 +9,7 @@ mod server_support;
 use quipu::backup::{BackupConfig, BackupRequest, BackupStatus, ModeChoice};
 use quipu::{Precision, WriteOptions};
 use serde_json::{Value, json};
-use server_support::{RestoreHold, TOKEN, TestServer, bearer, client, engine_rows};
+use server_support::{RestoreHold, TOKEN, TestServer, bearer, client, engine_rows, segment_names};
 
 const BASE: &str = "/api/v3/enterprise/restore";
 
@@ -118,7 +118,7 @@ fn cancel_at_staging_and_at_rebuilding_leaves_the_live_data() {
     for phase in ["staging", "rebuilding"] {
         let (server, mut hold) = server_held_at(phase);
         let before = engine_rows(&server.engine);
-        let segments_before = segment_files(&server);
+        let segments_before = segment_names(server.dir.path());
         let (status, body) = start(&server, json!({ "backup_name": "b1" }));
         assert_eq!(status, 202, "{body}");
         let id = body["restore_id"].as_str().unwrap().to_string();
@@ -131,7 +131,7 @@ fn cancel_at_staging_and_at_rebuilding_leaves_the_live_data() {
         assert_eq!(info.status, BackupStatus::Cancelled, "{phase}: {info:?}");
         assert!(info.error.as_deref().unwrap_or("").contains("unchanged"), "{info:?}");
         assert_eq!(engine_rows(&server.engine), before, "{phase}: live data changed");
-        assert_eq!(segment_files(&server), segments_before, "{phase}: staged files left behind");
+        assert_eq!(segment_names(server.dir.path()), segments_before, "{phase}: staged files left behind");
         assert_eq!(server.engine.last_restore().unwrap(), None);
         let (_, one) = call(&server, "GET", &format!("{BASE}/{id}"), None);
         assert_eq!(one["status"], "cancelled");
@@ -155,15 +155,6 @@ fn a_restore_swapping_in_cannot_be_cancelled() {
     hold.release();
     assert_eq!(server.backups().wait_restore(&id).unwrap().status, BackupStatus::Completed);
     assert_eq!(server.ints("db", "m", "v"), vec![1]);
-}
-
-fn segment_files(server: &TestServer) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(server.dir.path().join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

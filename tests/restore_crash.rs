@@ -28,7 +28,7 @@ use common::Rng;
 use process_support::{Serve, http};
 use quipu::backup::{BackupConfig, BackupRequest, BackupService, BackupStatus, ModeChoice, Repository};
 use quipu::{Engine, Precision, WriteOptions};
-use server_support::{BackupRows, engine_rows};
+use server_support::{BackupRows, engine_rows, segment_names};
 
 const TOKEN: &str = "apiv3_restore-crash";
 const BACKUPS: usize = 3;
@@ -46,15 +46,6 @@ fn load(engine: &Engine, k: usize, files: usize, rows: usize) {
         engine.write_lp("db", &lp, Precision::Nanosecond, WriteOptions::default()).unwrap();
         engine.flush().unwrap();
     }
-}
-
-fn segment_names(data: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(data.join("segments"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

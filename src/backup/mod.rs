@@ -421,6 +421,32 @@ pub fn validate_name(name: &str) -> Result<(), BackupError> {
     Ok(())
 }
 
+/// How objects move between `repo` and the data folder `data` (its
+/// segments folder, which must exist): `choice`, with `Auto` meaning link
+/// on one filesystem and copy across two.
+fn place_mode(choice: ModeChoice, repo: &Repository, data: &Path) -> Result<PlaceMode> {
+    let objects = repo.dir().join(repo::OBJECTS_DIR);
+    let segments = data.join(tree::SEGMENTS_DIR);
+    let same = same_filesystem(&objects, &segments).map_err(|e| Error::Io { path: objects.clone(), source: e })?;
+    match choice {
+        ModeChoice::Copy => Ok(PlaceMode::Copy),
+        ModeChoice::Auto if !same => Ok(PlaceMode::Copy),
+        ModeChoice::Auto => Ok(PlaceMode::Link),
+        ModeChoice::Link if same => Ok(PlaceMode::Link),
+        ModeChoice::Link => Err(BackupError::CrossDevice { repo: repo.dir().into(), data: data.into() }.into()),
+    }
+}
+
+/// The threads that place objects (copies wait on the disk, so more than
+/// the cores), named `<name>-<i>`; `path` names a failure to start them.
+fn placing_pool(threads: usize, name: &'static str, path: &Path) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|e| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })
+}
+
 #[cfg(unix)]
 fn same_filesystem(a: &Path, b: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
@@ -441,23 +467,8 @@ impl BackupService {
         let now = engine.now_ns();
         let repo = Repository::open_or_create(repo_dir, engine.next_id(), &rfc3339(now))?;
         let lock_file = repo.lock()?;
-        let objects = repo.dir().join(repo::OBJECTS_DIR);
-        let segments = engine.dir().join(tree::SEGMENTS_DIR);
-        let same = same_filesystem(&objects, &segments).map_err(|e| Error::Io { path: objects.clone(), source: e })?;
-        let mode = match config.mode {
-            ModeChoice::Copy => PlaceMode::Copy,
-            ModeChoice::Auto if !same => PlaceMode::Copy,
-            ModeChoice::Auto => PlaceMode::Link,
-            ModeChoice::Link if same => PlaceMode::Link,
-            ModeChoice::Link => {
-                return Err(BackupError::CrossDevice { repo: repo.dir().into(), data: engine.dir().into() }.into());
-            }
-        };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.copy_threads.max(1))
-            .thread_name(|i| format!("quipu-backup-{i}"))
-            .build()
-            .map_err(|e| Error::Io { path: repo.dir().into(), source: std::io::Error::other(e) })?;
+        let mode = place_mode(config.mode, &repo, engine.dir())?;
+        let pool = placing_pool(config.copy_threads, "quipu-backup", repo.dir())?;
         let owner = format!("{:032x}", engine.next_id());
         let service = BackupService {
             inner: Arc::new(Inner {

@@ -624,16 +624,7 @@ fn build_folder(
 ) -> Result<OfflineRestore> {
     let segments = dir.join(tree::SEGMENTS_DIR);
     crate::fs::create_dir_durable(&segments).at(&segments)?;
-    let same = super::same_filesystem(&repo.dir().join(repo::OBJECTS_DIR), &segments).at(&segments)?;
-    let mode = match mode {
-        ModeChoice::Copy => PlaceMode::Copy,
-        ModeChoice::Auto if !same => PlaceMode::Copy,
-        ModeChoice::Auto => PlaceMode::Link,
-        ModeChoice::Link if same => PlaceMode::Link,
-        ModeChoice::Link => {
-            return Err(BackupError::CrossDevice { repo: repo.dir().into(), data: dir.into() }.into());
-        }
-    };
+    let mode = super::place_mode(mode, repo, dir)?;
     let mut ids = std::collections::HashSet::new();
     if let Some(dup) = manifest.files.iter().find(|f| !ids.insert(f.file_id) || f.file_id == u64::MAX) {
         return Err(Error::Corrupt {
@@ -650,11 +641,7 @@ fn build_folder(
     let never = AtomicBool::new(false);
     // As many threads as a live restore uses (BackupConfig::copy_threads'
     // default), not the machine's core count: staging waits on the disk.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(super::BackupConfig::default().copy_threads)
-        .thread_name(|i| format!("quipu-restore-{i}"))
-        .build()
-        .map_err(|e| Error::Io { path: dir.to_path_buf(), source: std::io::Error::other(e) })?;
+    let pool = super::placing_pool(super::BackupConfig::default().copy_threads, "quipu-restore", dir)?;
     let staged: Vec<(FileMeta, SegmentReader)> = pool.install(|| {
         targets
             .par_iter()

@@ -428,3 +428,13 @@ impl Drop for RestoreHold {
         self.release();
     }
 }
+
+/// The names in a data folder's segments folder, sorted.
+pub fn segment_names(data: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
