@@ -40,6 +40,10 @@ struct Args {
     /// Only scan the data already in `--dir` (from an earlier run).
     #[arg(long)]
     scan_only: bool,
+    /// Convert each compacted window into the export cache as part of the
+    /// compaction (`EngineBuilder::export_warm`).
+    #[arg(long)]
+    export_warm: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -70,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let engine = Engine::builder(&dir).compaction(false).open()?;
+    let engine = Engine::builder(&dir).compaction(false).export_warm(args.export_warm).open()?;
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let opts = WriteOptions { accept_partial: false, no_sync: args.no_sync };
@@ -114,7 +118,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("ingest                {:.2} s = {:.0} rows/s", ingest.as_secs_f64(), rows as f64 / ingest.as_secs_f64());
     println!("final flush           {:.2} s", flush.as_secs_f64());
-    println!("compaction            {:.2} s", compact.as_secs_f64());
+    println!(
+        "compaction            {:.2} s{}",
+        compact.as_secs_f64(),
+        if args.export_warm { " (with export warming)" } else { "" }
+    );
     println!("compacted files       {} ({} bytes = {:.3} B/row)", files.len(), bytes, bytes as f64 / rows as f64);
     scan(&engine, Some(rows))
 }

@@ -14,6 +14,7 @@
 //! LAST_RESTORE         the id of the last restore applied
 //! ```
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ use crate::buffer::{Buffer, Selection};
 use crate::catalog::{Catalog, CatalogStore, Table};
 use crate::clock::{Clock, IdSource, RandomIds, SystemClock};
 use crate::error::{Error, IoContext, Result};
+use crate::export::TableExport;
+use crate::export::cache::ExportCache;
 use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest};
 use crate::rows::Rows;
@@ -36,7 +39,7 @@ use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
 use crate::swap::{self, SwapRecord};
-use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
+use crate::tree::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
 use crate::wal::{Wal, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
 
@@ -98,6 +101,8 @@ struct Config {
     compact_age: Duration,
     gen0: WriteConfig,
     compacted: WriteConfig,
+    export_cache_bytes: u64,
+    export_warm: bool,
 }
 
 /// Configures and opens an [`Engine`].
@@ -180,6 +185,25 @@ impl EngineBuilder {
         self
     }
 
+    /// Keep up to this many bytes of Parquet converted by exports in
+    /// `<data>/export/`, so that exporting a window again streams a file
+    /// (see [`crate::export::cache`]). Least recently used entries go first;
+    /// 0 turns the cache off and empties it. Default 1 GiB.
+    #[must_use]
+    pub fn export_cache_bytes(mut self, bytes: u64) -> Self {
+        self.config.export_cache_bytes = bytes;
+        self
+    }
+
+    /// Convert each window into the export cache as soon as compaction
+    /// writes it, so that even its first export streams a file. The work is
+    /// done by the compacting thread, after the compaction. Default false.
+    #[must_use]
+    pub fn export_warm(mut self, on: bool) -> Self {
+        self.config.export_warm = on;
+        self
+    }
+
     /// The clock for lines without a timestamp and for flush ages. Default: the system clock.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -244,6 +268,7 @@ struct Inner {
     catalog_change: Mutex<()>,
     wal: Wal,
     tree: Tree,
+    export_cache: Arc<ExportCache>,
     active: Mutex<Buffer>,
     frozen: RwLock<Vec<Frozen>>,
     flush_serial: Mutex<()>,
@@ -311,6 +336,8 @@ impl Engine {
                 compact_age: Duration::from_secs(600),
                 gen0: WriteConfig { zstd_level: 1, ..WriteConfig::default() },
                 compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
+                export_cache_bytes: 1 << 30,
+                export_warm: false,
             },
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
@@ -339,6 +366,8 @@ impl Engine {
         let catalog_store = CatalogStore::open(dir.join(CATALOG_DIR))?;
         let catalog = catalog_store.load_latest()?;
         let tree = Tree::open(&dir)?;
+        let export_cache = Arc::new(ExportCache::open(&dir, b.config.export_cache_bytes, b.clock.clone())?);
+        export_cache.retain_segments(&compacted_hashes(&tree.current()));
         let replay_from = tree.current().record.wal_replay_from;
 
         let wal_dir = dir.join(WAL_DIR);
@@ -370,6 +399,7 @@ impl Engine {
             catalog_change: Mutex::new(()),
             wal,
             tree,
+            export_cache,
             active: Mutex::new(buffer),
             frozen: RwLock::new(Vec::new()),
             flush_serial: Mutex::new(()),
@@ -560,6 +590,11 @@ impl Engine {
         self.inner.compact()
     }
 
+    /// The cache of Parquet converted by exports.
+    pub fn export_cache(&self) -> &Arc<ExportCache> {
+        &self.inner.export_cache
+    }
+
     /// The current tree version, pinned: its files stay on disk while it is held.
     pub fn version(&self) -> Arc<Version> {
         self.inner.tree.current()
@@ -662,6 +697,11 @@ impl Iterator for ScanIter {
             },
         }
     }
+}
+
+/// The blake3 of every compacted file of `version`.
+fn compacted_hashes(version: &Version) -> HashSet<[u8; 32]> {
+    version.files.iter().filter(|f| f.meta.level == LEVEL_COMPACTED).map(|f| f.meta.blake3).collect()
 }
 
 fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Result<Option<Rows>> {
@@ -889,6 +929,7 @@ impl Inner {
         if let Err(e) = self.wal.remove_files_before(wal_from) {
             tracing::warn!(error = %e, "could not remove WAL files a restore rolled back; the next open skips them");
         }
+        self.export_cache.retain_segments(&compacted_hashes(&self.tree.current()));
         tracing::info!(restore = restore_id, "restore swapped in");
         Ok(())
     }
@@ -983,9 +1024,22 @@ impl Inner {
     }
 
     fn compact(&self) -> Result<()> {
+        let before = self.compact_serially()?;
+        // Outside the compaction lock, which a restore swap takes first.
+        let version = self.tree.current();
+        self.export_cache.retain_segments(&compacted_hashes(&version));
+        if self.config.export_warm {
+            self.warm_exports(&version, &before);
+        }
+        Ok(())
+    }
+
+    /// Runs the compaction jobs; returns the compacted files before them.
+    fn compact_serially(&self) -> Result<HashSet<[u8; 32]>> {
         let _serial = lock(&self.compact_serial);
         let version = self.tree.current();
         let jobs = compact::plan(&version);
+        let before = compacted_hashes(&version);
         drop(version);
         let catalog = self.catalog();
         for job in jobs {
@@ -997,7 +1051,39 @@ impl Inner {
             self.tree.install(edit)?;
             self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(before)
+    }
+
+    /// Converts the compacted windows of `version` that are not in `before`
+    /// into the export cache, newest first. A failure is logged: the window
+    /// is converted when it is exported instead.
+    fn warm_exports(&self, version: &Arc<Version>, before: &HashSet<[u8; 32]>) {
+        let catalog = self.catalog();
+        let mut fresh: Vec<&Arc<crate::tree::LiveFile>> = version
+            .files
+            .iter()
+            .filter(|f| f.meta.level == LEVEL_COMPACTED && !before.contains(&f.meta.blake3))
+            .collect();
+        fresh.sort_by_key(|f| std::cmp::Reverse(f.meta.window_start_ns));
+        for file in fresh {
+            let (Some(window), Some(db)) = (file.meta.window_start_ns, catalog.database_by_id(file.meta.db_id)) else {
+                continue;
+            };
+            let Some(table) = db.table_by_id(file.meta.table_id) else { continue };
+            let warmed = TableExport::pinned(
+                version.clone(),
+                &catalog,
+                self.export_cache.clone(),
+                self.clock.now_ns(),
+                &db.name,
+                &table.name,
+                &[window],
+            )
+            .and_then(|export| export.ensure_cached(0));
+            if let Err(e) = warmed {
+                tracing::warn!(db = %db.name, table = %table.name, window, error = %e, "could not convert a compacted window for export");
+            }
+        }
     }
 
     fn gen0_files(&self) -> usize {

@@ -27,37 +27,7 @@ struct Cli {
 enum Command {
     /// Serve the InfluxDB 3 Enterprise HTTP API (write, export, health, metrics) over a data folder.
     #[cfg(feature = "server")]
-    Serve {
-        /// The data folder (created if missing).
-        #[arg(long, default_value = "./quipu-data")]
-        data_dir: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8181")]
-        http_bind: std::net::SocketAddr,
-        /// A file holding the admin token (instead of QUIPU_ADMIN_TOKEN).
-        #[arg(long)]
-        admin_token_file: Option<PathBuf>,
-        /// Largest request body in bytes (before and after gzip).
-        #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
-        max_body_bytes: usize,
-        /// Flush buffered writes to a segment file once the oldest is this old.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        flush_age: std::time::Duration,
-        /// Compact flushed files into 24h windows (what export reads) once
-        /// the oldest has waited this long, or as soon as 8 are waiting.
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-        compact_age: std::time::Duration,
-        /// The backup repository (created if missing). Default: `<data-dir>-backups` beside the data folder.
-        #[arg(long, conflicts_with = "no_backup")]
-        backup_dir: Option<PathBuf>,
-        /// Serve without a backup repository: the backup endpoints answer 503.
-        #[arg(long)]
-        no_backup: bool,
-        /// How backups put segment files into the repository: auto (link on
-        /// the data's filesystem, else copy), link or copy.
-        #[arg(long, default_value = "auto")]
-        backup_mode: quipu::backup::ModeChoice,
-    },
+    Serve(ServeArgs),
     /// Start, list, show, cancel, delete and verify backups on a running server.
     #[cfg(feature = "client")]
     Backup {
@@ -250,15 +220,46 @@ enum Gen {
 }
 
 #[cfg(feature = "server")]
+#[derive(clap::Args)]
 struct ServeArgs {
+    /// The data folder (created if missing).
+    #[arg(long, default_value = "./quipu-data")]
     data_dir: PathBuf,
-    bind: std::net::SocketAddr,
-    token_file: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    http_bind: std::net::SocketAddr,
+    /// A file holding the admin token (instead of QUIPU_ADMIN_TOKEN).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// Largest request body in bytes (before and after gzip).
+    #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Flush buffered writes to a segment file once the oldest is this old.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     flush_age: std::time::Duration,
+    /// Compact flushed files into 24h windows (what export reads) once
+    /// the oldest has waited this long, or as soon as 8 are waiting.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     compact_age: std::time::Duration,
+    /// The backup repository (created if missing). Default: `<data-dir>-backups` beside the data folder.
+    #[arg(long, conflicts_with = "no_backup")]
     backup_dir: Option<PathBuf>,
+    /// Serve without a backup repository: the backup endpoints answer 503.
+    #[arg(long)]
+    no_backup: bool,
+    /// How backups put segment files into the repository: auto (link on
+    /// the data's filesystem, else copy), link or copy.
+    #[arg(long, default_value = "auto")]
     backup_mode: quipu::backup::ModeChoice,
+    /// Keep up to this many bytes of exported Parquet in
+    /// `<data-dir>/export/`, so that a window exported again is streamed
+    /// from a file (0 turns it off).
+    #[arg(long, default_value_t = 1 << 30)]
+    export_cache_bytes: u64,
+    /// Convert each window into the export cache as soon as it is
+    /// compacted, so that its first export is streamed from a file too.
+    #[arg(long)]
+    export_warm: bool,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -273,11 +274,25 @@ fn default_backup_dir(data_dir: &std::path::Path) -> PathBuf {
 fn serve(args: ServeArgs) -> Result<(), String> {
     use quipu::server::{AppState, resolve_admin_token};
 
-    let ServeArgs { data_dir, bind, token_file, max_body_bytes, flush_age, compact_age, backup_dir, backup_mode } =
-        args;
+    let backup_dir =
+        if args.no_backup { None } else { Some(args.backup_dir.unwrap_or_else(|| default_backup_dir(&args.data_dir))) };
+    let ServeArgs {
+        data_dir,
+        http_bind: bind,
+        admin_token_file: token_file,
+        max_body_bytes,
+        flush_age,
+        compact_age,
+        backup_mode,
+        export_cache_bytes,
+        export_warm,
+        ..
+    } = args;
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
         .compact_after_age(compact_age)
+        .export_cache_bytes(export_cache_bytes)
+        .export_warm(export_warm)
         .open()
         .map_err(|e| e.to_string())?;
     let env_token = std::env::var("QUIPU_ADMIN_TOKEN").ok();
@@ -661,30 +676,7 @@ fn run(cli: Cli) -> Result<(), String> {
             write(&cli.host, cli.token.as_deref(), WriteArgs { db, precision, batch_lines, no_partial, no_sync, file })
         }
         #[cfg(feature = "server")]
-        Command::Serve {
-            data_dir,
-            http_bind,
-            admin_token_file,
-            max_body_bytes,
-            flush_age,
-            compact_age,
-            backup_dir,
-            no_backup,
-            backup_mode,
-        } => {
-            let backup_dir =
-                if no_backup { None } else { Some(backup_dir.unwrap_or_else(|| default_backup_dir(&data_dir))) };
-            serve(ServeArgs {
-                data_dir,
-                bind: http_bind,
-                token_file: admin_token_file,
-                max_body_bytes,
-                flush_age,
-                compact_age,
-                backup_dir,
-                backup_mode,
-            })
-        }
+        Command::Serve(args) => serve(args),
         #[cfg(feature = "client")]
         Command::Backup { what } => backup(&cli.host, cli.token.as_deref(), what),
         #[cfg(feature = "client")]

@@ -12,16 +12,17 @@
 //! A [`TableExport`] pins the version it was made from, so its files stay on
 //! disk until it is dropped, whatever compaction does meanwhile. Memory stays
 //! bounded: a window is read block by block (a group of series at a time when
-//! the table has several column families) and written as Parquet row groups;
-//! in a tar, each Parquet file is first written to an unnamed temporary file
-//! in the data folder, because a tar header needs the size before the bytes.
+//! the table has several column families) and written as Parquet row groups.
+//! In a tar, each Parquet file is first written to a file, because a tar
+//! header needs the size before the bytes: an entry of the export cache
+//! ([`cache`]), which the next export of the same window streams instead of
+//! converting again.
 //!
 //! The Parquet layout (one file per window, zstd, tags dictionary-encoded,
 //! `time` as `timestamp[ns, UTC]`) is specified in docs/FORMAT.md.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{self, Read as _, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, TimestampNanosecondArray};
@@ -39,7 +40,7 @@ use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ColumnKind, FieldType, TIME_COLUMN, Table};
+use crate::catalog::{Catalog, ColumnKind, FieldType, TIME_COLUMN, Table};
 use crate::error::{Error, IoContext, Result};
 use crate::query::{self, Plan};
 use crate::rows::Rows;
@@ -48,17 +49,24 @@ use crate::tree::{LEVEL_COMPACTED, LiveFile, Version, WINDOW_NS};
 use crate::write::{SeriesKey, TAG_METADATA_KEY};
 use crate::{Engine, ScanRequest};
 
+pub mod cache;
 mod tag_chunk;
+use cache::{CacheKey, ExportCache, HashingReader, HashingWriter, Spool};
 use tag_chunk::TagChunk;
 
 /// The zstd level of exported Parquet.
 pub const PARQUET_ZSTD_LEVEL: i32 = 1;
+/// Read size when streaming a spooled or cached Parquet file.
+const CACHE_READ_BYTES: usize = 256 << 10;
 /// Rows per Parquet row group, by default.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 /// Batches decoded ahead of the Parquet encoder.
 const DECODE_AHEAD: usize = 4;
 /// Rows merged at once when a table has several column families, by default.
 const SERIES_GROUP_ROWS: usize = 1 << 18;
+/// Changes whenever the bytes of an export change for the same input
+/// (writer settings, layout): part of every export cache key.
+const LAYOUT: &str = "quipu export parquet 1";
 /// Format of a window's name: its first day, UTC.
 const WINDOW_FORMAT: &str = "%Y-%m-%d";
 
@@ -157,8 +165,8 @@ pub struct TableExport {
     schema: Arc<Schema>,
     windows: Vec<WindowInfo>,
     files: Vec<Arc<LiveFile>>,
-    /// Where tar export spools each Parquet file (unnamed temporary files).
-    spool_dir: PathBuf,
+    /// Where converted windows are kept, and tar export spools each Parquet file.
+    cache: Arc<ExportCache>,
     /// Modification time written into tar headers (the engine's clock).
     mtime_secs: u64,
     row_group_rows: usize,
@@ -186,6 +194,19 @@ impl TableExport {
         // The version first: the catalog read after it knows every column of its files.
         let version = engine.version();
         let catalog = engine.catalog();
+        TableExport::pinned(version, &catalog, engine.export_cache().clone(), engine.now_ns(), db, table, wanted)
+    }
+
+    /// [`TableExport::new`] on a version and a catalog at least as new.
+    pub(crate) fn pinned(
+        version: Arc<Version>,
+        catalog: &Catalog,
+        cache: Arc<ExportCache>,
+        now_ns: i64,
+        db: &str,
+        table: &str,
+        wanted: &[i64],
+    ) -> Result<TableExport> {
         let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
         let table_def = database
             .table(table)
@@ -228,8 +249,8 @@ impl TableExport {
             schema,
             windows,
             files,
-            spool_dir: engine.dir().to_path_buf(),
-            mtime_secs: u64::try_from(engine.now_ns() / 1_000_000_000).unwrap_or(0),
+            cache,
+            mtime_secs: u64::try_from(now_ns / 1_000_000_000).unwrap_or(0),
             row_group_rows: ROW_GROUP_ROWS,
             series_group_rows: SERIES_GROUP_ROWS,
             _version: version,
@@ -363,28 +384,108 @@ impl TableExport {
     /// Writes every window of the export as a tar of Parquet files (entry
     /// names from [`TableExport::entry_name`]) to `out`, calling `progress`
     /// after each window. Returns the summary of each file.
+    ///
+    /// A window converted before is streamed from the export cache (see
+    /// [`cache`]), its bytes hashed on the way and compared with the entry's
+    /// name; a mismatch removes the entry and fails the export, which has
+    /// then written part of the tar. A window not in the cache is converted
+    /// into a new entry first (a tar header needs the size before the bytes).
     pub fn write_tar<W: Write>(&self, out: W, mut progress: impl FnMut(usize)) -> Result<Vec<ParquetSummary>> {
         let mut tar = tar::Builder::new(out);
         let mut summaries = Vec::with_capacity(self.windows.len());
         for i in 0..self.windows.len() {
-            let spool = tempfile::tempfile_in(&self.spool_dir).at(&self.spool_dir)?;
-            let mut spool = BufWriter::with_capacity(1 << 20, spool);
-            let summary = self.write_parquet(i, &mut spool)?;
-            let mut spool = spool.into_inner().map_err(|e| e.into_error()).at(&self.spool_dir)?;
-            let len = spool.seek(SeekFrom::End(0)).at(&self.spool_dir)?;
-            spool.seek(SeekFrom::Start(0)).at(&self.spool_dir)?;
             let name = self.entry_name(i);
             let mut header = tar::Header::new_gnu();
-            header.set_size(len);
             header.set_mode(0o644);
             header.set_mtime(self.mtime_secs);
             header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut header, &name, &mut spool).at(&name)?;
-            summaries.push(ParquetSummary { rows: summary.rows, bytes: len });
+            let key = self.cache_key(i);
+            if let Some(cached) = self.cache.get(&key) {
+                header.set_size(cached.len);
+                let mut reader =
+                    HashingReader::new(io::BufReader::with_capacity(CACHE_READ_BYTES, &cached.file).take(cached.len));
+                tar.append_data(&mut header, &name, &mut reader).at(&name)?;
+                if reader.hash() != cached.content {
+                    self.cache.discard_damaged(&key, &cached.content);
+                    return Err(Error::Export {
+                        path: cached.path,
+                        what: "the cached Parquet file does not match its hash; it was removed, export again".into(),
+                    });
+                }
+                summaries.push(ParquetSummary { rows: self.windows[i].rows, bytes: cached.len });
+            } else {
+                let (mut spool, summary, content) = self.convert(i)?;
+                header.set_size(summary.bytes);
+                let file = spool.file();
+                file.seek(SeekFrom::Start(0)).at(&name)?;
+                tar.append_data(&mut header, &name, io::BufReader::with_capacity(CACHE_READ_BYTES, &*file))
+                    .at(&name)?;
+                if let Err(e) = self.cache.insert(key, spool, content, summary.bytes) {
+                    tracing::warn!(error = %e, window = %self.windows[i].window, "could not keep the converted window in the export cache");
+                }
+                summaries.push(summary);
+            }
             progress(i + 1);
         }
         tar.into_inner().and_then(|mut w| w.flush()).at("tar end")?;
         Ok(summaries)
+    }
+
+    /// Makes sure window `i` is in the export cache, converting it if it is
+    /// not. Returns true when it converted.
+    pub fn ensure_cached(&self, i: usize) -> Result<bool> {
+        if !self.cache.enabled() {
+            return Ok(false);
+        }
+        let key = self.cache_key(i);
+        if self.cache.get(&key).is_some() {
+            return Ok(false);
+        }
+        let (spool, summary, content) = self.convert(i)?;
+        self.cache.insert(key, spool, content, summary.bytes)?;
+        Ok(true)
+    }
+
+    /// Converts window `i` into a spool file; returns it with the Parquet's
+    /// size and blake3.
+    fn convert(&self, i: usize) -> Result<(Spool, ParquetSummary, [u8; 32])> {
+        let mut spool = self.cache.spool()?;
+        let mut out = io::BufWriter::with_capacity(1 << 20, HashingWriter::new(spool.file()));
+        let summary = self.write_parquet(i, &mut out)?;
+        let hashing = out.into_inner().map_err(|e| e.into_error()).at(self.entry_name(i))?;
+        let (_, content, len) = hashing.finish();
+        Ok((spool, ParquetSummary { rows: summary.rows, bytes: len }, content))
+    }
+
+    /// What window `i`'s Parquet is derived from: its segment file and
+    /// everything else that goes into the bytes.
+    fn cache_key(&self, i: usize) -> CacheKey {
+        let mut h = blake3::Hasher::new();
+        let mut put = |s: &str| {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        put(LAYOUT);
+        put(env!("CARGO_PKG_VERSION"));
+        put(&self.db);
+        put(&self.table.name);
+        put(self.windows.get(i).map_or("", |w| w.window.as_str()));
+        put(&self.row_group_rows.to_string());
+        for field in self.schema.fields() {
+            put(field.name());
+            put(&field.data_type().to_string());
+            put(if field.is_nullable() { "null" } else { "required" });
+            let mut meta: Vec<_> = field.metadata().iter().collect();
+            meta.sort();
+            for (k, v) in meta {
+                put(k);
+                put(v);
+            }
+        }
+        let mut variant = [0u8; 8];
+        variant.copy_from_slice(&h.finalize().as_bytes()[..8]);
+        let segment = self.files.get(i).map_or([0; 32], |f| f.meta.blake3);
+        CacheKey { segment, variant }
     }
 }
 

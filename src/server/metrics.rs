@@ -67,6 +67,52 @@ pub fn render(engine: &crate::Engine) -> String {
         bytes[i] += f.meta.size;
         rows[i] += f.meta.rows;
     }
+    let cache = engine.export_cache();
+    let counts = cache.stats();
+    metric(
+        &mut out,
+        "quipu_export_cache_hits_total",
+        "counter",
+        "Exported windows streamed from the export cache.",
+        &[("", load(&counts.hits))],
+    );
+    metric(
+        &mut out,
+        "quipu_export_cache_misses_total",
+        "counter",
+        "Exported windows converted because the export cache lacked them.",
+        &[("", load(&counts.misses))],
+    );
+    metric(
+        &mut out,
+        "quipu_export_cache_evictions_total",
+        "counter",
+        "Export cache entries removed to stay under the size limit.",
+        &[("", load(&counts.evictions))],
+    );
+    metric(
+        &mut out,
+        "quipu_export_cache_damaged_total",
+        "counter",
+        "Export cache entries whose bytes did not match their hash (removed).",
+        &[("", load(&counts.damaged))],
+    );
+    let usage = cache.usage();
+    metric(
+        &mut out,
+        "quipu_export_cache_entries",
+        "gauge",
+        "Parquet files in the export cache.",
+        &[("", usage.entries)],
+    );
+    metric(
+        &mut out,
+        "quipu_export_cache_bytes",
+        "gauge",
+        "Bytes of Parquet in the export cache.",
+        &[("", usage.bytes)],
+    );
+
     let levels = |v: [u64; 2]| [("level=\"gen0\"", v[0]), ("level=\"compacted\"", v[1])];
     metric(&mut out, "quipu_files", "gauge", "Segment files on disk, by level.", &levels(files));
     metric(&mut out, "quipu_file_bytes", "gauge", "Bytes of segment files on disk, by level.", &levels(bytes));

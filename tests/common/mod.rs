@@ -110,3 +110,16 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Every window's Parquet of `db`.`table`, by tar entry name, converted
+/// afresh (`TableExport::write_parquet`, no export cache).
+pub fn converted_windows(engine: &quipu::Engine, db: &str, table: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let export = quipu::export::TableExport::new(engine, db, table, &[]).unwrap();
+    (0..export.windows().len())
+        .map(|i| {
+            let mut bytes = Vec::new();
+            export.write_parquet(i, &mut bytes).unwrap();
+            (export.entry_name(i), bytes)
+        })
+        .collect()
+}

@@ -26,6 +26,19 @@ impl Serve {
     /// link or copy) and the admin token `token`; its stderr goes to `log`.
     /// `ctx` names the run in failures.
     pub fn start(data: &Path, repo: &Path, mode: &str, token: &str, log: &Path, ctx: &dyn std::fmt::Display) -> Serve {
+        Serve::start_with(data, repo, mode, token, log, ctx, &[])
+    }
+
+    /// [`Serve::start`] with more `quipu serve` arguments.
+    pub fn start_with(
+        data: &Path,
+        repo: &Path,
+        mode: &str,
+        token: &str,
+        log: &Path,
+        ctx: &dyn std::fmt::Display,
+        extra: &[&str],
+    ) -> Serve {
         let http = http();
         for _ in 0..5 {
             let port = free_port();
@@ -33,6 +46,7 @@ impl Serve {
             let child = Command::new(env!("CARGO_BIN_EXE_quipu"))
                 .args(["serve", "--data-dir", data.to_str().unwrap(), "--http-bind", &format!("127.0.0.1:{port}")])
                 .args(["--backup-dir", repo.to_str().unwrap(), "--backup-mode", mode])
+                .args(extra)
                 .env("QUIPU_ADMIN_TOKEN", token)
                 .stdout(Stdio::null())
                 .stderr(stderr)
