@@ -1065,7 +1065,15 @@ impl Inner {
             .filter(|f| f.meta.level == LEVEL_COMPACTED && !before.contains(&f.meta.blake3))
             .collect();
         fresh.sort_by_key(|f| std::cmp::Reverse(f.meta.window_start_ns));
+        // A backfill compacts many windows at once: convert no more than
+        // the cache holds (judging the next window by the last one), or the
+        // oldest conversions would evict each other.
+        let mut budget = self.export_cache.usage().limit_bytes;
+        let mut last = 0;
         for file in fresh {
+            if budget == 0 || budget < last || self.closed.load(Ordering::SeqCst) {
+                break;
+            }
             let (Some(window), Some(db)) = (file.meta.window_start_ns, catalog.database_by_id(file.meta.db_id)) else {
                 continue;
             };
@@ -1080,8 +1088,14 @@ impl Inner {
                 &[window],
             )
             .and_then(|export| export.ensure_cached(0));
-            if let Err(e) = warmed {
-                tracing::warn!(db = %db.name, table = %table.name, window, error = %e, "could not convert a compacted window for export");
+            match warmed {
+                Ok(bytes) => {
+                    last = bytes.unwrap_or(0);
+                    budget = budget.saturating_sub(last);
+                }
+                Err(e) => {
+                    tracing::warn!(db = %db.name, table = %table.name, window, error = %e, "could not convert a compacted window for export");
+                }
             }
         }
     }

@@ -251,6 +251,27 @@ fn warm_converts_each_window_at_compaction() {
 }
 
 #[test]
+fn warm_converts_no_more_than_the_cache_holds() {
+    // The size of one window's entry, measured on a twin folder.
+    let twin = tempfile::tempdir().unwrap();
+    let one = {
+        let engine = Engine::builder(twin.path()).background(false).export_warm(true).open().unwrap();
+        load(&engine);
+        entries(&engine).iter().map(|p| std::fs::metadata(p).unwrap().len()).max().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::builder(dir.path()).background(false).export_warm(true).export_cache_bytes(one).open().unwrap();
+    load(&engine);
+    // Newest first, and no conversion that would only evict another.
+    assert_eq!(entries(&engine).len(), 1);
+    assert_eq!(engine.export_cache().stats().evictions.load(Ordering::Relaxed), 0);
+    let mut tar = Vec::new();
+    TableExport::new(&engine, "db", "m", &[2 * DAY]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
+    assert_eq!(counts(&engine), (1, 0, 0), "the newest window was the one converted");
+}
+
+#[test]
 fn a_limit_of_zero_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     {

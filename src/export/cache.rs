@@ -211,6 +211,11 @@ impl ExportCache {
         self.dir.join(entry_name(key, content))
     }
 
+    /// Whether an entry for `key` exists (not counted, not checked).
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        self.enabled() && self.lock().entries.contains_key(key)
+    }
+
     /// The entry for `key`, opened, or `None` (counted as a miss). An entry
     /// this process did not write is hashed whole before its first use: a
     /// damaged one (a crash of the machine can leave an entry renamed but

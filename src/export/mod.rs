@@ -432,18 +432,20 @@ impl TableExport {
     }
 
     /// Makes sure window `i` is in the export cache, converting it if it is
-    /// not. Returns true when it converted.
-    pub fn ensure_cached(&self, i: usize) -> Result<bool> {
+    /// not. Returns the size of the Parquet when it converted.
+    pub fn ensure_cached(&self, i: usize) -> Result<Option<u64>> {
         if !self.cache.enabled() {
-            return Ok(false);
+            return Ok(None);
         }
         let key = self.cache_key(i);
-        if self.cache.get(&key).is_some() {
-            return Ok(false);
+        // Not a lookup for an export: neither a hit nor a miss. A damaged
+        // entry is found (and replaced) by the export that reads it.
+        if self.cache.contains(&key) {
+            return Ok(None);
         }
         let (spool, summary, content) = self.convert(i)?;
         self.cache.insert(key, spool, content, summary.bytes)?;
-        Ok(true)
+        Ok(Some(summary.bytes))
     }
 
     /// Converts window `i` into a spool file; returns it with the Parquet's
