@@ -366,8 +366,12 @@ impl Engine {
         let catalog_store = CatalogStore::open(dir.join(CATALOG_DIR))?;
         let catalog = catalog_store.load_latest()?;
         let tree = Tree::open(&dir)?;
-        let export_cache = Arc::new(ExportCache::open(&dir, b.config.export_cache_bytes, b.clock.clone())?);
-        export_cache.retain_segments(&compacted_hashes(&tree.current()));
+        let export_cache = Arc::new(ExportCache::open(
+            &dir,
+            b.config.export_cache_bytes,
+            b.clock.clone(),
+            compacted_hashes(&tree.current()),
+        ));
         let replay_from = tree.current().record.wal_replay_from;
 
         let wal_dir = dir.join(WAL_DIR);
@@ -929,7 +933,7 @@ impl Inner {
         if let Err(e) = self.wal.remove_files_before(wal_from) {
             tracing::warn!(error = %e, "could not remove WAL files a restore rolled back; the next open skips them");
         }
-        self.export_cache.retain_segments(&compacted_hashes(&self.tree.current()));
+        self.export_cache.retain_segments(compacted_hashes(&self.tree.current()));
         tracing::info!(restore = restore_id, "restore swapped in");
         Ok(())
     }
@@ -1027,7 +1031,7 @@ impl Inner {
         let before = self.compact_serially()?;
         // Outside the compaction lock, which a restore swap takes first.
         let version = self.tree.current();
-        self.export_cache.retain_segments(&compacted_hashes(&version));
+        self.export_cache.retain_segments(compacted_hashes(&version));
         if self.config.export_warm {
             self.warm_exports(&version, &before);
         }
@@ -1071,7 +1075,8 @@ impl Inner {
         let mut budget = self.export_cache.usage().limit_bytes;
         let mut last = 0;
         for file in fresh {
-            if budget == 0 || budget < last || self.closed.load(Ordering::SeqCst) {
+            let stopping = self.closed.load(Ordering::SeqCst) || lock(&self.signal).shutdown;
+            if budget == 0 || budget < last || stopping {
                 break;
             }
             let (Some(window), Some(db)) = (file.meta.window_start_ns, catalog.database_by_id(file.meta.db_id)) else {

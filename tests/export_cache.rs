@@ -132,7 +132,11 @@ fn a_damaged_truncated_or_missing_entry_is_never_served() {
         let (_, _, damaged_before) = counts(&server.engine);
         match http_tar(&server) {
             // A removed entry is a miss: converted again, whole.
-            Ok(tar) if what == "a removed file" => assert_eq!(untar(&tar), good, "{what}"),
+            Ok(tar) if what == "a removed file" => {
+                assert_eq!(untar(&tar), good, "{what}");
+                assert_eq!(counts(&server.engine).2, damaged_before, "{what}: not counted as damage");
+            }
+            Err(e) if what == "a removed file" => panic!("{what}: the export failed: {e}"),
             Ok(tar) => panic!("{what}: a damaged entry was served whole ({} bytes)", tar.len()),
             // The transfer is cut off: the client cannot take it for whole.
             Err(_) => assert_eq!(counts(&server.engine).2, damaged_before + 1, "{what}"),
@@ -316,4 +320,113 @@ fn the_limit_evicts_the_least_recently_used_window() {
     assert!(engine.export_cache().usage().bytes <= limit);
     assert_eq!(engine.export_cache().stats().evictions.load(Ordering::Relaxed), 3);
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
+}
+
+#[test]
+fn an_entry_that_cannot_be_read_is_dropped_not_served_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    load(&engine);
+    let good = export(&engine);
+    // Opens, but every read fails (as an I/O error on a bad disk would).
+    let victim = entries(&engine)[0].clone();
+    std::fs::remove_file(&victim).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    let mut tar = Vec::new();
+    let failed = TableExport::new(&engine, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {});
+    assert!(matches!(failed, Err(quipu::Error::Export { .. })), "{failed:?}");
+    assert_eq!(counts(&engine).2, 1);
+    std::fs::remove_dir(&victim).unwrap();
+    assert_eq!(export(&engine), good, "the next export converts the window again");
+}
+
+/// Fails every write after the first `left` bytes, as a client that goes away.
+struct GoesAway {
+    left: usize,
+}
+
+impl std::io::Write for GoesAway {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_client_that_goes_away_does_not_waste_the_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    load(&engine);
+    let gone = TableExport::new(&engine, "db", "m", &[]).unwrap().write_tar(GoesAway { left: 700 }, |_| {});
+    assert!(gone.is_err());
+    assert_eq!(entries(&engine).len(), 1, "the first window was converted and kept before it was streamed");
+    assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
+    assert_eq!(counts(&engine).0, 1);
+}
+
+#[test]
+fn an_export_of_an_older_version_keeps_no_entry_of_a_replaced_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    load(&engine);
+    let pinned = TableExport::new(&engine, "db", "m", &[0]).unwrap();
+    write(&engine, "m,host=h9 f=0.25 5");
+    engine.flush().unwrap();
+    engine.compact().unwrap();
+    // Day 0's file was replaced after the export pinned it: the export
+    // still gives the old rows, but their Parquet is not kept.
+    let mut tar = Vec::new();
+    pinned.write_tar(&mut tar, |_| {}).unwrap();
+    assert_eq!(untar(&tar).len(), 1);
+    assert!(entries(&engine).is_empty());
+}
+
+#[test]
+fn the_row_group_size_is_part_of_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    load(&engine);
+    let whole = export(&engine);
+    let small = |engine: &Engine| {
+        let export = TableExport::new(engine, "db", "m", &[]).unwrap().row_group_rows(64);
+        let mut tar = Vec::new();
+        export.write_tar(&mut tar, |_| {}).unwrap();
+        let fresh: BTreeMap<String, Vec<u8>> = (0..export.windows().len())
+            .map(|i| {
+                let mut bytes = Vec::new();
+                export.write_parquet(i, &mut bytes).unwrap();
+                (export.entry_name(i), bytes)
+            })
+            .collect();
+        (untar(&tar).into_iter().collect::<BTreeMap<_, _>>(), fresh)
+    };
+    let (first, fresh) = small(&engine);
+    assert_eq!(first, fresh);
+    assert_ne!(first, whole);
+    assert_eq!(counts(&engine), (0, 6, 0), "no entry of the default row groups was served");
+    let (again, _) = small(&engine);
+    assert_eq!(again, first);
+    assert_eq!(export(&engine), whole);
+}
+
+#[test]
+fn an_unusable_cache_folder_does_not_stop_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        load(&engine);
+    }
+    // Something that is not a folder where the cache goes.
+    std::fs::write(dir.path().join(EXPORT_CACHE_DIR), b"not a folder").unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    assert!(!engine.export_cache().enabled());
+    assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
+    assert_eq!(std::fs::read(dir.path().join(EXPORT_CACHE_DIR)).unwrap(), b"not a folder");
 }

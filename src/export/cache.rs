@@ -68,6 +68,9 @@ struct State {
     entries: HashMap<CacheKey, Entry>,
     bytes: u64,
     tick: u64,
+    /// blake3 of the compacted segments of the current version: only their
+    /// conversions are kept.
+    live: HashSet<[u8; 32]>,
 }
 
 /// Counters since open.
@@ -121,48 +124,64 @@ impl Spool {
 #[derive(Debug)]
 pub struct ExportCache {
     dir: PathBuf,
-    /// Where unnamed spool files go with the cache off.
+    /// Where unnamed spool files go when nothing is kept.
     data_dir: PathBuf,
     limit_bytes: u64,
+    /// False when the folder could not be read at open: nothing is kept
+    /// (and nothing removed) until the next open.
+    usable: bool,
     state: Mutex<State>,
     stats: CacheStats,
     clock: Arc<dyn Clock>,
 }
 
-/// Errors of the cache are I/O errors on a path.
-fn at(path: &Path) -> impl FnOnce(io::Error) -> crate::Error + '_ {
-    move |source| crate::Error::Io { path: path.to_path_buf(), source }
-}
-
 impl ExportCache {
     /// Opens the cache of `data_dir` with a limit of `limit_bytes` (0 turns
-    /// it off): removes temporary files and anything that is not an entry,
-    /// and, with the cache off, every entry.
-    pub(crate) fn open(data_dir: &Path, limit_bytes: u64, clock: Arc<dyn Clock>) -> crate::Result<ExportCache> {
-        let dir = data_dir.join(EXPORT_CACHE_DIR);
-        let cache = ExportCache {
-            dir: dir.clone(),
+    /// it off) for the compacted segments `live`: removes temporary files,
+    /// anything that is not an entry, entries of other segments and, with
+    /// the cache off, every entry. A folder that cannot be read (not a
+    /// folder, no permission) leaves the cache unusable for this process,
+    /// with a warning: it is derived data, and the engine opens regardless.
+    pub(crate) fn open(
+        data_dir: &Path,
+        limit_bytes: u64,
+        clock: Arc<dyn Clock>,
+        live: HashSet<[u8; 32]>,
+    ) -> ExportCache {
+        let mut cache = ExportCache {
+            dir: data_dir.join(EXPORT_CACHE_DIR),
             data_dir: data_dir.to_path_buf(),
             limit_bytes,
-            state: Mutex::new(State::default()),
+            usable: true,
+            state: Mutex::new(State { live, ..State::default() }),
             stats: CacheStats::default(),
             clock,
         };
-        let listing = match std::fs::read_dir(&dir) {
+        if let Err(e) = cache.load() {
+            tracing::warn!(dir = %cache.dir.display(), error = %e, "export cache unusable; every export converts");
+            cache.usable = false;
+        }
+        cache
+    }
+
+    fn load(&self) -> io::Result<()> {
+        let listing = match std::fs::read_dir(&self.dir) {
             Ok(listing) => listing,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(cache),
-            Err(e) => return Err(at(&dir)(e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
         };
+        let mut state = self.lock();
         let mut found = Vec::new();
         for item in listing {
-            let item = item.map_err(at(&dir))?;
+            let item = item?;
             let path = item.path();
             let parsed = item.file_name().to_str().and_then(parse_name);
             match parsed {
-                Some((key, content)) if limit_bytes > 0 => {
-                    let meta = item.metadata().map_err(at(&path))?;
-                    let mtime = meta.modified().ok();
-                    found.push((mtime, key, content, meta.len()));
+                Some((key, content)) if self.limit_bytes > 0 && state.live.contains(&key.segment) => {
+                    match item.metadata() {
+                        Ok(meta) if meta.is_file() => found.push((meta.modified().ok(), key, content, meta.len())),
+                        _ => remove(&path),
+                    }
                 }
                 _ => remove(&path),
             }
@@ -170,21 +189,18 @@ impl ExportCache {
         // Recency survives a restart through the files' modification times
         // (an entry is touched when it is read).
         found.sort_by_key(|(mtime, ..)| *mtime);
-        {
-            let mut state = cache.lock();
-            for (_, key, content, len) in found {
-                state.tick += 1;
-                let entry = Entry { content, len, used: state.tick, verified: false };
-                if let Some(old) = state.entries.insert(key, entry) {
-                    // Two names for one key: keep the newer, drop the other.
-                    state.bytes -= old.len;
-                    remove(&cache.path_of(&key, &old.content));
-                }
-                state.bytes += len;
+        for (_, key, content, len) in found {
+            state.tick += 1;
+            let entry = Entry { content, len, used: state.tick, verified: false };
+            if let Some(old) = state.entries.insert(key, entry) {
+                // Two names for one key: keep the newer, drop the other.
+                state.bytes -= old.len;
+                remove(&self.path_of(&key, &old.content));
             }
+            state.bytes += len;
         }
-        cache.shrink_to(limit_bytes);
-        Ok(cache)
+        self.shrink(&mut state, self.limit_bytes);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -193,7 +209,7 @@ impl ExportCache {
 
     /// Whether conversions are kept.
     pub fn enabled(&self) -> bool {
-        self.limit_bytes > 0
+        self.limit_bytes > 0 && self.usable
     }
 
     /// Counters since open.
@@ -242,8 +258,13 @@ impl ExportCache {
         let file = match checked {
             Ok(file) => file,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "export cache entry unusable; converting again");
-                self.discard_damaged(key, &entry.content);
+                if e.kind() == io::ErrorKind::NotFound {
+                    // Removed by hand, or evicted a moment ago: a plain miss.
+                    self.forget(key, &entry.content);
+                } else {
+                    tracing::warn!(path = %path.display(), error = %e, "export cache entry unusable; converting again");
+                    self.discard_damaged(key, &entry.content);
+                }
                 self.stats.misses.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
@@ -264,94 +285,113 @@ impl ExportCache {
         Some(CachedFile { file, len: entry.len, content: entry.content, path })
     }
 
-    /// A file to convert into: a future entry with the cache on, an
-    /// unnamed temporary file in the data folder with it off.
+    /// A file to convert into: a future entry when conversions are kept
+    /// (and the folder can be written), else an unnamed temporary file in
+    /// the data folder.
     pub fn spool(&self) -> crate::Result<Spool> {
-        if !self.enabled() {
-            return Ok(Spool::Unnamed(tempfile::tempfile_in(&self.data_dir).map_err(at(&self.data_dir))?));
-        }
-        crate::fs::create_dir_durable(&self.dir).map_err(at(&self.dir))?;
-        let file = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir).map_err(at(&self.dir))?;
-        Ok(Spool::Entry(file))
-    }
-
-    /// Makes a finished spool the entry for `key`: renames it to its entry
-    /// name and evicts the least recently used entries above the limit. A
-    /// spool larger than the limit is dropped. Not fsynced: a crash of the
-    /// machine may leave the entry torn, which its first use in the next
-    /// process finds (see [`ExportCache::get`]).
-    pub fn insert(&self, key: CacheKey, spool: Spool, content: [u8; 32], len: u64) -> crate::Result<()> {
-        let Spool::Entry(file) = spool else { return Ok(()) };
-        if len > self.limit_bytes {
-            return Ok(());
-        }
-        let path = self.path_of(&key, &content);
-        file.persist(&path).map_err(|e| at(&path)(e.error))?;
-        {
-            let mut state = self.lock();
-            state.tick += 1;
-            let entry = Entry { content, len, used: state.tick, verified: true };
-            if let Some(old) = state.entries.insert(key, entry) {
-                state.bytes -= old.len;
-                if old.content != content {
-                    remove(&self.path_of(&key, &old.content));
+        if self.enabled() {
+            let made = crate::fs::create_dir_durable(&self.dir)
+                .and_then(|()| tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir));
+            match made {
+                Ok(file) => return Ok(Spool::Entry(file)),
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write the export cache; converting without it")
                 }
             }
-            state.bytes += len;
         }
-        self.shrink_to(self.limit_bytes);
-        Ok(())
+        let file = tempfile::tempfile_in(&self.data_dir)
+            .map_err(|source| crate::Error::Io { path: self.data_dir.clone(), source })?;
+        Ok(Spool::Unnamed(file))
+    }
+
+    /// Makes a finished spool the entry for `key` (renamed to its entry
+    /// name, the least recently used entries evicted above the limit) and
+    /// returns it open, to be read from the start. A spool that is not
+    /// kept (larger than the limit, of a segment no longer live, or the
+    /// rename failed) is returned as an unnamed file. Not fsynced: a crash
+    /// of the machine may leave the entry torn, which its first use in the
+    /// next process finds (see [`ExportCache::get`]).
+    pub fn keep(&self, key: CacheKey, spool: Spool, content: [u8; 32], len: u64) -> File {
+        let file = match spool {
+            Spool::Unnamed(file) => return file,
+            Spool::Entry(file) => file,
+        };
+        let mut state = self.lock();
+        if len > self.limit_bytes || !state.live.contains(&key.segment) {
+            return file.into_file();
+        }
+        let path = self.path_of(&key, &content);
+        // Renamed under the lock: an eviction or discard of the same name
+        // (which also unlinks under the lock) cannot remove it afterwards.
+        let file = match file.persist(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e.error, "could not keep a converted window in the export cache");
+                return e.file.into_file();
+            }
+        };
+        state.tick += 1;
+        let entry = Entry { content, len, used: state.tick, verified: true };
+        if let Some(old) = state.entries.insert(key, entry) {
+            state.bytes -= old.len;
+            if old.content != content {
+                remove(&self.path_of(&key, &old.content));
+            }
+        }
+        state.bytes += len;
+        self.shrink(&mut state, self.limit_bytes);
+        file
     }
 
     /// Removes the entry for `key` whose bytes did not hash to `content`.
     pub fn discard_damaged(&self, key: &CacheKey, content: &[u8; 32]) {
+        self.forget(key, content);
+        self.stats.damaged.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes the entry for `key` if it still has `content`.
+    fn forget(&self, key: &CacheKey, content: &[u8; 32]) {
         let mut state = self.lock();
         if state.entries.get(key).is_some_and(|e| e.content == *content)
             && let Some(old) = state.entries.remove(key)
         {
             state.bytes -= old.len;
+            remove(&self.path_of(key, content));
         }
-        drop(state);
-        self.stats.damaged.fetch_add(1, Ordering::Relaxed);
-        remove(&self.path_of(key, content));
     }
 
-    /// Removes the entries of segment files for which `live` is false.
-    pub fn retain_segments(&self, live: &HashSet<[u8; 32]>) {
+    /// Records the compacted segments `live` (conversions of others are no
+    /// longer kept) and removes the entries of every other segment.
+    pub fn retain_segments(&self, live: HashSet<[u8; 32]>) {
         let mut state = self.lock();
+        state.live = live;
         let dead: Vec<(CacheKey, Entry)> =
-            state.entries.iter().filter(|(k, _)| !live.contains(&k.segment)).map(|(k, e)| (*k, *e)).collect();
-        for (key, entry) in &dead {
-            state.entries.remove(key);
-            state.bytes -= entry.len;
-        }
-        drop(state);
+            state.entries.iter().filter(|(k, _)| !state.live.contains(&k.segment)).map(|(k, e)| (*k, *e)).collect();
         for (key, entry) in dead {
+            state.entries.remove(&key);
+            state.bytes -= entry.len;
             remove(&self.path_of(&key, &entry.content));
         }
     }
 
     /// Removes every entry.
     pub fn clear(&self) {
-        self.retain_segments(&HashSet::new());
+        let mut state = self.lock();
+        self.shrink(&mut state, 0);
     }
 
     /// Evicts the least recently used entries until at most `limit` bytes remain.
-    fn shrink_to(&self, limit: u64) {
-        let mut state = self.lock();
-        let mut victims = Vec::new();
+    fn shrink(&self, state: &mut State, limit: u64) {
         while state.bytes > limit {
             let Some((key, entry)) = state.entries.iter().min_by_key(|(_, e)| e.used).map(|(k, e)| (*k, *e)) else {
                 break;
             };
             state.entries.remove(&key);
             state.bytes -= entry.len;
-            victims.push((key, entry.content));
-        }
-        drop(state);
-        for (key, content) in victims {
-            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
-            remove(&self.path_of(&key, &content));
+            if limit > 0 {
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            remove(&self.path_of(&key, &entry.content));
         }
     }
 }
@@ -438,15 +478,21 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Hashes what is read through it.
+/// Hashes what is read through it, and remembers a read error.
 pub struct HashingReader<R> {
     inner: R,
     hasher: blake3::Hasher,
+    failed: bool,
 }
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: blake3::Hasher::new() }
+        HashingReader { inner, hasher: blake3::Hasher::new(), failed: false }
+    }
+
+    /// Whether a read failed (the source, not whoever consumed the bytes).
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The blake3 of everything read.
@@ -457,7 +503,7 @@ impl<R: Read> HashingReader<R> {
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|e| self.failed |= e.kind() != io::ErrorKind::Interrupted)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
@@ -468,8 +514,10 @@ mod tests {
     use super::*;
 
     impl ExportCache {
+        /// A cache in which the segments of `key(0..10)` are live.
         fn open_for_test(dir: &Path, limit: u64) -> crate::Result<ExportCache> {
-            ExportCache::open(dir, limit, Arc::new(crate::clock::SystemClock))
+            let live = (0..10).map(|n| key(n).segment).collect();
+            Ok(ExportCache::open(dir, limit, Arc::new(crate::clock::SystemClock), live))
         }
     }
 
@@ -481,7 +529,11 @@ mod tests {
         let mut spool = cache.spool().unwrap();
         spool.file().write_all(bytes).unwrap();
         let content = *blake3::hash(bytes).as_bytes();
-        cache.insert(k, spool, content, bytes.len() as u64).unwrap();
+        let mut kept = cache.keep(k, spool, content, bytes.len() as u64);
+        kept.seek(SeekFrom::Start(0)).unwrap();
+        let mut back = Vec::new();
+        kept.read_to_end(&mut back).unwrap();
+        assert_eq!(back, bytes, "keep returns the spool, readable from the start");
         content
     }
 
@@ -492,8 +544,25 @@ mod tests {
             proptest::prop_assert_eq!(parse_name(&entry_name(&key, &content)), Some((key, content)));
         }
 
+        /// Names near a valid one (a character replaced, removed or
+        /// inserted): any that parses is exactly the name it writes back.
         #[test]
-        fn a_name_that_parses_is_the_one_written(name in "[0-9a-f.x-]{0,170}(\\.parquet)?") {
+        fn a_name_that_parses_is_the_one_written(
+            segment: [u8; 32],
+            variant: [u8; 8],
+            content: [u8; 32],
+            edit in 0usize..3,
+            at in 0usize..200,
+            with in proptest::sample::select(vec!['0', '9', 'a', 'f', 'g', 'A', '-', '.', '/', 'é']),
+        ) {
+            let mut name: Vec<char> = entry_name(&CacheKey { segment, variant }, &content).chars().collect();
+            let at = at % (name.len() + 1);
+            match edit {
+                0 if at < name.len() => name[at] = with,
+                1 if at < name.len() => { name.remove(at); }
+                _ => name.insert(at, with),
+            }
+            let name: String = name.into_iter().collect();
             if let Some((key, content)) = parse_name(&name) {
                 proptest::prop_assert_eq!(entry_name(&key, &content), name);
             }
@@ -559,7 +628,9 @@ mod tests {
         let cache = ExportCache::open_for_test(dir.path(), 1 << 20).unwrap();
         put(&cache, key(1), b"one");
         let two = put(&cache, key(2), b"two");
-        cache.retain_segments(&HashSet::from([[2u8; 32]]));
+        cache.retain_segments(HashSet::from([[2u8; 32]]));
+        put(&cache, key(1), b"one again");
+        assert!(cache.get(&key(1)).is_none(), "a conversion of a dead segment is not kept");
         assert!(cache.get(&key(1)).is_none());
         cache.discard_damaged(&key(2), &two);
         assert!(cache.get(&key(2)).is_none());

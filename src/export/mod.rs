@@ -171,6 +171,8 @@ pub struct TableExport {
     mtime_secs: u64,
     row_group_rows: usize,
     series_group_rows: usize,
+    /// See [`TableExport::writer_fingerprint`].
+    fingerprint: std::sync::OnceLock<[u8; 32]>,
     /// Keeps every file of the version on disk while the export lives.
     _version: Arc<Version>,
 }
@@ -253,6 +255,7 @@ impl TableExport {
             mtime_secs: u64::try_from(now_ns / 1_000_000_000).unwrap_or(0),
             row_group_rows: ROW_GROUP_ROWS,
             series_group_rows: SERIES_GROUP_ROWS,
+            fingerprint: std::sync::OnceLock::new(),
             _version: version,
         })
     }
@@ -265,6 +268,7 @@ impl TableExport {
     pub fn row_group_rows(mut self, rows: usize) -> Self {
         self.row_group_rows = rows.max(1);
         self.series_group_rows = (rows / 4).max(1);
+        self.fingerprint = std::sync::OnceLock::new();
         self
     }
 
@@ -296,39 +300,21 @@ impl TableExport {
         let schema = &self.schema;
         let path = file.path.clone();
         let fail = |e: ParquetError| Error::Export { path: path.clone(), what: e.to_string() };
-        let props = self.writer_properties(&self.windows[i]);
-        // ArrowWriter sets up the file (and the embedded Arrow schema, which
-        // keeps dictionary types and the UTC zone for Arrow readers); the
-        // row groups are then encoded column-parallel by hand.
-        let (mut writer, factory) = ArrowWriter::try_new(out, schema.clone(), Some(props))
-            .and_then(|w| w.into_serialized_writer())
-            .map_err(fail)?;
-        let mut group = RowGroup::new(0, schema, &writer, &factory).map_err(fail)?;
-        let mut rows = 0u64;
+        let props = self.writer_properties(&self.windows[i].window);
+        let mut encoder = Encoder::new(out, schema, props, self.row_group_rows).map_err(fail)?;
         // Decoding the segment overlaps with encoding Parquet: a reader
         // thread hands batches over a short queue.
         let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(DECODE_AHEAD);
         let table = &self.table;
         let plan = &self.plan;
-        let (group_rows, series_group_rows) = (self.row_group_rows, self.series_group_rows);
+        let series_group_rows = self.series_group_rows;
         std::thread::scope(|scope| -> Result<()> {
             let reader = scope.spawn(move || {
                 for_each_batch(file, table, plan, series_group_rows, |batch| tx.send(batch).map_err(|_| Error::Closed))
             });
             let written = (|| -> Result<()> {
                 for batch in &rx {
-                    let batch = with_export_schema(schema, batch)?;
-                    let mut offset = 0;
-                    while offset < batch.num_rows() {
-                        let take = (group_rows - group.rows).min(batch.num_rows() - offset);
-                        group.write(schema, &batch.slice(offset, take)).map_err(fail)?;
-                        offset += take;
-                        rows += take as u64;
-                        if group.rows == group_rows {
-                            let next = RowGroup::new(group.index + 1, schema, &writer, &factory).map_err(fail)?;
-                            std::mem::replace(&mut group, next).finish(&mut writer).map_err(fail)?;
-                        }
-                    }
+                    encoder.push(&with_export_schema(schema, batch)?).map_err(fail)?;
                 }
                 Ok(())
             })();
@@ -340,14 +326,30 @@ impl TableExport {
             written?;
             read
         })?;
-        if group.rows > 0 {
-            group.finish(&mut writer).map_err(fail)?;
-        }
-        writer.finish().map_err(fail)?;
-        Ok(ParquetSummary { rows, bytes: writer.bytes_written() as u64 })
+        encoder.finish().map_err(fail)
     }
 
-    fn writer_properties(&self, window: &WindowInfo) -> WriterProperties {
+    /// A hash of what this build's writer makes of a small batch with a
+    /// value and a null of every column of the export, under the writer
+    /// properties of an unnamed window: part of every cache key, so that a change of the
+    /// writer (its settings, the parquet or zstd crate) gives new keys
+    /// even when the quipu version stays the same.
+    fn writer_fingerprint(&self) -> Result<[u8; 32]> {
+        if let Some(done) = self.fingerprint.get() {
+            return Ok(*done);
+        }
+        let fail = |e: ParquetError| Error::Export { path: "export writer fingerprint".into(), what: e.to_string() };
+        let batch = sample_batch(&self.schema)?;
+        let mut out = HashingWriter::new(io::sink());
+        let mut encoder =
+            Encoder::new(&mut out, &self.schema, self.writer_properties(""), self.row_group_rows).map_err(fail)?;
+        encoder.push(&batch).map_err(fail)?;
+        encoder.finish().map_err(fail)?;
+        let (_, hash, _) = out.finish();
+        Ok(*self.fingerprint.get_or_init(|| hash))
+    }
+
+    fn writer_properties(&self, window: &str) -> WriterProperties {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(PARQUET_ZSTD_LEVEL).unwrap_or_default()))
             .set_max_row_group_row_count(Some(self.row_group_rows))
@@ -356,7 +358,7 @@ impl TableExport {
             .set_key_value_metadata(Some(vec![
                 KeyValue::new("quipu.database".into(), self.db.clone()),
                 KeyValue::new("quipu.table".into(), self.table.name.clone()),
-                KeyValue::new("quipu.window".into(), window.window.clone()),
+                KeyValue::new("quipu.window".into(), window.to_string()),
             ]))
             .set_column_encoding(TIME_COLUMN.into(), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(TIME_COLUMN.into(), false);
@@ -399,30 +401,38 @@ impl TableExport {
             header.set_mode(0o644);
             header.set_mtime(self.mtime_secs);
             header.set_entry_type(tar::EntryType::Regular);
-            let key = self.cache_key(i);
+            let key = self.cache_key(i)?;
             if let Some(cached) = self.cache.get(&key) {
                 header.set_size(cached.len);
                 let mut reader =
                     HashingReader::new(io::BufReader::with_capacity(CACHE_READ_BYTES, &cached.file).take(cached.len));
-                tar.append_data(&mut header, &name, &mut reader).at(&name)?;
-                if reader.hash() != cached.content {
+                let appended = tar.append_data(&mut header, &name, &mut reader);
+                if reader.failed() || (appended.is_ok() && reader.hash() != cached.content) {
+                    // A damaged entry, or one that cannot be read: removed,
+                    // so that the next export converts the window again.
                     self.cache.discard_damaged(&key, &cached.content);
                     return Err(Error::Export {
                         path: cached.path,
-                        what: "the cached Parquet file does not match its hash; it was removed, export again".into(),
+                        what: match appended {
+                            Err(e) => {
+                                format!("the cached Parquet file cannot be read ({e}); it was removed, export again")
+                            }
+                            Ok(()) => {
+                                "the cached Parquet file does not match its hash; it was removed, export again".into()
+                            }
+                        },
                     });
                 }
+                appended.at(&name)?;
                 summaries.push(ParquetSummary { rows: self.windows[i].rows, bytes: cached.len });
             } else {
-                let (mut spool, summary, content) = self.convert(i)?;
+                // Kept before it is streamed: a client that goes away
+                // mid-transfer does not waste the conversion.
+                let (spool, summary, content) = self.convert(i)?;
+                let mut file = self.cache.keep(key, spool, content, summary.bytes);
                 header.set_size(summary.bytes);
-                let file = spool.file();
                 file.seek(SeekFrom::Start(0)).at(&name)?;
-                tar.append_data(&mut header, &name, io::BufReader::with_capacity(CACHE_READ_BYTES, &*file))
-                    .at(&name)?;
-                if let Err(e) = self.cache.insert(key, spool, content, summary.bytes) {
-                    tracing::warn!(error = %e, window = %self.windows[i].window, "could not keep the converted window in the export cache");
-                }
+                tar.append_data(&mut header, &name, io::BufReader::with_capacity(CACHE_READ_BYTES, &file)).at(&name)?;
                 summaries.push(summary);
             }
             progress(i + 1);
@@ -437,14 +447,14 @@ impl TableExport {
         if !self.cache.enabled() {
             return Ok(None);
         }
-        let key = self.cache_key(i);
+        let key = self.cache_key(i)?;
         // Not a lookup for an export: neither a hit nor a miss. A damaged
         // entry is found (and replaced) by the export that reads it.
         if self.cache.contains(&key) {
             return Ok(None);
         }
         let (spool, summary, content) = self.convert(i)?;
-        self.cache.insert(key, spool, content, summary.bytes)?;
+        self.cache.keep(key, spool, content, summary.bytes);
         Ok(Some(summary.bytes))
     }
 
@@ -461,8 +471,10 @@ impl TableExport {
 
     /// What window `i`'s Parquet is derived from: its segment file and
     /// everything else that goes into the bytes.
-    fn cache_key(&self, i: usize) -> CacheKey {
+    fn cache_key(&self, i: usize) -> Result<CacheKey> {
+        let fingerprint = self.writer_fingerprint()?;
         let mut h = blake3::Hasher::new();
+        h.update(&fingerprint);
         let mut put = |s: &str| {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
@@ -487,7 +499,7 @@ impl TableExport {
         let mut variant = [0u8; 8];
         variant.copy_from_slice(&h.finalize().as_bytes()[..8]);
         let segment = self.files.get(i).map_or([0; 32], |f| f.meta.blake3);
-        CacheKey { segment, variant }
+        Ok(CacheKey { segment, variant })
     }
 }
 
@@ -567,6 +579,79 @@ impl RowGroup {
         group.close()?;
         Ok(())
     }
+}
+
+/// A Parquet file being written: ArrowWriter sets up the file (and the
+/// embedded Arrow schema, which keeps dictionary types and the UTC zone for
+/// Arrow readers); the row groups are encoded column-parallel by hand.
+struct Encoder<W: Write + Send> {
+    writer: SerializedFileWriter<W>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: Arc<Schema>,
+    group: RowGroup,
+    group_rows: usize,
+    rows: u64,
+}
+
+impl<W: Write + Send> Encoder<W> {
+    fn new(out: W, schema: &Arc<Schema>, props: WriterProperties, group_rows: usize) -> Result<Self, ParquetError> {
+        let (writer, factory) =
+            ArrowWriter::try_new(out, schema.clone(), Some(props)).and_then(|w| w.into_serialized_writer())?;
+        let group = RowGroup::new(0, schema, &writer, &factory)?;
+        Ok(Encoder { writer, factory, schema: schema.clone(), group, group_rows, rows: 0 })
+    }
+
+    /// Appends the rows of `batch` (under the export schema).
+    fn push(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (self.group_rows - self.group.rows).min(batch.num_rows() - offset);
+            self.group.write(&self.schema, &batch.slice(offset, take))?;
+            offset += take;
+            self.rows += take as u64;
+            if self.group.rows == self.group_rows {
+                let next = RowGroup::new(self.group.index + 1, &self.schema, &self.writer, &self.factory)?;
+                std::mem::replace(&mut self.group, next).finish(&mut self.writer)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ParquetSummary, ParquetError> {
+        if self.group.rows > 0 {
+            self.group.finish(&mut self.writer)?;
+        }
+        self.writer.finish()?;
+        Ok(ParquetSummary { rows: self.rows, bytes: self.writer.bytes_written() as u64 })
+    }
+}
+
+/// Three rows under `schema`: a value, a null and another value in every
+/// column of the types an export writes (time: three instants).
+fn sample_batch(schema: &Arc<Schema>) -> Result<RecordBatch> {
+    use arrow::array::{BooleanArray, DictionaryArray, Float64Array, Int64Array, StringArray, UInt64Array};
+    use arrow::datatypes::Int32Type;
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.data_type() {
+                DataType::Dictionary(_, _) => {
+                    Arc::new([Some("a"), None, Some("b")].into_iter().collect::<DictionaryArray<Int32Type>>())
+                }
+                DataType::Float64 => Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-0.0)])),
+                DataType::Int64 => Arc::new(Int64Array::from(vec![Some(-7), None, Some(i64::MAX)])),
+                DataType::UInt64 => Arc::new(UInt64Array::from(vec![Some(7), None, Some(u64::MAX)])),
+                DataType::Utf8 => Arc::new(StringArray::from(vec![Some("x"), None, Some("")])),
+                DataType::Boolean => Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+                DataType::Timestamp(_, _) => {
+                    Arc::new(TimestampNanosecondArray::from(vec![0, 1, 2]).with_timezone("UTC"))
+                }
+                other => arrow::array::new_null_array(other, 3),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// `[A-Za-z0-9_-]` kept, every other byte as `%XX`.
