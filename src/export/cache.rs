@@ -82,7 +82,7 @@ pub struct CacheStats {
     pub misses: AtomicU64,
     /// Entries removed to stay under the size limit.
     pub evictions: AtomicU64,
-    /// Entries whose bytes did not match their name (removed).
+    /// Entries found damaged or unreadable (removed).
     pub damaged: AtomicU64,
 }
 

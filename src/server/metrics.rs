@@ -94,7 +94,7 @@ pub fn render(engine: &crate::Engine) -> String {
         &mut out,
         "quipu_export_cache_damaged_total",
         "counter",
-        "Export cache entries whose bytes did not match their hash (removed).",
+        "Export cache entries found damaged or unreadable (removed).",
         &[("", load(&counts.damaged))],
     );
     let usage = cache.usage();
