@@ -46,6 +46,10 @@ pub enum Error {
     /// A bad argument (precision, name, request).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A SQL statement could not be planned or run (the planner's message:
+    /// bad syntax, an unknown table or column, a type error).
+    #[error("query: {0}")]
+    Query(String),
     #[error("database {db} not found")]
     DatabaseNotFound { db: String },
     #[error("table {table} not found in database {db}")]

@@ -37,6 +37,8 @@ pub mod rows;
 pub mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod swap;
 pub mod tree;
 pub mod tsbs;

@@ -74,6 +74,7 @@ impl ApiError {
             | crate::Error::TableNotFound { .. }
             | crate::Error::WindowNotFound { .. } => StatusCode::NOT_FOUND,
             crate::Error::InvalidArgument(_)
+            | crate::Error::Query(_)
             | crate::Error::WriteRejected { .. }
             | crate::Error::BatchRejected { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
