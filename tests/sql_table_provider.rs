@@ -12,6 +12,7 @@ use quipu::{Engine, Precision, ScanRequest, WriteOptions};
 
 const DAY: i64 = 86_400 * 1_000_000_000;
 const HOUR: i64 = 3_600 * 1_000_000_000;
+const STEP: i64 = 600 * 1_000_000_000;
 
 /// Three days of `cpu` every 10 minutes for 4 hosts: two compacted days, a
 /// flushed one, and a few rows still in the buffer.
@@ -176,4 +177,63 @@ fn bad_queries_are_typed_errors() {
     let missing = tokio::runtime::Runtime::new().unwrap().block_on(quipu::sql::query(&engine, "nodb", "SELECT 1"));
     assert!(matches!(missing, Err(quipu::Error::DatabaseNotFound { .. })));
     assert_eq!(scan_rows(&engine, &ScanRequest::all()), 3 * 144 * 4, "stored data untouched");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Any comparison of `time` with a literal, alone or two of them ANDed,
+    /// with or without a tag, counts exactly the rows the predicate holds
+    /// for: a pushed-down range never drops a row the predicate keeps.
+    #[test]
+    fn pushed_down_predicates_keep_every_matching_row(
+        // On, or one ns beside, the 10-minute points the data sits on.
+        (ka, da) in (-6i64..440, -1i64..=1),
+        (kb, db) in (-6i64..440, -1i64..=1),
+        op_a in 0usize..5,
+        op_b in 0usize..6,
+        host in proptest::option::of(0u8..5),
+    ) {
+        let (_dir, engine) = LOADED.with(|l| l.clone());
+        let (a, b) = (ka * STEP + da, kb * STEP + db);
+        let ops = ["<", "<=", ">", ">=", "="];
+        let mut predicate = format!("time {} to_timestamp_nanos({a})", ops[op_a]);
+        if let Some(op) = ops.get(op_b) {
+            predicate.push_str(&format!(" AND time {op} to_timestamp_nanos({b})"));
+        }
+        if let Some(h) = host {
+            predicate.push_str(&format!(" AND host = 'h{h}'"));
+        }
+        let holds = |t: i64, op: &str, v: i64| match op {
+            "<" => t < v,
+            "<=" => t <= v,
+            ">" => t > v,
+            ">=" => t >= v,
+            _ => t == v,
+        };
+        let all = engine.scan("db", "cpu", &ScanRequest::all()).unwrap();
+        let mut expected = 0i64;
+        for batch in &all {
+            let time = batch.column(batch.schema().index_of("time").unwrap()).as_primitive::<arrow::datatypes::TimestampNanosecondType>().clone();
+            let hosts = arrow::compute::cast(batch.column(batch.schema().index_of("host").unwrap()), &arrow::datatypes::DataType::Utf8).unwrap();
+            let hosts = hosts.as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                let t = time.value(row);
+                let keep = holds(t, ops[op_a], a)
+                    && ops.get(op_b).is_none_or(|op| holds(t, op, b))
+                    && host.is_none_or(|h| hosts.value(row) == format!("h{h}"));
+                expected += i64::from(keep);
+            }
+        }
+        let got = run(&engine, &format!("SELECT count(*) FROM cpu WHERE {predicate}")).unwrap();
+        proptest::prop_assert_eq!(i64s(&got, 0), vec![expected], "{}", predicate);
+    }
+}
+
+thread_local! {
+    /// One loaded engine per test thread for the property test.
+    static LOADED: (std::sync::Arc<tempfile::TempDir>, Engine) = {
+        let (dir, engine) = loaded();
+        (std::sync::Arc::new(dir), engine)
+    };
 }
