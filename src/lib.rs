@@ -30,6 +30,7 @@ pub mod envelope;
 pub mod error;
 pub mod export;
 pub mod fs;
+pub mod hash;
 pub mod inspect;
 pub mod lp;
 pub mod query;

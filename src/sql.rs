@@ -19,7 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -391,9 +391,4 @@ pub async fn query(engine: &Engine, db: &str, sql: &str) -> Result<SendableRecor
         .with_allow_statements(false);
     let frame = ctx.sql_with_options(sql, options).await.map_err(|e| Error::Query(e.to_string()))?;
     frame.execute_stream().await.map_err(|e| Error::Query(e.to_string()))
-}
-
-/// The schema of a table as SQL sees it (`query::schema` of every column).
-pub fn table_schema(engine: &Engine, db: &str, table: &str) -> Result<Arc<Schema>> {
-    Ok(QuipuTable::new(engine, db, table)?.schema)
 }

@@ -21,6 +21,15 @@ use server_support::{TestServer, bearer, client};
 
 const DAY: i64 = 86_400 * 1_000_000_000;
 
+/// A builder for `dir` with the background threads off: the tests flush and compact.
+fn builder(dir: &std::path::Path) -> quipu::EngineBuilder {
+    Engine::builder(dir).background(false)
+}
+
+fn open(dir: &std::path::Path) -> Engine {
+    builder(dir).open().unwrap()
+}
+
 fn write(engine: &Engine, lp: &str) {
     engine.write_lp("db", lp, Precision::Nanosecond, WriteOptions::default()).unwrap();
 }
@@ -152,7 +161,7 @@ fn a_damaged_truncated_or_missing_entry_is_never_served() {
 fn an_entry_damaged_while_the_engine_was_down_is_converted_again() {
     let dir = tempfile::tempdir().unwrap();
     let good = {
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let engine = open(dir.path());
         load(&engine);
         export(&engine)
     };
@@ -160,7 +169,7 @@ fn an_entry_damaged_while_the_engine_was_down_is_converted_again() {
     let victim = entries_in(dir.path())[0].clone();
     let len = std::fs::metadata(&victim).unwrap().len();
     std::fs::write(&victim, vec![0u8; len as usize]).unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     assert_eq!(export(&engine), good, "checked before its first use, so the export does not fail");
     assert_eq!(counts(&engine), (2, 1, 1));
     assert_eq!(entries(&engine).len(), 3);
@@ -170,11 +179,11 @@ fn an_entry_damaged_while_the_engine_was_down_is_converted_again() {
 fn entries_outlive_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let first = {
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let engine = open(dir.path());
         load(&engine);
         export(&engine)
     };
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     assert_eq!(export(&engine), first);
     assert_eq!(counts(&engine), (3, 0, 0));
 }
@@ -182,7 +191,7 @@ fn entries_outlive_the_engine() {
 #[test]
 fn entries_follow_their_files_through_compaction_and_schema_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     load(&engine);
     let before = export(&engine);
     let old_entries = entries(&engine);
@@ -218,7 +227,7 @@ fn entries_follow_their_files_through_compaction_and_schema_changes() {
 fn a_restore_keeps_only_the_entries_of_the_restored_files() {
     let data = tempfile::tempdir().unwrap();
     let repo = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(data.path()).background(false).open().unwrap();
+    let engine = open(data.path());
     let config = BackupConfig { mode: ModeChoice::Link, ..BackupConfig::default() };
     let backups = BackupService::open(engine.clone(), repo.path().join("repo"), config).unwrap();
     load(&engine);
@@ -246,7 +255,7 @@ fn a_restore_keeps_only_the_entries_of_the_restored_files() {
 #[test]
 fn warm_converts_each_window_at_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).export_warm(true).open().unwrap();
+    let engine = builder(dir.path()).export_warm(true).open().unwrap();
     load(&engine);
     assert_eq!(entries(&engine).len(), 3, "converted by the compaction");
     let exported = export(&engine);
@@ -259,13 +268,12 @@ fn warm_converts_no_more_than_the_cache_holds() {
     // The size of one window's entry, measured on a twin folder.
     let twin = tempfile::tempdir().unwrap();
     let one = {
-        let engine = Engine::builder(twin.path()).background(false).export_warm(true).open().unwrap();
+        let engine = builder(twin.path()).export_warm(true).open().unwrap();
         load(&engine);
         entries(&engine).iter().map(|p| std::fs::metadata(p).unwrap().len()).max().unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Engine::builder(dir.path()).background(false).export_warm(true).export_cache_bytes(one).open().unwrap();
+    let engine = builder(dir.path()).export_warm(true).export_cache_bytes(one).open().unwrap();
     load(&engine);
     // Newest first, and no conversion that would only evict another.
     assert_eq!(entries(&engine).len(), 1);
@@ -279,12 +287,12 @@ fn warm_converts_no_more_than_the_cache_holds() {
 fn a_limit_of_zero_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let engine = open(dir.path());
         load(&engine);
         export(&engine);
         assert_eq!(entries(&engine).len(), 3);
     }
-    let engine = Engine::builder(dir.path()).background(false).export_cache_bytes(0).export_warm(true).open().unwrap();
+    let engine = builder(dir.path()).export_cache_bytes(0).export_warm(true).open().unwrap();
     assert!(entries(&engine).is_empty(), "turning the cache off empties it");
     assert_eq!(export(&engine), export(&engine));
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
@@ -296,14 +304,14 @@ fn a_limit_of_zero_keeps_nothing() {
 fn the_limit_evicts_the_least_recently_used_window() {
     let dir = tempfile::tempdir().unwrap();
     let sizes: Vec<u64> = {
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let engine = open(dir.path());
         load(&engine);
         export(&engine);
         entries(&engine).iter().map(|p| std::fs::metadata(p).unwrap().len()).collect()
     };
     // Room for two of the three windows.
     let limit = sizes.iter().sum::<u64>() - sizes.iter().min().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).export_cache_bytes(limit).open().unwrap();
+    let engine = builder(dir.path()).export_cache_bytes(limit).open().unwrap();
     assert!(engine.export_cache().usage().bytes <= limit);
     assert_eq!(entries(&engine).len(), 2);
     // Day 0 (the oldest entry) went at open. Use day 2, then bring day 0
@@ -325,7 +333,7 @@ fn the_limit_evicts_the_least_recently_used_window() {
 #[test]
 fn an_entry_that_cannot_be_read_is_dropped_not_served_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     load(&engine);
     let good = export(&engine);
     // Opens, but every read fails (as an I/O error on a bad disk would).
@@ -362,7 +370,7 @@ impl std::io::Write for GoesAway {
 #[test]
 fn a_client_that_goes_away_does_not_waste_the_conversion() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     load(&engine);
     let gone = TableExport::new(&engine, "db", "m", &[]).unwrap().write_tar(GoesAway { left: 700 }, |_| {});
     assert!(gone.is_err());
@@ -374,7 +382,7 @@ fn a_client_that_goes_away_does_not_waste_the_conversion() {
 #[test]
 fn an_export_of_an_older_version_keeps_no_entry_of_a_replaced_file() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     load(&engine);
     let pinned = TableExport::new(&engine, "db", "m", &[0]).unwrap();
     write(&engine, "m,host=h9 f=0.25 5");
@@ -391,7 +399,7 @@ fn an_export_of_an_older_version_keeps_no_entry_of_a_replaced_file() {
 #[test]
 fn the_row_group_size_is_part_of_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     load(&engine);
     let whole = export(&engine);
     let small = |engine: &Engine| {
@@ -420,12 +428,12 @@ fn the_row_group_size_is_part_of_the_key() {
 fn an_unusable_cache_folder_does_not_stop_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let engine = open(dir.path());
         load(&engine);
     }
     // Something that is not a folder where the cache goes.
     std::fs::write(dir.path().join(EXPORT_CACHE_DIR), b"not a folder").unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let engine = open(dir.path());
     assert!(!engine.export_cache().enabled());
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
     assert_eq!(std::fs::read(dir.path().join(EXPORT_CACHE_DIR)).unwrap(), b"not a folder");

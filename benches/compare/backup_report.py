@@ -6,76 +6,25 @@ run: mode,files,bytes,added_bytes,seconds) and machine.txt from RESULTS.
     python3 benches/compare/backup_report.py RESULTS > report.md
 """
 
-import json
-import statistics
 import sys
-from pathlib import Path
 
-res = Path(sys.argv[1])
+from report_common import Results, fmt, verdict
 
-
-def timing(case):
-    path = res / f"{case}.json"
-    if not path.exists():
-        return None
-    r = json.loads(path.read_text())["results"][0]
-    return {"median": r["median"], "min": r["min"], "max": r["max"], "n": len(r["times"])}
+res = Results(sys.argv[1])
+timing = res.timing
 
 
 def inner(case):
-    """Median, min and max of quipu's start + wait, timed runs only (the
-    first line of each log is hyperfine's warm-up, when there is one)."""
-    path = res / f"{case}.csv"
-    t = timing(case)
-    if not path.exists() or t is None:
-        return None
-    secs = [float(line.split(",")[4]) for line in path.read_text().split()]
-    secs = secs[-t["n"]:]
-    return {"median": statistics.median(secs), "min": min(secs), "max": max(secs)}
-
-
-def fmt(s):
-    if s is None:
-        return "–"
-    if s < 1:
-        return f"{s * 1e3:.3g} ms" if s >= 0.01 else f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def span(t):
-    return f"{fmt(t['min'])} – {fmt(t['max'])}" if t else "–"
-
-
-def ratio(a, b):
-    if not a or not b:
-        return "–"
-    r = a["median"] / b["median"]
-    return f"{r:.3g}×" if r < 100 else f"{r:.0f}×"
+    """Median, min and max of quipu's start + wait (column 5 of its log)."""
+    return res.own(case, 4)
 
 
 def table(rows, refs):
-    """rows: (label, case); refs: (column title, case) to divide by."""
-    head = ["", "median", "min – max", "quipu start+wait median (min – max)"] + [t for t, _ in refs]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, case in rows:
-        t = timing(case)
-        if t is None:
-            continue
-        i = inner(case)
-        cells = [label, f"**{fmt(t['median'])}**", span(t), f"{fmt(i['median'])} ({span(i)})" if i else ""]
-        cells += [ratio(t, timing(ref)) for _, ref in refs]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+    return res.table(rows, refs, "quipu start+wait median (min – max)", inner)
 
 
-machine_txt = res / "machine.txt"
-machine = dict(
-    line.split("=", 1) for line in (machine_txt.read_text() if machine_txt.exists() else "").splitlines() if "=" in line
-)
-print("Machine: " + machine.get("cpus", "?") + " CPUs, " + machine.get("memory", "?") + ", "
-      + machine.get("filesystem", "?") + ", kernel " + machine.get("kernel", "?") + ".  ")
-print("Page cache: " + machine.get("cache", "?") + ". " + machine.get("runs", "") + " (hyperfine).  ")
-print("Tools: " + machine.get("tools", "?") + ".  ")
+machine = res.machine()
+res.print_machine(machine)
 print("Set: " + machine.get("set", "?") + "; load average " + machine.get("load", "?") + ".")
 print()
 
@@ -126,10 +75,6 @@ if timing("plus_restic"):
 def med(case, own=False):
     t = inner(case) if own else timing(case)
     return t["median"] if t else None
-
-
-def verdict(ok):
-    return "**met**" if ok else "**not met**"
 
 
 def pct(a, b):

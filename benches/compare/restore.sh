@@ -56,33 +56,12 @@ rm -rf "$W"
 mkdir -p "$W"
 T="$W/target" # every restore's target, new in every run
 
-# --- build -------------------------------------------------------------------
-cargo build --release --example backup_set --bin quipu
-TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-BSET="$TARGET/release/examples/backup_set"
-QUIPU="$TARGET/release/quipu"
+source "$ROOT/benches/compare/common.sh"
 
-# --- disk and caches -----------------------------------------------------------
-fstype=$(df -T "$SCRATCH" | awk 'NR==2 {print $2}')
-if [ "$fstype" = tmpfs ]; then
-  echo "$SCRATCH is on tmpfs: copy-mode numbers would mean nothing; pick a folder on a disk" >&2
-  exit 1
-fi
-free_gib=$(df -BG --output=avail "$SCRATCH" | tail -1 | tr -dc 0-9)
-if [ "$free_gib" -lt 10 ]; then
-  echo "only ${free_gib} GiB free under $SCRATCH; the run needs about 5 GiB at its peak, 10 to be comfortable" >&2
-  exit 1
-fi
-DROP_CACHES=${DROP_CACHES:-auto}
-if [ "$DROP_CACHES" != 0 ] && sync && (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null; then
-  DROP='sync; echo 3 > /proc/sys/vm/drop_caches'
-  KIND=cold
-  CACHE="cold: \`sync; echo 3 > /proc/sys/vm/drop_caches\` before every run"
-else
-  DROP='sync'
-  KIND=warm
-  CACHE="warm: drop_caches not permitted (or DROP_CACHES=0); every tool measured with a warm page cache"
-fi
+# --- build, disk and caches -----------------------------------------------------
+build_tools
+check_disk 5
+choose_cache
 # SETTLE=N: N seconds of idle at the end of every --prepare. On the VM this
 # was written on (virtio balloon with free page reporting), back-to-back warm
 # copy runs alternate between two speeds, the slow ones spending their extra
@@ -102,18 +81,6 @@ rm -rf "$RES"
 mkdir -p "$RES"
 
 # --- data sets (backup.sh's, plus 10,000 small segments) ---------------------------
-set_dir() { echo "$SCRATCH/sets/$1"; }
-ensure_set() { # name files gen-args...
-  local name=$1 files=$2; shift 2
-  local dir; dir=$(set_dir "$name")
-  if [ ! -e "$dir.done" ]; then
-    rm -rf "$dir"
-    "$BSET" gen --dir "$dir" --files "$files" "$@"
-    touch "$dir.done"
-  fi
-  local n; n=$(find "$dir/segments" -name '*.seg' | wc -l)
-  [ "$n" = "$files" ] || { echo "$dir holds $n segments, $files expected" >&2; exit 1; }
-}
 ensure_set 64x16 64 --file-mib 16
 ensure_set 64x1 64 --file-mib 1
 ensure_set 640x1.6 640 --file-mib 1.6
@@ -122,10 +89,7 @@ SET=$(set_dir 64x16)
 MANY=$(set_dir 10000x128r)
 
 # --- tools and backups (untimed) ----------------------------------------------------
-export RESTIC_PASSWORD=quipu-bench RESTIC_CACHE_DIR="$W/restic-cache"
-export BORG_BASE_DIR="$W/borg-home" BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-export QUIPU_ADMIN_TOKEN=apiv3_quipu-backup-bench QUIPU_TOKEN=apiv3_quipu-backup-bench
-HOST="http://127.0.0.1:$PORT"
+tool_env
 
 RC="$W/repo-copy" # copy mode, 64 x 16 MiB
 "$BSET" backup --dir "$SET" --repo "$RC" --mode copy --name first
@@ -242,12 +206,7 @@ rm -rf "$T"
 
 # --- report ------------------------------------------------------------------------------
 {
-  echo "cpus=$(nproc) ($(lscpu | sed -n 's/^Model name: *//p'))"
-  echo "memory=$(free -g | awk '/^Mem:/ {print $2}') GiB"
-  echo "filesystem=$fstype on $(df --output=source "$SCRATCH" | tail -1) ($(findmnt -no OPTIONS -T "$SCRATCH"))"
-  echo "kernel=$(uname -r)"
-  echo "cache=$CACHE"
-  echo "runs=$RUNS after $WARMUP warm-up"
+  machine_lines
   echo "tools=$(restic version | cut -d' ' -f1-2), $(borg --version), $(cp --version | head -1), $(hyperfine --version)"
   echo "set=$(du -sb "$SET" | cut -f1) bytes in $SET; copy repository $(du -sb "$RC" | cut -f1) bytes"
   echo "many=$(find "$MANY/segments" -name '*.seg' | wc -l) segments, $(du -sb "$MANY/segments" | cut -f1) bytes in $MANY"

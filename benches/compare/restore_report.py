@@ -8,73 +8,27 @@ machine.txt from RESULTS.
     python3 benches/compare/restore_report.py RESULTS > report.md
 """
 
-import json
-import statistics
 import sys
-from pathlib import Path
 
-res = Path(sys.argv[1])
+from report_common import Results, fmt, verdict
+
+res = Results(sys.argv[1])
+timing = res.timing
 
 # Columns of a `backup_set restore` log line.
 SECONDS, BEFORE, STAGING, REBUILDING, SWAPPING = 4, 5, 6, 7, 8
 
 
-def timing(case):
-    path = res / f"{case}.json"
-    if not path.exists():
-        return None
-    r = json.loads(path.read_text())["results"][0]
-    return {"median": r["median"], "min": r["min"], "max": r["max"], "n": len(r["times"])}
-
-
 def inner(case, col=SECONDS):
-    """Median, min and max of one column of quipu's own log, timed runs only
-    (the first lines of each log are hyperfine's warm-ups)."""
-    path = res / f"{case}.csv"
-    t = timing(case)
-    if not path.exists() or t is None:
-        return None
-    rows = [line.split(",") for line in path.read_text().split()][-t["n"]:]
+    """Median, min and max of one column of quipu's own log."""
+    rows = res.own_rows(case)
     if rows and len(rows[0]) == 3:  # `backup_set open`: what,files,seconds
         col = 2
-    vals = [float(r[col]) for r in rows if len(r) > col and r[col]]
-    if not vals:
-        return None
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-
-
-def fmt(s):
-    if s is None:
-        return "–"
-    if s < 1:
-        return f"{s * 1e3:.3g} ms" if s >= 0.01 else f"{s * 1e3:.2f} ms"
-    return f"{s:.2f} s"
-
-
-def span(t):
-    return f"{fmt(t['min'])} – {fmt(t['max'])}" if t else "–"
-
-
-def ratio(a, b):
-    if not a or not b:
-        return "–"
-    r = a["median"] / b["median"]
-    return f"{r:.3g}×" if r < 100 else f"{r:.0f}×"
+    return res.own(case, col)
 
 
 def table(rows, refs, own_title="quipu's own time, median (min – max)"):
-    """rows: (label, case); refs: (column title, case) to divide by."""
-    head = ["", "median", "min – max", own_title] + [t for t, _ in refs]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, case in rows:
-        t = timing(case)
-        if t is None:
-            continue
-        i = inner(case)
-        cells = [label, f"**{fmt(t['median'])}**", span(t), f"{fmt(i['median'])} ({span(i)})" if i else ""]
-        cells += [ratio(t, timing(ref)) for _, ref in refs]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+    return res.table(rows, refs, own_title, inner)
 
 
 def phases(rows):
@@ -88,14 +42,8 @@ def phases(rows):
     return "\n".join(out)
 
 
-machine_txt = res / "machine.txt"
-machine = dict(
-    line.split("=", 1) for line in (machine_txt.read_text() if machine_txt.exists() else "").splitlines() if "=" in line
-)
-print("Machine: " + machine.get("cpus", "?") + " CPUs, " + machine.get("memory", "?") + ", "
-      + machine.get("filesystem", "?") + ", kernel " + machine.get("kernel", "?") + ".  ")
-print("Page cache: " + machine.get("cache", "?") + ". " + machine.get("runs", "") + " (hyperfine).  ")
-print("Tools: " + machine.get("tools", "?") + ".  ")
+machine = res.machine()
+res.print_machine(machine)
 print("Set: " + machine.get("set", "?") + ".  ")
 print("Many: " + machine.get("many", "?") + "; load average " + machine.get("load", "?") + ".")
 print()
@@ -153,10 +101,6 @@ def med(case, col=None):
     return t["median"] if t else None
 
 
-def verdict(ok):
-    return "**met**" if ok else "**not met**"
-
-
 def x(a, b):
     return f"{a / b:.2f}×" if a and b else "–"
 
@@ -196,7 +140,7 @@ if m_own:
           f"{fmt(med('many_open_engine'))} | {verdict(m_own < 1)} |")
 
 # The load each case ran under (the machine may be shared).
-cases_txt, load_txt = res / "cases.txt", res / "load.txt"
+cases_txt, load_txt = res.folder / "cases.txt", res.folder / "load.txt"
 if cases_txt.exists() and load_txt.exists():
     ours = {"backup_set", "quipu", "hyperfine", "restic", "borg", "cp", "sync", "sh", "bash", "ps", "head", "awk",
             "sleep", "date", "cut", "python3", "find", "du", "rm"}

@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tempfile::NamedTempFile;
 
 use crate::clock::Clock;
+use crate::hash::HashingReader;
 
 /// The cache's folder, inside the data folder.
 pub const EXPORT_CACHE_DIR: &str = "export";
@@ -133,6 +134,9 @@ pub struct ExportCache {
     state: Mutex<State>,
     stats: CacheStats,
     clock: Arc<dyn Clock>,
+    /// Writer fingerprints (part of every key) by the schema they were made
+    /// for: the sample is encoded once per schema, not once per export.
+    fingerprints: Mutex<HashMap<[u8; 32], [u8; 32]>>,
 }
 
 impl ExportCache {
@@ -156,6 +160,7 @@ impl ExportCache {
             state: Mutex::new(State { live, ..State::default() }),
             stats: CacheStats::default(),
             clock,
+            fingerprints: Mutex::new(HashMap::new()),
         };
         if let Err(e) = cache.load() {
             tracing::warn!(dir = %cache.dir.display(), error = %e, "export cache unusable; every export converts");
@@ -205,6 +210,21 @@ impl ExportCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer fingerprint for `schema`, computed by `compute` the first time.
+    pub fn fingerprint(
+        &self,
+        schema: [u8; 32],
+        compute: impl FnOnce() -> crate::Result<[u8; 32]>,
+    ) -> crate::Result<[u8; 32]> {
+        let known = self.fingerprints.lock().unwrap_or_else(|p| p.into_inner()).get(&schema).copied();
+        if let Some(fingerprint) = known {
+            return Ok(fingerprint);
+        }
+        let fingerprint = compute()?;
+        self.fingerprints.lock().unwrap_or_else(|p| p.into_inner()).insert(schema, fingerprint);
+        Ok(fingerprint)
     }
 
     /// Whether conversions are kept.
@@ -447,71 +467,10 @@ pub fn parse_name(name: &str) -> Option<(CacheKey, [u8; 32])> {
     Some((CacheKey { segment, variant }, content))
 }
 
-/// Hashes what passes through it on the way to `W`.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    len: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: blake3::Hasher::new(), len: 0 }
-    }
-
-    /// The writer, the blake3 and the length of everything written.
-    pub fn finish(self) -> (W, [u8; 32], u64) {
-        (self.inner, *self.hasher.finalize().as_bytes(), self.len)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Hashes what is read through it, and remembers a read error.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-    failed: bool,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: blake3::Hasher::new(), failed: false }
-    }
-
-    /// Whether a read failed (the source, not whoever consumed the bytes).
-    pub fn failed(&self) -> bool {
-        self.failed
-    }
-
-    /// The blake3 of everything read.
-    pub fn hash(&self) -> [u8; 32] {
-        *self.hasher.finalize().as_bytes()
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf).inspect_err(|e| self.failed |= e.kind() != io::ErrorKind::Interrupted)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     impl ExportCache {
         /// A cache in which the segments of `key(0..10)` are live.

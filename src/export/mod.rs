@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, ColumnKind, FieldType, TIME_COLUMN, Table};
 use crate::error::{Error, IoContext, Result};
+use crate::hash::{HashingReader, HashingWriter};
 use crate::query::{self, Plan};
 use crate::rows::Rows;
 use crate::segment::Read;
@@ -51,7 +52,7 @@ use crate::{Engine, ScanRequest};
 
 pub mod cache;
 mod tag_chunk;
-use cache::{CacheKey, ExportCache, HashingReader, HashingWriter, Spool};
+use cache::{CacheKey, ExportCache, Spool};
 use tag_chunk::TagChunk;
 
 /// The zstd level of exported Parquet.
@@ -171,8 +172,6 @@ pub struct TableExport {
     mtime_secs: u64,
     row_group_rows: usize,
     series_group_rows: usize,
-    /// See [`TableExport::writer_fingerprint`].
-    fingerprint: std::sync::OnceLock<[u8; 32]>,
     /// Keeps every file of the version on disk while the export lives.
     _version: Arc<Version>,
 }
@@ -255,7 +254,6 @@ impl TableExport {
             mtime_secs: u64::try_from(now_ns / 1_000_000_000).unwrap_or(0),
             row_group_rows: ROW_GROUP_ROWS,
             series_group_rows: SERIES_GROUP_ROWS,
-            fingerprint: std::sync::OnceLock::new(),
             _version: version,
         })
     }
@@ -268,7 +266,6 @@ impl TableExport {
     pub fn row_group_rows(mut self, rows: usize) -> Self {
         self.row_group_rows = rows.max(1);
         self.series_group_rows = (rows / 4).max(1);
-        self.fingerprint = std::sync::OnceLock::new();
         self
     }
 
@@ -335,9 +332,6 @@ impl TableExport {
     /// writer (its settings, the parquet or zstd crate) gives new keys
     /// even when the quipu version stays the same.
     fn writer_fingerprint(&self) -> Result<[u8; 32]> {
-        if let Some(done) = self.fingerprint.get() {
-            return Ok(*done);
-        }
         let fail = |e: ParquetError| Error::Export { path: "export writer fingerprint".into(), what: e.to_string() };
         let batch = sample_batch(&self.schema)?;
         let mut out = HashingWriter::new(io::sink());
@@ -345,8 +339,7 @@ impl TableExport {
             Encoder::new(&mut out, &self.schema, self.writer_properties(""), self.row_group_rows).map_err(fail)?;
         encoder.push(&batch).map_err(fail)?;
         encoder.finish().map_err(fail)?;
-        let (_, hash, _) = out.finish();
-        Ok(*self.fingerprint.get_or_init(|| hash))
+        Ok(out.hash())
     }
 
     fn writer_properties(&self, window: &str) -> WriterProperties {
@@ -472,9 +465,25 @@ impl TableExport {
     /// What window `i`'s Parquet is derived from: its segment file and
     /// everything else that goes into the bytes.
     fn cache_key(&self, i: usize) -> Result<CacheKey> {
-        let fingerprint = self.writer_fingerprint()?;
+        let window = self.windows.get(i).map_or("", |w| w.window.as_str());
+        // The fingerprint depends on all of this but the window: the cache
+        // keeps it per schema, so an export does not encode its sample again.
+        let mut schema_key = blake3::Hasher::new();
+        self.hash_variant(&mut schema_key, None);
+        let fingerprint = self.cache.fingerprint(*schema_key.finalize().as_bytes(), || self.writer_fingerprint())?;
         let mut h = blake3::Hasher::new();
         h.update(&fingerprint);
+        self.hash_variant(&mut h, Some(window));
+        let mut variant = [0u8; 8];
+        variant.copy_from_slice(&h.finalize().as_bytes()[..8]);
+        let segment = self.files.get(i).map_or([0; 32], |f| f.meta.blake3);
+        Ok(CacheKey { segment, variant })
+    }
+
+    /// Feeds `h` everything besides the writer that goes into a window's
+    /// Parquet bytes (docs/FORMAT.md, "Export cache"); `window` is left out
+    /// when `None`.
+    fn hash_variant(&self, h: &mut blake3::Hasher, window: Option<&str>) {
         let mut put = |s: &str| {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
@@ -483,7 +492,9 @@ impl TableExport {
         put(env!("CARGO_PKG_VERSION"));
         put(&self.db);
         put(&self.table.name);
-        put(self.windows.get(i).map_or("", |w| w.window.as_str()));
+        if let Some(window) = window {
+            put(window);
+        }
         put(&self.row_group_rows.to_string());
         for field in self.schema.fields() {
             put(field.name());
@@ -496,10 +507,6 @@ impl TableExport {
                 put(v);
             }
         }
-        let mut variant = [0u8; 8];
-        variant.copy_from_slice(&h.finalize().as_bytes()[..8]);
-        let segment = self.files.get(i).map_or([0; 32], |f| f.meta.blake3);
-        Ok(CacheKey { segment, variant })
     }
 }
 

@@ -12,6 +12,7 @@ use super::codec;
 use super::format::*;
 use crate::catalog::{Column, Family};
 use crate::error::{Error, IoContext, Result};
+use crate::hash::HashingWriter;
 use crate::rows::{self, Rows};
 
 /// Tuning for a written segment.
@@ -44,25 +45,6 @@ pub struct Written {
     pub rows: u64,
     pub time_min: i64,
     pub time_max: i64,
-}
-
-/// Counts and hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    written: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 fn stats_i64(values: &[i64]) -> (Stat, Stat) {
@@ -152,7 +134,7 @@ struct SectionWriter<'a, W: Write> {
 impl<W: Write> SectionWriter<'_, W> {
     fn put(&mut self, nulls: u32, min: Stat, max: Stat) -> io::Result<BlockMeta> {
         let meta = BlockMeta {
-            offset: self.out.written,
+            offset: self.out.written(),
             len: self.scratch.len() as u32,
             crc32: crc32fast::hash(&self.scratch),
             nulls,
@@ -245,8 +227,7 @@ pub fn write_segment(
 
     let mut result = None;
     crate::fs::atomic_write_with(path, |file| {
-        let mut out =
-            HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), written: 0 };
+        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&MAGIC);
         header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -278,8 +259,7 @@ pub fn write_segment(
         out.write_all(&crc32fast::hash(&footer_bytes).to_le_bytes())?;
         out.write_all(&MAGIC)?;
         out.flush()?;
-        result =
-            Some(Written { size: out.written, blake3: *out.hasher.finalize().as_bytes(), rows, time_min, time_max });
+        result = Some(Written { size: out.written(), blake3: out.hash(), rows, time_min, time_max });
         Ok(())
     })
     .at(path)?;
