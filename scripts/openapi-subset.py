@@ -28,6 +28,8 @@ SERVED = {
     "/api/v3/enterprise/backup/{name}": ["get", "delete"],
     "/api/v3/enterprise/restore": ["post", "get"],
     "/api/v3/enterprise/restore/{id}": ["get", "delete"],
+    "/api/v3/query_sql": ["get", "post"],
+    "/query": ["get", "post"],
 }
 
 ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}
@@ -252,6 +254,93 @@ def describe_export(out):
         out["paths"][path]["get"]["responses"]["400"] = BAD_EXPORT_REQUEST
 
 
+FIGURES = {
+    "files_scanned": {"type": "integer", "minimum": 0, "description": "Segment files with blocks read."},
+    "blocks_processed": {"type": "integer", "minimum": 0, "description": "Blocks decoded."},
+    "rows_read": {"type": "integer", "minimum": 0,
+                  "description": "Rows decoded from blocks plus rows taken from the write buffer."},
+    "rows_returned": {"type": "integer", "minimum": 0, "description": "Rows the scan handed to the query."},
+    "bytes_read": {"type": "integer", "minimum": 0, "description": "Stored (compressed) bytes of the blocks read."},
+    "buffer_rows": {"type": "integer", "minimum": 0, "description": "Rows read from the write buffer."},
+    "gen0_hits": {"type": "integer", "minimum": 0}, "gen0_misses": {"type": "integer", "minimum": 0},
+    "compacted_hits": {"type": "integer", "minimum": 0}, "compacted_misses": {"type": "integer", "minimum": 0},
+}
+HITS = {"type": "object", "required": ["hits", "misses"],
+        "properties": {"hits": {"type": "integer", "minimum": 0}, "misses": {"type": "integer", "minimum": 0}}}
+TELEMETRY = {
+    "type": "object",
+    "required": ["query_id", "database", "query", "state", "started_at", "chunks", "totals", "cache"],
+    "properties": {
+        "query_id": {"type": "string"},
+        "database": {"type": "string"},
+        "query": {"type": "string"},
+        "state": {"type": "string", "enum": ["running", "finished", "failed"]},
+        "error": {"type": "string", "nullable": True},
+        "started_at": {"type": "string", "format": "date-time"},
+        "duration_ms": {"type": "number", "nullable": True},
+        "chunks": {"type": "array", "description": "One entry per table scan, in the order the scans started.",
+                   "items": {"type": "object", "required": ["table", "tag_filters"] + list(FIGURES),
+                             "properties": {
+                                 "table": {"type": "string"},
+                                 "time_range": {"type": "object", "nullable": True,
+                                                "description": "The pushed-down range [start_ns, end_ns).",
+                                                "properties": {"start_ns": {"type": "integer"},
+                                                               "end_ns": {"type": "integer"}}},
+                                 "tag_filters": {"type": "object", "additionalProperties": {"type": "string"},
+                                                 "description": "Pushed-down tag equalities."},
+                                 **FIGURES}}},
+        "totals": {"type": "object", "required": list(FIGURES), "properties": FIGURES},
+        "cache": {"type": "object", "required": ["gen0", "compacted"],
+                  "description": "Blocks whose bytes were (hits) or were not (misses) in the OS page cache before "
+                                 "they were read, for gen0 (flushed) and compacted files.",
+                  "properties": {"gen0": HITS, "compacted": HITS}},
+    },
+}
+QUERY_EXTENSIONS = {
+    "/api/v3/query_sql_telemetry": {
+        "get": {
+            "operationId": "GetQuerySqlTelemetry",
+            "summary": "Telemetry of the last query",
+            "description": "What the last query of `/api/v3/query_sql` or `/query` read, per table scan (chunk), "
+                           "while it runs or once it is done: files scanned, blocks processed, rows read and "
+                           "returned, bytes read, and page-cache hits and misses of gen0 and compacted files.",
+            "x-quipu": "the reference names this endpoint but does not specify it",
+            "responses": {
+                "200": {"description": "The last query's figures.",
+                        "content": {"application/json": {"schema": TELEMETRY}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"description": "No query has run on this server yet.", "content": ERROR},
+            },
+            "tags": ["Query data"],
+        }
+    }
+}
+
+
+def describe_query(out):
+    """The error bodies and formats quipu answers on the query endpoints."""
+    for path in ("/api/v3/query_sql", "/query"):
+        for method in ("get", "post"):
+            responses = out["paths"][path][method]["responses"]
+            responses["400"] = {
+                "description": "Bad request: `db` or `q` missing, an unknown format or epoch, a body that is not "
+                               "the documented JSON, bad SQL, an unknown table or column, a parameter that does "
+                               "not fit, or a failure before the first row (the planner's message).",
+                "content": copy.deepcopy(ERROR), "x-quipu": "the reference gives no body"}
+            responses["404"] = {"description": "Database not found.", "content": copy.deepcopy(ERROR),
+                                "x-quipu": "the reference gives no body"}
+            responses["413"] = {"description": "The request body is larger than the limit.",
+                                "content": copy.deepcopy(ERROR), "x-quipu": True}
+    for method in ("get", "post"):
+        ok = out["paths"]["/api/v3/query_sql"][method]["responses"]["200"]["content"]
+        ok["text/plain"] = {"schema": {"type": "string"}, "x-quipu": "format=pretty: an ASCII table"}
+    # `chunked=true` answers a JSON document per chunk, one per line.
+    for method in ("get", "post"):
+        ok = out["paths"]["/query"][method]["responses"]["200"]
+        ok["description"] += ("\nquipu: `q` is run as SQL. With `chunked=true` the body is one JSON document per "
+                              "chunk, one per line, all but the last with `\"partial\": true`.")
+
+
 def drop_content_length(out):
     """Leaves out the reference's `Content-Length` header parameter: HTTP
     clients set it from the body; a test tool that sets it by hand to a value
@@ -309,6 +398,7 @@ def main():
         item = ref["paths"][path]
         paths[path] = {k: v for k, v in item.items() if k in methods or k == "parameters"}
     paths.update(EXTENSIONS)
+    paths.update(QUERY_EXTENSIONS)
     out["paths"] = paths
     needed = set()
     refs(paths, needed)
@@ -331,6 +421,7 @@ def main():
     describe_export(out)
     describe_backup(out)
     describe_restore(out)
+    describe_query(out)
     drop_content_length(out)
     out["info"]["description"] += (
         " Differences from the reference: database and precision parameters carry the constraints quipu enforces "
@@ -340,6 +431,8 @@ def main():
         "restores take a `verify` level, answer 404 for an unknown backup and 400 for a malformed body, may end "
         "cancelled, and list their progress, error, mode and verify level (x-quipu); writes answer 503 with "
         "Retry-After when a restore rolled them back in flight (x-quipu); "
+        "the query endpoints document their error bodies and quipu's pretty format, `/query` runs SQL, and "
+        "`/api/v3/query_sql_telemetry`, which the reference names without specifying, is described (x-quipu); "
         "and the hand-set Content-Length header parameter is left out (clients derive it from the body)."
     )
     yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)

@@ -24,6 +24,9 @@ pub struct Selection<'a> {
     pub time: (i64, i64),
     /// Series to keep; `None` keeps all.
     pub series: Option<&'a dyn Fn(&SeriesKey) -> bool>,
+    /// Keep rows where every one of `columns` is null (the row exists
+    /// through other fields).
+    pub keep_null_rows: bool,
 }
 
 #[derive(Debug, Default)]
@@ -192,7 +195,7 @@ impl TableBuffer {
     /// restricted to the series present in them.
     pub fn rows(&self, sel: &Selection<'_>) -> Result<Rows> {
         let wanted: Vec<&Column> = sel.columns.iter().filter_map(|id| self.column(*id)).collect();
-        if wanted.is_empty() && !sel.columns.is_empty() {
+        if wanted.is_empty() && !sel.columns.is_empty() && !sel.keep_null_rows {
             return Ok(Rows::empty(Arc::new(Vec::new())));
         }
         let series_ok: Vec<bool> = self.keys.iter().map(|k| sel.series.is_none_or(|f| f(k))).collect();
@@ -203,7 +206,7 @@ impl TableBuffer {
                 t >= sel.time.0
                     && t < sel.time.1
                     && series_ok[self.series[i] as usize]
-                    && (wanted.is_empty() || wanted.iter().any(|c| c.is_valid(i)))
+                    && (sel.keep_null_rows || wanted.is_empty() || wanted.iter().any(|c| c.is_valid(i)))
             })
             .collect();
 
@@ -397,7 +400,9 @@ mod tests {
         let t = buf.table(0, 0).unwrap();
         assert_eq!(t.time_range(), (1, 9));
 
-        let all = t.rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None }).unwrap();
+        let all = t
+            .rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false })
+            .unwrap();
         assert!(all.is_sorted_unique());
         let hosts: Vec<&str> = all.series.iter().map(|&s| all.series_keys[s as usize][0].1.as_str()).collect();
         assert_eq!(hosts, vec!["a", "a", "b", "c"]);
@@ -408,13 +413,17 @@ mod tests {
         assert_eq!(b.iter().collect::<Vec<_>>(), vec![Some(30), Some(20), None, Some(40)]);
 
         // Only column 1: rows without it disappear.
-        let one = t.rows(&Selection { columns: &[1], time: (i64::MIN, i64::MAX), series: None }).unwrap();
+        let one = t
+            .rows(&Selection { columns: &[1], time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false })
+            .unwrap();
         assert_eq!(one.len(), 2);
         assert_eq!(one.column(1).unwrap().null_count(), 0);
 
         // Time range and series filter.
         let only_a = |k: &SeriesKey| k[0].1 == "a";
-        let some = t.rows(&Selection { columns: &[1, 2], time: (4, 10), series: Some(&only_a) }).unwrap();
+        let some = t
+            .rows(&Selection { columns: &[1, 2], time: (4, 10), series: Some(&only_a), keep_null_rows: false })
+            .unwrap();
         assert_eq!(some.time, vec![9]);
         assert_eq!(some.series_keys.len(), 1);
     }
@@ -447,7 +456,7 @@ mod tests {
                 proptest::prop_assert!(model.is_empty());
                 return Ok(());
             };
-            let got = t.rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None }).unwrap();
+            let got = t.rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false }).unwrap();
             proptest::prop_assert!(got.is_sorted_unique());
             let a = got.column(1).map(|c| c.as_primitive::<Int64Type>().clone());
             let b = got.column(2).map(|c| c.as_primitive::<Int64Type>().clone());

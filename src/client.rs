@@ -98,6 +98,8 @@ pub enum ClientError {
     /// The export stream broke off or is not a tar of Parquet files.
     #[error("export stream from {url}: {source}")]
     Export { url: String, source: io::Error },
+    #[error("streaming the answer of {url}: {source}")]
+    Stream { url: String, source: io::Error },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
 }
@@ -333,10 +335,25 @@ impl Client {
 
     /// A GET, retried like writes; a non-2xx answer becomes the matching error.
     fn get(&self, url: &Url, timeout: Duration) -> Result<reqwest::blocking::Response, ClientError> {
+        self.read_request(reqwest::Method::GET, url, timeout, None)
+    }
+
+    /// A request that changes nothing on the server (so it is retried like
+    /// a GET), its answer to be read as it streams in.
+    fn read_request(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        timeout: Duration,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::blocking::Response, ClientError> {
         let attempt = || -> Result<reqwest::blocking::Response, Attempt> {
-            let mut request = self.http.get(url.clone()).timeout(timeout);
+            let mut request = self.http.request(method.clone(), url.clone()).timeout(timeout);
             if let Some(auth) = &self.auth {
                 request = request.header(AUTHORIZATION, auth.clone());
+            }
+            if let Some(body) = body {
+                request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
             }
             let response = request.send().map_err(|source| {
                 let transient = is_transient(&source);
@@ -397,6 +414,30 @@ impl Client {
         let url = self.url("api/v3/export/window_data", &query)?;
         let response = self.get(&url, EXPORT_TIMEOUT)?;
         unpack_export(Counting { inner: response, read: 0, progress }, url.as_str(), out)
+    }
+}
+
+impl Client {
+    /// Runs `sql` on `db` (`POST /api/v3/query_sql`) and copies the answer
+    /// in `format` (json, jsonl, csv, parquet, pretty) to `out` as it
+    /// streams in; `params` fill `$name` placeholders. Returns the bytes
+    /// copied. Bad SQL is [`ClientError::Status`] 400 with the planner's
+    /// message; an unknown database is [`ClientError::NotFound`].
+    pub fn query_sql(
+        &self,
+        db: &str,
+        sql: &str,
+        format: &str,
+        params: Option<&serde_json::Value>,
+        out: &mut dyn Write,
+    ) -> Result<u64, ClientError> {
+        let url = self.url("api/v3/query_sql", &[])?;
+        let mut body = serde_json::json!({ "db": db, "q": sql, "format": format });
+        if let Some(p) = params {
+            body["params"] = p.clone();
+        }
+        let mut response = self.read_request(reqwest::Method::POST, &url, EXPORT_TIMEOUT, Some(&body))?;
+        io::copy(&mut response, out).map_err(|source| ClientError::Stream { url: url.to_string(), source })
     }
 }
 

@@ -33,7 +33,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::export::TableExport;
 use crate::export::cache::ExportCache;
 use crate::lp::{LineError, Precision};
-use crate::query::{self, Plan, ScanRequest};
+use crate::query::{self, Plan, ScanRequest, ScanStats};
 use crate::rows::Rows;
 use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
@@ -536,9 +536,23 @@ impl Engine {
     /// decoded as the iterator is advanced, so memory stays at one batch; the
     /// pinned version keeps the files alive until the iterator is dropped.
     pub fn scan_iter(&self, db: &str, table: &str, req: &ScanRequest) -> Result<ScanIter> {
+        self.scan_iter_counted(db, table, req, Arc::default())
+    }
+
+    /// [`Engine::scan_iter`], counting what it reads into `stats` as it
+    /// goes (files, blocks, rows, bytes, page-cache hits): the figures of
+    /// query telemetry.
+    pub fn scan_iter_counted(
+        &self,
+        db: &str,
+        table: &str,
+        req: &ScanRequest,
+        stats: Arc<ScanStats>,
+    ) -> Result<ScanIter> {
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let scan = self.scan_once(db, table, req)?;
+            stats.reset();
+            let scan = self.scan_once(db, table, req, stats.clone())?;
             // A restore swapped in while the scan gathered its sources: they
             // may mix the old and the restored data; read again.
             if self.inner.epoch.load(Ordering::SeqCst) == epoch {
@@ -547,7 +561,7 @@ impl Engine {
         }
     }
 
-    fn scan_once(&self, db: &str, table: &str, req: &ScanRequest) -> Result<ScanIter> {
+    fn scan_once(&self, db: &str, table: &str, req: &ScanRequest, stats: Arc<ScanStats>) -> Result<ScanIter> {
         let catalog = self.catalog();
         let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
         let table_def = database
@@ -574,14 +588,18 @@ impl Engine {
         }
         buffered.extend(active);
         let mut file_plans = query::plan_files(&plan, &table_def, database.id, &version);
+        let files: std::collections::HashSet<u64> = file_plans.iter().map(|(f, _)| f.meta.id).collect();
+        stats.add_files(files.len() as u64);
+        stats.add_buffer_rows(buffered.iter().map(|r| r.len() as u64).sum());
         if buffered.is_empty() && file_plans.len() == 1 {
             let (file, family) = file_plans.remove(0);
             let scan = BlockScan { file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() };
-            return Ok(ScanIter(ScanState::Blocks(Box::new(scan))));
+            return Ok(ScanIter { state: ScanState::Blocks(Box::new(scan)), stats });
         }
-        let mut sources = query::read_files(&file_plans)?;
+        let mut sources = query::read_files(&file_plans, &stats)?;
         sources.extend(buffered.into_iter().map(|r| vec![r]));
-        Ok(ScanIter(ScanState::Ready(query::finish(&plan, &table_def, sources)?.into_iter())))
+        let batches = query::finish(&plan, &table_def, sources)?;
+        Ok(ScanIter { state: ScanState::Ready(batches.into_iter()), stats })
     }
 
     /// Writes the buffer to gen0 segment files now.
@@ -658,7 +676,10 @@ impl Engine {
 }
 
 /// The batches of a scan; see [`Engine::scan_iter`].
-pub struct ScanIter(ScanState);
+pub struct ScanIter {
+    state: ScanState,
+    stats: Arc<ScanStats>,
+}
 
 enum ScanState {
     /// Batches computed up front (merges of several sources).
@@ -681,7 +702,22 @@ impl Iterator for ScanIter {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.0 {
+        let batch = self.next_batch();
+        if let Some(Ok(b)) = &batch {
+            self.stats.add_returned(b.num_rows() as u64);
+        }
+        batch
+    }
+}
+
+impl ScanIter {
+    /// What the scan has read so far.
+    pub fn stats(&self) -> &Arc<ScanStats> {
+        &self.stats
+    }
+
+    fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
+        match &mut self.state {
             ScanState::Ready(batches) => batches.next().map(Ok),
             ScanState::Blocks(scan) => loop {
                 if let Some(batch) = scan.pending.next() {
@@ -689,6 +725,7 @@ impl Iterator for ScanIter {
                 }
                 let pick = *scan.family.blocks.get(scan.next)?;
                 scan.next += 1;
+                self.stats.add_block(scan.file.meta.level, scan.file.reader.block_cost(&scan.family, &pick));
                 let rows = match scan.file.reader.read_block(&scan.family, &pick) {
                     Ok(Some(rows)) => rows,
                     Ok(None) => continue,
@@ -720,7 +757,8 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
     let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
     let series: Option<&dyn Fn(&crate::write::SeriesKey) -> bool> =
         if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
-    let rows = tb.rows(&Selection { columns: &plan.fields, time: plan.time, series })?;
+    let rows =
+        tb.rows(&Selection { columns: &plan.fields, time: plan.time, series, keep_null_rows: plan.keep_null_rows })?;
     Ok((!rows.is_empty()).then_some(rows))
 }
 
@@ -1005,7 +1043,12 @@ impl Inner {
                     if ids.is_empty() {
                         continue;
                     }
-                    let rows = tb.rows(&Selection { columns: &ids, time: (i64::MIN, i64::MAX), series: None })?;
+                    let rows = tb.rows(&Selection {
+                        columns: &ids,
+                        time: (i64::MIN, i64::MAX),
+                        series: None,
+                        keep_null_rows: false,
+                    })?;
                     families.push((family.clone(), rows));
                 }
                 let (id, path) = self.tree.allocate();

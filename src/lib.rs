@@ -52,4 +52,4 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use lp::{LineError, Precision};
-pub use query::ScanRequest;
+pub use query::{ScanFigures, ScanRequest, ScanStats};

@@ -72,6 +72,29 @@ enum Command {
         #[arg(default_value = "-")]
         file: PathBuf,
     },
+    /// Run a SQL query on a running server and print the result
+    /// (`--format pretty` by default; json, jsonl, csv, parquet).
+    #[cfg(feature = "client")]
+    Query {
+        /// The database.
+        #[arg(long, short = 'd')]
+        db: String,
+        /// Output format: pretty, json, jsonl, csv or parquet.
+        #[arg(long, default_value = "pretty")]
+        format: String,
+        /// Values for `$name` placeholders, as a JSON object: '{"host": "h1"}'.
+        #[arg(long)]
+        params: Option<String>,
+        /// Write the result to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Read the query from this file (`-` for stdin) instead of the argument.
+        #[arg(long, short = 'f', conflicts_with = "sql")]
+        file: Option<PathBuf>,
+        /// The SQL query.
+        #[arg(required_unless_present = "file")]
+        sql: Option<String>,
+    },
     /// Download compacted 24h windows of a table from a running server as
     /// Parquet files (`<out>/<table>/<YYYY-MM-DD>.parquet`), or list them.
     #[cfg(feature = "client")]
@@ -366,6 +389,73 @@ struct WriteArgs {
 }
 
 #[cfg(feature = "client")]
+/// `quipu query`: the answer is streamed to the output as it arrives; a
+/// file output is written under a temporary name and renamed when whole.
+#[cfg(feature = "client")]
+#[allow(clippy::too_many_arguments)]
+fn query(
+    host: &str,
+    token: Option<&str>,
+    db: &str,
+    format: &str,
+    params: Option<&str>,
+    output: Option<PathBuf>,
+    file: Option<PathBuf>,
+    sql: Option<String>,
+) -> Result<(), String> {
+    use quipu::client::Client;
+    use std::io::Read;
+    let sql = match (sql, file) {
+        (Some(sql), _) => sql,
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read the query from stdin: {e}"))?;
+            text
+        }
+        (None, Some(path)) => {
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read the query from {}: {e}", path.display()))?
+        }
+        (None, None) => return Err("give the query as an argument or with --file".into()),
+    };
+    let params: Option<serde_json::Value> = match params {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| format!("--params is not valid JSON: {e}"))?),
+    };
+    if !matches!(format, "pretty" | "json" | "jsonl" | "json_lines" | "csv" | "parquet") {
+        return Err(format!("invalid --format {format:?}: expected pretty, json, jsonl, csv or parquet"));
+    }
+    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    match output {
+        None => {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            match client.query_sql(db, &sql, format, params.as_ref(), &mut out) {
+                Ok(_) => out.flush().map_err(|e| e.to_string()),
+                // `quipu query ... | head` closes the pipe early; that is not an error.
+                Err(quipu::client::ClientError::Stream { source, .. })
+                    if source.kind() == io::ErrorKind::BrokenPipe =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+                .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+            let bytes =
+                client.query_sql(db, &sql, format, params.as_ref(), tmp.as_file_mut()).map_err(|e| e.to_string())?;
+            tmp.persist(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote {bytes} bytes to {}", path.display());
+            Ok(())
+        }
+    }
+}
+
 fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), String> {
     use quipu::client::{Client, WriteBatchOptions, open_input, progress_bar};
 
@@ -672,6 +762,10 @@ fn run(cli: Cli) -> Result<(), String> {
         #[cfg(feature = "client")]
         Command::Export { db, table, out, windows, list: _ } => {
             export(&cli.host, cli.token.as_deref(), &db, &table, out, &windows)
+        }
+        #[cfg(feature = "client")]
+        Command::Query { db, format, params, output, file, sql } => {
+            query(&cli.host, cli.token.as_deref(), &db, &format, params.as_deref(), output, file, sql)
         }
         #[cfg(feature = "client")]
         Command::Write { db, precision, batch_lines, no_partial, no_sync, file } => {

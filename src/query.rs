@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
@@ -19,8 +20,8 @@ use crate::catalog::{ColumnKind, FieldType, TIME_COLUMN, Table};
 use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::Read;
-use crate::segment::reader::FamilyPlan;
-use crate::tree::{LiveFile, Version};
+use crate::segment::reader::{BlockCost, FamilyPlan};
+use crate::tree::{LEVEL_GEN0, LiveFile, Version};
 use crate::write::SeriesKey;
 
 /// Rows per returned batch.
@@ -35,6 +36,10 @@ pub struct ScanRequest {
     pub columns: Option<Vec<String>>,
     /// Tag equality predicates, all of which must hold.
     pub tag_equals: Vec<(String, String)>,
+    /// Return rows where every requested field is null (they exist through
+    /// fields not requested), as SQL sees a table; by default such rows are
+    /// left out.
+    pub keep_null_rows: bool,
 }
 
 impl ScanRequest {
@@ -57,11 +62,146 @@ impl ScanRequest {
         self
     }
 
+    /// Also rows where every requested field is null; see
+    /// [`ScanRequest::keep_null_rows`].
+    #[must_use]
+    pub fn keep_null_rows(mut self) -> Self {
+        self.keep_null_rows = true;
+        self
+    }
+
     /// Only rows whose tag `tag` equals `value`.
     #[must_use]
     pub fn tag_eq(mut self, tag: impl Into<String>, value: impl Into<String>) -> Self {
         self.tag_equals.push((tag.into(), value.into()));
         self
+    }
+}
+
+/// What a scan read, counted as it runs (shared with whoever watches it:
+/// query telemetry). Blocks are counted before they are decoded; a block
+/// is a page-cache hit when all its stored bytes were resident before the
+/// read.
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    files_scanned: AtomicU64,
+    blocks_processed: AtomicU64,
+    rows_read: AtomicU64,
+    rows_returned: AtomicU64,
+    bytes_read: AtomicU64,
+    buffer_rows: AtomicU64,
+    gen0_hits: AtomicU64,
+    gen0_misses: AtomicU64,
+    compacted_hits: AtomicU64,
+    compacted_misses: AtomicU64,
+}
+
+/// A [`ScanStats`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScanFigures {
+    /// Segment files with at least one block to read.
+    pub files_scanned: u64,
+    /// Blocks decoded (a block is a run of rows of one family section).
+    pub blocks_processed: u64,
+    /// Rows decoded from blocks plus rows taken from the write buffer,
+    /// before the time and tag filters within a block.
+    pub rows_read: u64,
+    /// Rows the scan handed to the query.
+    pub rows_returned: u64,
+    /// Stored (compressed) bytes of the blocks decoded.
+    pub bytes_read: u64,
+    /// Rows read from the write buffer (not yet in a file).
+    pub buffer_rows: u64,
+    /// Blocks of gen0 (flushed) files found in / missing from the page cache.
+    pub gen0_hits: u64,
+    pub gen0_misses: u64,
+    /// Blocks of compacted files found in / missing from the page cache.
+    pub compacted_hits: u64,
+    pub compacted_misses: u64,
+}
+
+impl ScanFigures {
+    /// The sum of two sets of figures.
+    #[must_use]
+    pub fn plus(self, o: ScanFigures) -> ScanFigures {
+        ScanFigures {
+            files_scanned: self.files_scanned + o.files_scanned,
+            blocks_processed: self.blocks_processed + o.blocks_processed,
+            rows_read: self.rows_read + o.rows_read,
+            rows_returned: self.rows_returned + o.rows_returned,
+            bytes_read: self.bytes_read + o.bytes_read,
+            buffer_rows: self.buffer_rows + o.buffer_rows,
+            gen0_hits: self.gen0_hits + o.gen0_hits,
+            gen0_misses: self.gen0_misses + o.gen0_misses,
+            compacted_hits: self.compacted_hits + o.compacted_hits,
+            compacted_misses: self.compacted_misses + o.compacted_misses,
+        }
+    }
+}
+
+impl ScanStats {
+    /// The counts so far.
+    pub fn figures(&self) -> ScanFigures {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ScanFigures {
+            files_scanned: get(&self.files_scanned),
+            blocks_processed: get(&self.blocks_processed),
+            rows_read: get(&self.rows_read),
+            rows_returned: get(&self.rows_returned),
+            bytes_read: get(&self.bytes_read),
+            buffer_rows: get(&self.buffer_rows),
+            gen0_hits: get(&self.gen0_hits),
+            gen0_misses: get(&self.gen0_misses),
+            compacted_hits: get(&self.compacted_hits),
+            compacted_misses: get(&self.compacted_misses),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for a in [
+            &self.files_scanned,
+            &self.blocks_processed,
+            &self.rows_read,
+            &self.rows_returned,
+            &self.bytes_read,
+            &self.buffer_rows,
+            &self.gen0_hits,
+            &self.gen0_misses,
+            &self.compacted_hits,
+            &self.compacted_misses,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn add_files(&self, n: u64) {
+        self.files_scanned.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_buffer_rows(&self, n: u64) {
+        self.buffer_rows.fetch_add(n, Ordering::Relaxed);
+        self.rows_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_returned(&self, n: u64) {
+        self.rows_returned.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one block of a file at `level` about to be read.
+    pub(crate) fn add_block(&self, level: u8, cost: BlockCost) {
+        self.blocks_processed.fetch_add(1, Ordering::Relaxed);
+        self.rows_read.fetch_add(cost.rows, Ordering::Relaxed);
+        self.bytes_read.fetch_add(cost.bytes, Ordering::Relaxed);
+        let (hits, misses) = if level == LEVEL_GEN0 {
+            (&self.gen0_hits, &self.gen0_misses)
+        } else {
+            (&self.compacted_hits, &self.compacted_misses)
+        };
+        match cost.resident {
+            Some(true) => hits.fetch_add(1, Ordering::Relaxed),
+            Some(false) => misses.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
     }
 }
 
@@ -75,6 +215,7 @@ pub struct Plan {
     /// an unknown tag, so nothing can match.
     pub tag_filter: Option<Vec<(u32, String)>>,
     pub time: (i64, i64),
+    pub keep_null_rows: bool,
 }
 
 impl Plan {
@@ -108,7 +249,7 @@ impl Plan {
                 }
             }
         }
-        let fields = output
+        let fields: Vec<u32> = output
             .iter()
             .flatten()
             .copied()
@@ -120,7 +261,9 @@ impl Plan {
             .map(|(k, v)| table.column(k).filter(|c| c.kind == ColumnKind::Tag).map(|c| (c.id, v.clone())))
             .collect::<Option<Vec<_>>>();
         let time = req.time_range.unwrap_or((i64::MIN, i64::MAX));
-        Ok(Plan { output, fields, tag_filter, time })
+        // Without fields every row is returned anyway.
+        let keep_null_rows = req.keep_null_rows && !fields.is_empty();
+        Ok(Plan { output, fields, tag_filter, time, keep_null_rows })
     }
 
     /// True when a series passes the tag predicates.
@@ -165,8 +308,15 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
             continue;
         }
         for (i, fam) in file.reader.footer().families.iter().enumerate() {
-            let Some(columns) = plan.family_fields(table, fam.id) else { continue };
-            let fplan = file.reader.plan_family(i, &Read { columns: &columns, time: plan.time, series });
+            // A family without a requested field still holds row keys that
+            // SQL's view of the table must see.
+            let columns = match plan.family_fields(table, fam.id) {
+                Some(c) => c,
+                None if plan.keep_null_rows => Vec::new(),
+                None => continue,
+            };
+            let read = Read { columns: &columns, time: plan.time, series, keep_null_rows: plan.keep_null_rows };
+            let fplan = file.reader.plan_family(i, &read);
             if !fplan.blocks.is_empty() {
                 out.push((file.clone(), fplan));
             }
@@ -176,12 +326,13 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
 }
 
 /// Reads planned file sections, each as a list of block chunks.
-pub fn read_files(plans: &[(Arc<LiveFile>, FamilyPlan)]) -> Result<Vec<Vec<Rows>>> {
+pub fn read_files(plans: &[(Arc<LiveFile>, FamilyPlan)], stats: &ScanStats) -> Result<Vec<Vec<Rows>>> {
     plans
         .iter()
         .map(|(file, fplan)| {
             let mut chunks = Vec::with_capacity(fplan.blocks.len());
             for pick in &fplan.blocks {
+                stats.add_block(file.meta.level, file.reader.block_cost(fplan, pick));
                 chunks.extend(file.reader.read_block(fplan, pick)?);
             }
             Ok(chunks)
@@ -207,7 +358,7 @@ pub fn finish(plan: &Plan, table: &Table, mut sources: Vec<Vec<Rows>>) -> Result
         return Ok(out);
     }
     let rows = merge(sources.into_iter().flatten().collect())?;
-    let rows = if plan.fields.is_empty() { rows } else { rows.drop_all_null_rows()? };
+    let rows = if plan.fields.is_empty() || plan.keep_null_rows { rows } else { rows.drop_all_null_rows()? };
     Ok(split(to_record_batch(plan, table, rows)?))
 }
 

@@ -16,19 +16,22 @@
 //! nanosecond boundary, say) stays exact in the result.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::common::{DataFusionError, ParamValues, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -36,7 +39,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::catalog::{ColumnKind, TIME_COLUMN};
 use crate::error::{Error, Result};
 use crate::query::{self, Plan};
-use crate::{Engine, ScanRequest};
+use crate::{Engine, ScanFigures, ScanRequest, ScanStats};
 
 /// Batches decoded ahead of the query.
 const SCAN_AHEAD: usize = 4;
@@ -47,9 +50,13 @@ pub struct QuipuTable {
     engine: Engine,
     db: String,
     table: String,
+    db_id: u32,
+    table_id: u32,
     schema: SchemaRef,
     /// Tag column names: the columns an equality filter can be pushed on.
     tags: Vec<String>,
+    /// Where the scans of this table report what they read.
+    telemetry: Option<Arc<QueryTelemetry>>,
 }
 
 impl QuipuTable {
@@ -67,9 +74,50 @@ impl QuipuTable {
             engine: engine.clone(),
             db: db.to_string(),
             table: table.to_string(),
+            db_id: database.id,
+            table_id: def.id,
             schema: query::schema(&plan, def),
             tags,
+            telemetry: None,
         })
+    }
+
+    /// Reports every scan of this table to `telemetry`.
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: Arc<QueryTelemetry>) -> QuipuTable {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// Row count and time bounds of the files a scan of `req` reads, from
+    /// their metadata. Inexact: rows still in the write buffer are not
+    /// counted, a row rewritten in a newer file is counted twice, and
+    /// rows outside the range within a file are counted.
+    fn statistics(&self, req: &ScanRequest) -> Statistics {
+        let (start, end) = req.time_range.unwrap_or((i64::MIN, i64::MAX));
+        let version = self.engine.version();
+        let files: Vec<_> = version
+            .table_files(self.db_id, self.table_id)
+            .into_iter()
+            .filter(|f| f.meta.time_max >= start && f.meta.time_min < end)
+            .collect();
+        let rows: u64 = files.iter().map(|f| f.meta.rows).sum();
+        let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Inexact(rows as usize);
+        stats.total_byte_size = Precision::Inexact(bytes as usize);
+        if let (Some(lo), Some(hi), Ok(i)) = (
+            files.iter().map(|f| f.meta.time_min.max(start)).min(),
+            files.iter().map(|f| f.meta.time_max.min(end.saturating_sub(1))).max(),
+            self.schema.index_of(TIME_COLUMN),
+        ) && lo <= hi
+        {
+            let column = &mut stats.column_statistics[i];
+            column.min_value = Precision::Inexact(ScalarValue::TimestampNanosecond(Some(lo), None));
+            column.max_value = Precision::Inexact(ScalarValue::TimestampNanosecond(Some(hi), None));
+            column.null_count = Precision::Exact(0);
+        }
+        stats
     }
 
     /// The scan request `filters` allow: a time range and tag equalities.
@@ -149,8 +197,11 @@ impl TableProvider for QuipuTable {
         // The scan always returns `time`; other columns only when asked.
         let columns: Vec<String> =
             projected.fields().iter().map(|f| f.name().clone()).filter(|n| n != TIME_COLUMN).collect();
-        req = req.columns(columns);
-        Ok(Arc::new(ScanExec::new(self, req, projected, limit)))
+        // SQL sees every row of the table, also one whose selected fields
+        // are all null.
+        req = req.columns(columns).keep_null_rows();
+        let statistics = self.statistics(&req).project(Some(&indices));
+        Ok(Arc::new(ScanExec::new(self, req, projected, limit, Arc::new(statistics))))
     }
 }
 
@@ -165,10 +216,18 @@ struct ScanExec {
     schema: SchemaRef,
     limit: Option<usize>,
     properties: Arc<PlanProperties>,
+    statistics: Arc<Statistics>,
+    telemetry: Option<Arc<QueryTelemetry>>,
 }
 
 impl ScanExec {
-    fn new(table: &QuipuTable, req: ScanRequest, schema: SchemaRef, limit: Option<usize>) -> ScanExec {
+    fn new(
+        table: &QuipuTable,
+        req: ScanRequest,
+        schema: SchemaRef,
+        limit: Option<usize>,
+        statistics: Arc<Statistics>,
+    ) -> ScanExec {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -183,6 +242,8 @@ impl ScanExec {
             schema,
             limit,
             properties,
+            statistics,
+            telemetry: table.telemetry.clone(),
         }
     }
 }
@@ -228,6 +289,14 @@ impl ExecutionPlan for ScanExec {
         Ok(self)
     }
 
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> datafusion::error::Result<Arc<Statistics>> {
+        Ok(self.statistics.clone())
+    }
+
     fn execute(
         &self,
         _partition: usize,
@@ -243,9 +312,13 @@ impl ExecutionPlan for ScanExec {
             self.schema.clone(),
             self.limit,
         );
+        let stats = Arc::new(ScanStats::default());
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.add_chunk(&self.table, &self.req, stats.clone());
+        }
         builder.spawn_blocking(move || {
             let mut left = limit.unwrap_or(usize::MAX);
-            let batches = engine.scan_iter(&db, &table, &req).map_err(external)?;
+            let batches = engine.scan_iter_counted(&db, &table, &req, stats).map_err(external)?;
             for batch in batches {
                 if left == 0 {
                     break;
@@ -370,11 +443,18 @@ fn time_bounds(expr: &Expr) -> Option<(i64, i64)> {
 /// A DataFusion session with every table of `db` registered under its name.
 /// [`Error::DatabaseNotFound`] when `db` does not exist.
 pub fn session(engine: &Engine, db: &str) -> Result<SessionContext> {
+    session_with(engine, db, None)
+}
+
+fn session_with(engine: &Engine, db: &str, telemetry: Option<&Arc<QueryTelemetry>>) -> Result<SessionContext> {
     let catalog = engine.catalog();
     let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
     for table in database.tables() {
-        let provider = QuipuTable::new(engine, db, &table.name)?;
+        let mut provider = QuipuTable::new(engine, db, &table.name)?;
+        if let Some(t) = telemetry {
+            provider = provider.with_telemetry(t.clone());
+        }
         ctx.register_table(table.name.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
     }
     Ok(ctx)
@@ -384,11 +464,300 @@ pub fn session(engine: &Engine, db: &str) -> Result<SessionContext> {
 /// [`Error::Query`] with the planner's message for bad SQL, an unknown
 /// table or column; [`Error::DatabaseNotFound`].
 pub async fn query(engine: &Engine, db: &str, sql: &str) -> Result<SendableRecordBatchStream> {
-    let ctx = session(engine, db)?;
-    let options = datafusion::execution::context::SQLOptions::new()
+    query_with(engine, db, sql, QueryOptions::default()).await
+}
+
+/// What a query may carry besides its SQL.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Values for `$name` (or `$1`, `$2`, ...) placeholders.
+    pub params: Option<ParamValues>,
+    /// Where the query's scans report what they read.
+    pub telemetry: Option<Arc<QueryTelemetry>>,
+}
+
+/// [`query`] with bind parameters and telemetry.
+///
+/// ```no_run
+/// # async fn run(engine: &quipu::Engine) -> quipu::Result<()> {
+/// use futures::StreamExt;
+/// use quipu::sql::{QueryOptions, params_from_json};
+///
+/// let params = params_from_json(&serde_json::json!({"host": "h1"}))?;
+/// let options = QueryOptions { params: Some(params), ..Default::default() };
+/// let mut rows = quipu::sql::query_with(engine, "db", "SELECT max(usage) FROM cpu WHERE host = $host", options).await?;
+/// while let Some(batch) = rows.next().await {
+///     println!("{} rows", batch.map_err(quipu::sql::query_error)?.num_rows());
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn query_with(
+    engine: &Engine,
+    db: &str,
+    sql: &str,
+    options: QueryOptions,
+) -> Result<SendableRecordBatchStream> {
+    prepare(engine, db, sql, options).await?.execute().await
+}
+
+/// A planned query, not started yet.
+pub struct Prepared {
+    frame: datafusion::dataframe::DataFrame,
+}
+
+/// Plans `sql` against the tables of `db`: [`Error::Query`] for bad SQL, an
+/// unknown table or column, DDL, DML or a parameter that does not fit;
+/// [`Error::DatabaseNotFound`].
+pub async fn prepare(engine: &Engine, db: &str, sql: &str, options: QueryOptions) -> Result<Prepared> {
+    let ctx = session_with(engine, db, options.telemetry.as_ref())?;
+    let sql_options = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = ctx.sql_with_options(sql, options).await.map_err(|e| Error::Query(e.to_string()))?;
-    frame.execute_stream().await.map_err(|e| Error::Query(e.to_string()))
+    let mut frame = ctx.sql_with_options(sql, sql_options).await.map_err(query_error)?;
+    if let Some(params) = options.params {
+        frame = frame.with_param_values(params).map_err(query_error)?;
+    }
+    Ok(Prepared { frame })
+}
+
+impl Prepared {
+    /// The tables the query reads, in plan order, each once.
+    pub fn tables(&self) -> Vec<String> {
+        use datafusion::common::tree_node::TreeNode;
+        let mut names: Vec<String> = Vec::new();
+        let _ = self.frame.logical_plan().apply(|node| {
+            if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+                let name = scan.table_name.table().to_string();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        names
+    }
+
+    /// The result's schema.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(self.frame.schema().as_arrow().clone())
+    }
+
+    /// Starts the query: its result as a stream of batches.
+    pub async fn execute(self) -> Result<SendableRecordBatchStream> {
+        self.frame.execute_stream().await.map_err(query_error)
+    }
+}
+
+/// An error of planning or running a query: the engine's own error when a
+/// scan failed (a corrupt file stays [`Error::Corrupt`]), else
+/// [`Error::Query`] with DataFusion's message.
+pub fn query_error(e: DataFusionError) -> Error {
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<Error>() {
+            Ok(engine_error) => *engine_error,
+            Err(other) => Error::Query(other.to_string()),
+        },
+        DataFusionError::Context(_, inner) => query_error(*inner),
+        other => Error::Query(other.to_string()),
+    }
+}
+
+/// Bind parameters from a JSON object: `{"host": "h1", "limit": 10}` fills
+/// `$host` and `$limit`; keys `"1"`, `"2"`, ... fill `$1`, `$2`, ...
+/// Strings, numbers, booleans and null are accepted; anything else is
+/// [`Error::Query`].
+pub fn params_from_json(value: &serde_json::Value) -> Result<ParamValues> {
+    let serde_json::Value::Object(map) = value else {
+        return Err(Error::Query("params must be a JSON object of name: value".into()));
+    };
+    let mut named = Vec::with_capacity(map.len());
+    for (name, v) in map {
+        let scalar = match v {
+            serde_json::Value::Null => ScalarValue::Null,
+            serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+            serde_json::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => ScalarValue::Int64(Some(i)),
+                (None, Some(u), _) => ScalarValue::UInt64(Some(u)),
+                (None, None, Some(f)) => ScalarValue::Float64(Some(f)),
+                _ => return Err(Error::Query(format!("parameter {name}: number {n} is out of range"))),
+            },
+            other => {
+                return Err(Error::Query(format!(
+                    "parameter {name}: {} values are not supported; use a string, number, boolean or null",
+                    json_kind(other)
+                )));
+            }
+        };
+        let name = name.strip_prefix('$').unwrap_or(name).to_string();
+        if name.is_empty() {
+            return Err(Error::Query("a parameter name is empty".into()));
+        }
+        named.push((name, scalar));
+    }
+    // Keys 1..=n are positional placeholders.
+    let positional: Option<Vec<usize>> = named.iter().map(|(k, _)| k.parse::<usize>().ok()).collect();
+    if let Some(mut idx) = positional.filter(|p| !p.is_empty()) {
+        idx.sort_unstable();
+        if idx.iter().enumerate().all(|(i, &k)| k == i + 1) {
+            named.sort_by_key(|(k, _)| k.parse::<usize>().unwrap_or(usize::MAX));
+            return Ok(ParamValues::from(named.into_iter().map(|(_, v)| v).collect::<Vec<_>>()));
+        }
+        return Err(Error::Query("numbered parameters must be 1, 2, ... without gaps".into()));
+    }
+    Ok(ParamValues::from(named))
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+        _ => "scalar",
+    }
+}
+
+/// What one query read, per table scan (a "chunk"), while it runs and once
+/// it is done: `/api/v3/query_sql_telemetry` reports the last one.
+#[derive(Debug)]
+pub struct QueryTelemetry {
+    id: String,
+    db: String,
+    sql: String,
+    started_ns: i64,
+    started: Instant,
+    chunks: Mutex<Vec<Chunk>>,
+    end: Mutex<Option<(Duration, Option<String>)>>,
+}
+
+#[derive(Debug)]
+struct Chunk {
+    table: String,
+    time_range: Option<(i64, i64)>,
+    tags: Vec<(String, String)>,
+    stats: Arc<ScanStats>,
+}
+
+/// A [`QueryTelemetry`] read at one moment, as `/api/v3/query_sql_telemetry`
+/// answers it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TelemetryReport {
+    pub query_id: String,
+    pub database: String,
+    pub query: String,
+    /// `running`, `finished` or `failed`.
+    pub state: &'static str,
+    pub error: Option<String>,
+    /// RFC 3339, by the engine's clock.
+    pub started_at: String,
+    pub duration_ms: Option<f64>,
+    /// One entry per table scan, in the order the scans started.
+    pub chunks: Vec<ChunkReport>,
+    /// The chunks' figures added up.
+    pub totals: ScanFigures,
+    /// Blocks found in (hits) or missing from (misses) the OS page cache,
+    /// for gen0 (flushed) and compacted files.
+    pub cache: CacheReport,
+}
+
+/// One table scan of a [`TelemetryReport`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChunkReport {
+    pub table: String,
+    /// The pushed-down half-open range `[start_ns, end_ns)`, if any.
+    pub time_range: Option<TimeRange>,
+    /// Pushed-down tag equalities.
+    pub tag_filters: std::collections::BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub figures: ScanFigures,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TimeRange {
+    pub start_ns: i64,
+    pub end_ns: i64,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CacheReport {
+    pub gen0: HitsMisses,
+    pub compacted: HitsMisses,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct HitsMisses {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl QueryTelemetry {
+    /// Telemetry for a query starting now; `id` names it.
+    pub fn new(engine: &Engine, id: impl Into<String>, db: &str, sql: &str) -> Arc<QueryTelemetry> {
+        Arc::new(QueryTelemetry {
+            id: id.into(),
+            db: db.to_string(),
+            sql: sql.to_string(),
+            started_ns: engine.now_ns(),
+            started: Instant::now(),
+            chunks: Mutex::new(Vec::new()),
+            end: Mutex::new(None),
+        })
+    }
+
+    /// The query's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn add_chunk(&self, table: &str, req: &ScanRequest, stats: Arc<ScanStats>) {
+        let chunk = Chunk { table: table.to_string(), time_range: req.time_range, tags: req.tag_equals.clone(), stats };
+        self.chunks.lock().unwrap_or_else(|p| p.into_inner()).push(chunk);
+    }
+
+    /// Marks the query done; `error` says why it failed. The first call counts.
+    pub fn finish(&self, error: Option<String>) {
+        let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
+        if end.is_none() {
+            *end = Some((self.started.elapsed(), error));
+        }
+    }
+
+    /// The figures now.
+    pub fn report(&self) -> TelemetryReport {
+        let chunks: Vec<ChunkReport> = self
+            .chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| ChunkReport {
+                table: c.table.clone(),
+                time_range: c.time_range.map(|(start_ns, end_ns)| TimeRange { start_ns, end_ns }),
+                tag_filters: c.tags.iter().cloned().collect(),
+                figures: c.stats.figures(),
+            })
+            .collect();
+        let totals = chunks.iter().fold(ScanFigures::default(), |acc, c| acc.plus(c.figures));
+        let end = self.end.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (state, error, duration) = match end {
+            None => ("running", None, None),
+            Some((d, None)) => ("finished", None, Some(d)),
+            Some((d, Some(e))) => ("failed", Some(e), Some(d)),
+        };
+        TelemetryReport {
+            query_id: self.id.clone(),
+            database: self.db.clone(),
+            query: self.sql.clone(),
+            state,
+            error,
+            started_at: chrono::DateTime::from_timestamp_nanos(self.started_ns)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            duration_ms: duration.map(|d| d.as_secs_f64() * 1e3),
+            cache: CacheReport {
+                gen0: HitsMisses { hits: totals.gen0_hits, misses: totals.gen0_misses },
+                compacted: HitsMisses { hits: totals.compacted_hits, misses: totals.compacted_misses },
+            },
+            chunks,
+            totals,
+        }
+    }
 }

@@ -159,6 +159,38 @@ fn projections_limits_and_date_bin_work() {
     assert!(hourly[0].column(0).null_count() == 0);
 }
 
+/// A row exists through any of its fields: selecting fields that are all
+/// null in it (in the same family, in another family, in a file or in the
+/// buffer) still returns it, with nulls, as SQL over the table must.
+#[test]
+fn rows_whose_selected_fields_are_null_are_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let lp = "t,k=a x=1,y=10 1\n\
+              t,k=a y=20 2\n\
+              t,k=a fam::z=3 3\n\
+              t,k=b fam::z=4,fam::w=5i 4\n";
+    engine.write_lp("db", lp, Precision::Nanosecond, WriteOptions::default()).unwrap();
+    let check = |when: &str| {
+        let q = |sql: &str| run(&engine, sql).unwrap();
+        assert_eq!(rows(&q("SELECT time, x FROM t")), 4, "{when}: x alone");
+        assert_eq!(rows(&q("SELECT time, w FROM t")), 4, "{when}: a family field alone");
+        assert_eq!(i64s(&q("SELECT count(*) FROM t WHERE x IS NULL"), 0), vec![3], "{when}");
+        assert_eq!(i64s(&q("SELECT count(y) FROM t"), 0), vec![2], "{when}");
+        let got = q("SELECT k, w FROM t ORDER BY time");
+        assert_eq!(rows(&got), 4, "{when}");
+        // The engine's own scan leaves such rows out unless asked.
+        let req = ScanRequest::all().columns(["x"]);
+        assert_eq!(rows(&engine.scan("db", "t", &req).unwrap()), 1, "{when}");
+        assert_eq!(rows(&engine.scan("db", "t", &req.keep_null_rows()).unwrap()), 4, "{when}");
+    };
+    check("buffered");
+    engine.flush().unwrap();
+    check("flushed");
+    engine.compact().unwrap();
+    check("compacted");
+}
+
 #[test]
 fn bad_queries_are_typed_errors() {
     let (_dir, engine) = loaded();

@@ -758,7 +758,8 @@ fn for_each_batch(
         let mut sources: Vec<Vec<Rows>> = Vec::with_capacity(families.len());
         for fam in 0..families.len() {
             let ids = columns_of(fam);
-            let read = Read { columns: &ids, time: (i64::MIN, i64::MAX), series: Some(&in_group) };
+            let read =
+                Read { columns: &ids, time: (i64::MIN, i64::MAX), series: Some(&in_group), keep_null_rows: false };
             sources.push(reader.read_family(fam, &read)?);
         }
         for batch in query::finish(plan, table, sources)? {

@@ -30,6 +30,29 @@ pub struct SegmentReader {
     run_starts: Vec<Vec<usize>>,
 }
 
+/// What one block read costs; see [`SegmentReader::block_cost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockCost {
+    /// Rows in the block (before filtering).
+    pub rows: u64,
+    /// Stored (compressed) bytes read.
+    pub bytes: u64,
+    /// All of those bytes were in the OS page cache before the read.
+    pub resident: Option<bool>,
+}
+
+/// The system's page size, read once.
+#[cfg(unix)]
+fn page_size() -> Option<usize> {
+    static PAGE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it only reads a constant.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(n).ok().filter(|&n| n > 0)
+    })
+}
+
 /// Which rows of a family to read.
 #[derive(Clone, Copy)]
 pub struct Read<'a> {
@@ -38,6 +61,9 @@ pub struct Read<'a> {
     /// Half-open `[start, end)`.
     pub time: (i64, i64),
     pub series: Option<&'a dyn Fn(&SeriesKey) -> bool>,
+    /// Keep rows where every one of `columns` is null, and read the row
+    /// keys of a section that holds none of `columns`.
+    pub keep_null_rows: bool,
 }
 
 /// A planned read of one family section: the blocks to decode.
@@ -52,6 +78,8 @@ pub struct FamilyPlan {
     ranges: Vec<Range<usize>>,
     /// The blocks to read, in row order.
     pub blocks: Vec<BlockPick>,
+    /// Rows whose planned columns are all null are kept.
+    pub keep_null_rows: bool,
 }
 
 /// One block of a [`FamilyPlan`].
@@ -66,7 +94,7 @@ pub struct BlockPick {
 impl Read<'_> {
     /// Every row and the given columns.
     pub fn all(columns: &[u32]) -> Read<'_> {
-        Read { columns, time: (i64::MIN, i64::MAX), series: None }
+        Read { columns, time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false }
     }
 }
 
@@ -184,6 +212,64 @@ impl SegmentReader {
         Ok(bytes)
     }
 
+    /// What reading `pick` of `plan` costs: its rows, the stored bytes of
+    /// its time block and planned column blocks, and whether all those bytes
+    /// were in the OS page cache before the read (`None` where that cannot
+    /// be told). Call it before [`SegmentReader::read_block`], which faults
+    /// the pages in.
+    pub fn block_cost(&self, plan: &FamilyPlan, pick: &BlockPick) -> BlockCost {
+        let fam = &self.footer.families[plan.family];
+        let b = pick.block;
+        let step = fam.block_rows as u64;
+        let rows = step.min(fam.rows.saturating_sub(b as u64 * step));
+        let mut metas = vec![&fam.time_blocks[b]];
+        for id in &plan.columns {
+            if let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) {
+                metas.push(&chunk.blocks[b]);
+            }
+        }
+        let bytes = metas.iter().map(|m| u64::from(m.len)).sum();
+        let mut resident = Some(true);
+        for m in &metas {
+            match self.resident(m.offset as usize, m.len as usize) {
+                Some(true) => {}
+                Some(false) => {
+                    resident = Some(false);
+                    break;
+                }
+                None => resident = None,
+            }
+        }
+        BlockCost { rows, bytes, resident }
+    }
+
+    /// Whether every page of `[offset, offset + len)` of the mapping is in
+    /// the page cache (`mincore(2)`).
+    #[cfg(unix)]
+    fn resident(&self, offset: usize, len: usize) -> Option<bool> {
+        let page = page_size()?;
+        let end = offset.checked_add(len).filter(|&e| e <= self.map.len())?;
+        if len == 0 {
+            return Some(true);
+        }
+        let start = offset - offset % page;
+        let mut pages = vec![0u8; (end - start).div_ceil(page)];
+        // SAFETY: `[start, end)` lies inside `self.map`, which stays mapped
+        // while `self` lives; mmap returns a page-aligned base and `start` is
+        // a multiple of the page size, as mincore requires; `pages` holds
+        // one byte per page of the span. mincore only reads page tables.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::mincore(self.map.as_ptr().add(start) as *mut libc::c_void, end - start, pages.as_mut_ptr())
+        };
+        (rc == 0).then(|| pages.iter().all(|p| p & 1 == 1))
+    }
+
+    #[cfg(not(unix))]
+    fn resident(&self, _offset: usize, _len: usize) -> Option<bool> {
+        None
+    }
+
     fn codec_err(&self, meta: &BlockMeta, e: codec::CodecError) -> Error {
         Error::Corrupt { path: self.path.clone(), what: format!("block at offset {}: {e}", meta.offset) }
     }
@@ -207,12 +293,21 @@ impl SegmentReader {
     /// Plans a read of family section `family` (an index into
     /// `Footer::families`): which blocks hold wanted rows.
     pub fn plan_family(&self, family: usize, read: &Read<'_>) -> FamilyPlan {
-        let mut plan =
-            FamilyPlan { family, columns: Vec::new(), time: read.time, ranges: Vec::new(), blocks: Vec::new() };
+        let mut plan = FamilyPlan {
+            family,
+            columns: Vec::new(),
+            time: read.time,
+            ranges: Vec::new(),
+            blocks: Vec::new(),
+            keep_null_rows: read.keep_null_rows,
+        };
         let Some(fam) = self.footer.families.get(family) else { return plan };
         plan.columns = read.columns.iter().copied().filter(|id| fam.columns.iter().any(|c| c.column == *id)).collect();
         let (t0, t1) = read.time;
-        if (plan.columns.is_empty() && !read.columns.is_empty()) || fam.time_max < t0 || fam.time_min >= t1 {
+        if (plan.columns.is_empty() && !read.columns.is_empty() && !read.keep_null_rows)
+            || fam.time_max < t0
+            || fam.time_min >= t1
+        {
             return plan;
         }
         let starts = &self.run_starts[family];
@@ -284,7 +379,7 @@ impl SegmentReader {
             }
             rows = rows.filter(&keep)?;
         }
-        let rows = rows.drop_all_null_rows()?;
+        let rows = if plan.keep_null_rows { rows } else { rows.drop_all_null_rows()? };
         Ok((!rows.is_empty()).then_some(rows))
     }
 

@@ -39,7 +39,7 @@ use crate::export::{self, TableExport};
 /// Bytes per chunk handed to the HTTP layer.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks in flight between the exporting thread and the connection.
-const CHANNEL_CHUNKS: usize = 8;
+pub(super) const CHANNEL_CHUNKS: usize = 8;
 
 #[derive(Debug, Default, Deserialize)]
 struct ExportParams {
@@ -92,7 +92,7 @@ pub async fn window_data(State(state): State<AppState>, uri: Uri) -> Result<Resp
     let file_name = format!("{}.tar", export::safe_file_name(&table));
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK_BYTES) };
+        let mut out = ChannelWriter::new(tx.clone());
         let result = export.write_tar(&mut out, |_| {}).and_then(|_| out.flush().map_err(|e| io_error(&db, e)));
         if let Err(e) = result {
             if out.closed() {
@@ -111,7 +111,7 @@ pub async fn window_data(State(state): State<AppState>, uri: Uri) -> Result<Resp
             (header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar")),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(ChunkStream(rx)),
+        Body::from_stream(ChunkStream::new(rx)),
     )
         .into_response())
 }
@@ -120,14 +120,20 @@ fn io_error(db: &str, source: io::Error) -> crate::Error {
     crate::Error::Io { path: format!("export of {db}").into(), source }
 }
 
-/// The exporting thread's end of the response: fills chunks and hands them
-/// over, blocking while the channel is full.
-struct ChannelWriter {
+/// The producing thread's end of a streamed response: fills chunks and
+/// hands them over, blocking while the channel is full. A clone writes its
+/// own chunks into the same channel.
+#[derive(Clone)]
+pub(super) struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 impl ChannelWriter {
+    pub(super) fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> ChannelWriter {
+        ChannelWriter { tx, buf: Vec::with_capacity(CHUNK_BYTES) }
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -138,7 +144,7 @@ impl ChannelWriter {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client closed the connection"))
     }
 
-    fn closed(&self) -> bool {
+    pub(super) fn closed(&self) -> bool {
         self.tx.is_closed()
     }
 }
@@ -159,7 +165,13 @@ impl Write for ChannelWriter {
 }
 
 /// The connection's end: the chunks as a stream for the response body.
-struct ChunkStream(mpsc::Receiver<io::Result<Bytes>>);
+pub(super) struct ChunkStream(mpsc::Receiver<io::Result<Bytes>>);
+
+impl ChunkStream {
+    pub(super) fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> ChunkStream {
+        ChunkStream(rx)
+    }
+}
 
 impl futures_core::Stream for ChunkStream {
     type Item = io::Result<Bytes>;

@@ -26,6 +26,7 @@ mod backup;
 mod error;
 mod export;
 pub mod metrics;
+mod query;
 mod restore;
 mod write;
 
@@ -133,6 +134,8 @@ struct Shared {
     admin_token: AdminToken,
     max_body_bytes: usize,
     process_id: String,
+    /// The telemetry of the query started last.
+    last_query: Arc<std::sync::Mutex<Option<Arc<crate::sql::QueryTelemetry>>>>,
 }
 
 impl AppState {
@@ -140,7 +143,16 @@ impl AppState {
         // The engine's id source makes the process id random in production
         // and deterministic under an injected `IdSource`.
         let process_id = uuid_text(engine.next_id());
-        AppState { inner: Arc::new(Shared { engine, backups: None, admin_token, max_body_bytes, process_id }) }
+        AppState {
+            inner: Arc::new(Shared {
+                engine,
+                backups: None,
+                admin_token,
+                max_body_bytes,
+                process_id,
+                last_query: Arc::default(),
+            }),
+        }
     }
 
     pub fn engine(&self) -> &crate::Engine {
@@ -157,6 +169,15 @@ impl AppState {
     /// The backup service, when the server has a repository.
     pub fn backups(&self) -> Option<&crate::backup::BackupService> {
         self.inner.backups.as_ref()
+    }
+
+    /// The telemetry of the query started last, if any.
+    pub fn last_query(&self) -> Option<Arc<crate::sql::QueryTelemetry>> {
+        self.inner.last_query.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_last_query(&self, telemetry: Arc<crate::sql::QueryTelemetry>) {
+        *self.inner.last_query.lock().unwrap_or_else(|p| p.into_inner()) = Some(telemetry);
     }
 
     /// The id `/ping` reports for this server process.
@@ -181,6 +202,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/v3/query_sql", get(query::sql_get).post(query::sql_post))
+        .route("/api/v3/query_sql_telemetry", get(query::telemetry))
+        .route("/query", get(query::v1_get).post(query::v1_post))
         .route("/api/v3/export/databases", get(export::databases))
         .route("/api/v3/export/tables", get(export::tables))
         .route("/api/v3/export/windows", get(export::windows))

@@ -241,10 +241,9 @@ async fn run(state: AppState, gzip: bool, request: Result<WriteRequest, ApiError
         Err(e) => return e.into_response(),
     };
     let limit = state.inner.max_body_bytes;
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return ApiError::too_large(limit).into_response(),
-        Err(e) => return ApiError::bad_request(format!("cannot read request body: {e}")).into_response(),
+    let bytes = match collect_limited(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
     };
     // The reference marks the line protocol body as required.
     if bytes.is_empty() {
@@ -275,6 +274,29 @@ async fn run(state: AppState, gzip: bool, request: Result<WriteRequest, ApiError
         Ok(Ok(Err(crate::Error::WriteRejected { errors, .. }))) => rejected_all(flavor, &errors).into_response(),
         Ok(Ok(Err(e))) => ApiError::from_engine(e).into_response(),
     }
+}
+
+/// The request body, up to the body limit.
+async fn collect_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Err(e) => Err(ApiError::bad_request(format!("cannot read request body: {e}"))),
+    }
+}
+
+/// A request body read whole up to the limit and, when it says gzip,
+/// decompressed (again up to the limit): for the endpoints whose body is a
+/// small request document.
+pub(super) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.inner.max_body_bytes;
+    let bytes = collect_limited(body, limit).await?;
+    if is_gzip(headers) && !bytes.is_empty() {
+        return tokio::task::spawn_blocking(move || gunzip(&bytes, limit))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("body task failed: {e}")))?;
+    }
+    Ok(bytes)
 }
 
 /// Decompresses a gzip body, all members of it (RFC 1952 allows several
