@@ -549,19 +549,70 @@ impl Engine {
         req: &ScanRequest,
         stats: Arc<ScanStats>,
     ) -> Result<ScanIter> {
+        let g = self.gather(db, table, req, &stats)?;
+        let Gathered { plan, table: table_def, mut file_plans, buffered } = g;
+        if buffered.is_empty() && file_plans.len() == 1 {
+            let scan = BlockScan::new(vec![file_plans.remove(0)], Arc::new(plan), table_def);
+            return Ok(ScanIter { state: ScanState::Blocks(Box::new(scan)), stats });
+        }
+        let mut sources = query::read_files(&file_plans, &stats)?;
+        sources.extend(buffered.into_iter().map(|r| vec![r]));
+        let batches = query::finish(&plan, &table_def, sources)?;
+        Ok(ScanIter { state: ScanState::Ready(batches.into_iter()), stats })
+    }
+
+    /// The scan of [`Engine::scan_iter_counted`] as at most `n` iterators
+    /// that together return its rows, for readers that decode in parallel
+    /// and need no order across them (SQL). When nothing is buffered and the
+    /// files read do not overlap in time (compacted windows, or one file),
+    /// their blocks are dealt out in contiguous runs of about equal rows,
+    /// decoded lazily; each iterator's rows are sorted by series then time
+    /// within a file. Otherwise the sources must be merged, and one iterator
+    /// does it.
+    pub fn scan_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        req: &ScanRequest,
+        n: usize,
+        stats: Arc<ScanStats>,
+    ) -> Result<Vec<ScanIter>> {
+        let g = self.gather(db, table, req, &stats)?;
+        if !g.buffered.is_empty() || !disjoint(&g.file_plans) {
+            let Gathered { plan, table: table_def, file_plans, buffered } = g;
+            let mut sources = query::read_files(&file_plans, &stats)?;
+            sources.extend(buffered.into_iter().map(|r| vec![r]));
+            let batches = query::finish(&plan, &table_def, sources)?;
+            return Ok(vec![ScanIter { state: ScanState::Ready(batches.into_iter()), stats }]);
+        }
+        let plan = Arc::new(g.plan);
+        let parts = deal_blocks(g.file_plans, n.max(1));
+        Ok(parts
+            .into_iter()
+            .map(|sections| ScanIter {
+                state: ScanState::Blocks(Box::new(BlockScan::new(sections, plan.clone(), g.table.clone()))),
+                stats: stats.clone(),
+            })
+            .collect())
+    }
+
+    /// Resolves a scan and gathers its sources: buffered rows and planned
+    /// file sections from one consistent view (retried when a restore
+    /// swapped in meanwhile).
+    fn gather(&self, db: &str, table: &str, req: &ScanRequest, stats: &ScanStats) -> Result<Gathered> {
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
             stats.reset();
-            let scan = self.scan_once(db, table, req, stats.clone())?;
+            let g = self.gather_once(db, table, req, stats)?;
             // A restore swapped in while the scan gathered its sources: they
             // may mix the old and the restored data; read again.
             if self.inner.epoch.load(Ordering::SeqCst) == epoch {
-                return Ok(scan);
+                return Ok(g);
             }
         }
     }
 
-    fn scan_once(&self, db: &str, table: &str, req: &ScanRequest, stats: Arc<ScanStats>) -> Result<ScanIter> {
+    fn gather_once(&self, db: &str, table: &str, req: &ScanRequest, stats: &ScanStats) -> Result<Gathered> {
         let catalog = self.catalog();
         let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
         let table_def = database
@@ -587,19 +638,11 @@ impl Engine {
             buffered.extend(buffer_rows(buffer, &plan, database.id, &table_def)?);
         }
         buffered.extend(active);
-        let mut file_plans = query::plan_files(&plan, &table_def, database.id, &version);
-        let files: std::collections::HashSet<u64> = file_plans.iter().map(|(f, _)| f.meta.id).collect();
+        let file_plans = query::plan_files(&plan, &table_def, database.id, &version);
+        let files: HashSet<u64> = file_plans.iter().map(|(f, _)| f.meta.id).collect();
         stats.add_files(files.len() as u64);
         stats.add_buffer_rows(buffered.iter().map(|r| r.len() as u64).sum());
-        if buffered.is_empty() && file_plans.len() == 1 {
-            let (file, family) = file_plans.remove(0);
-            let scan = BlockScan { file, family, next: 0, plan, table: table_def, pending: Vec::new().into_iter() };
-            return Ok(ScanIter { state: ScanState::Blocks(Box::new(scan)), stats });
-        }
-        let mut sources = query::read_files(&file_plans, &stats)?;
-        sources.extend(buffered.into_iter().map(|r| vec![r]));
-        let batches = query::finish(&plan, &table_def, sources)?;
-        Ok(ScanIter { state: ScanState::Ready(batches.into_iter()), stats })
+        Ok(Gathered { plan, table: table_def, file_plans, buffered })
     }
 
     /// Writes the buffer to gen0 segment files now.
@@ -689,13 +732,84 @@ enum ScanState {
 }
 
 struct BlockScan {
-    /// The file being read; holding it keeps it on disk.
-    file: Arc<crate::tree::LiveFile>,
-    family: FamilyPlan,
+    /// File sections to read in turn; holding a file keeps it on disk.
+    sections: std::vec::IntoIter<(Arc<crate::tree::LiveFile>, FamilyPlan)>,
+    section: Option<(Arc<crate::tree::LiveFile>, FamilyPlan)>,
     next: usize,
-    plan: Plan,
+    plan: Arc<Plan>,
     table: Arc<Table>,
     pending: std::vec::IntoIter<RecordBatch>,
+}
+
+impl BlockScan {
+    fn new(sections: Vec<(Arc<crate::tree::LiveFile>, FamilyPlan)>, plan: Arc<Plan>, table: Arc<Table>) -> BlockScan {
+        let mut sections = sections.into_iter();
+        let section = sections.next();
+        BlockScan { sections, section, next: 0, plan, table, pending: Vec::new().into_iter() }
+    }
+}
+
+/// What a scan reads, gathered from one view of the engine.
+struct Gathered {
+    plan: Plan,
+    table: Arc<Table>,
+    file_plans: Vec<(Arc<crate::tree::LiveFile>, FamilyPlan)>,
+    buffered: Vec<Rows>,
+}
+
+/// True when the planned sections can be read without a merge: one section
+/// per file, files not overlapping in time (so no row key is in two).
+fn disjoint(plans: &[(Arc<crate::tree::LiveFile>, FamilyPlan)]) -> bool {
+    let mut ranges: Vec<(i64, i64, u64)> =
+        plans.iter().map(|(f, _)| (f.meta.time_min, f.meta.time_max, f.meta.id)).collect();
+    ranges.sort_unstable();
+    ranges.windows(2).all(|w| w[0].2 != w[1].2 && w[0].1 < w[1].0)
+}
+
+/// Splits the blocks of `plans` into at most `n` runs of contiguous blocks
+/// with about equal rows; each run is a list of sections.
+fn deal_blocks(
+    plans: Vec<(Arc<crate::tree::LiveFile>, FamilyPlan)>,
+    n: usize,
+) -> Vec<Vec<(Arc<crate::tree::LiveFile>, FamilyPlan)>> {
+    let block_rows = |f: &crate::tree::LiveFile, p: &FamilyPlan| -> u64 {
+        let fam = &f.reader.footer().families[p.family];
+        u64::from(fam.block_rows).max(1)
+    };
+    let total: u64 = plans.iter().map(|(f, p)| block_rows(f, p) * p.blocks.len() as u64).sum();
+    let share = total.div_ceil(n as u64).max(1);
+    let mut parts: Vec<Vec<(Arc<crate::tree::LiveFile>, FamilyPlan)>> = vec![Vec::new()];
+    let mut filled = 0u64;
+    for (file, plan) in plans {
+        let rows = block_rows(&file, &plan);
+        let emptied = || {
+            let mut p = plan.clone();
+            p.blocks.clear();
+            p
+        };
+        let mut current = emptied();
+        for pick in &plan.blocks {
+            if filled >= share && parts.len() < n {
+                if !current.blocks.is_empty() {
+                    let done = std::mem::replace(&mut current, emptied());
+                    if let Some(p) = parts.last_mut() {
+                        p.push((file.clone(), done));
+                    }
+                }
+                parts.push(Vec::new());
+                filled = 0;
+            }
+            current.blocks.push(*pick);
+            filled += rows;
+        }
+        if !current.blocks.is_empty()
+            && let Some(p) = parts.last_mut()
+        {
+            p.push((file.clone(), current));
+        }
+    }
+    parts.retain(|p| !p.is_empty());
+    parts
 }
 
 impl Iterator for ScanIter {
@@ -707,6 +821,12 @@ impl Iterator for ScanIter {
             self.stats.add_returned(b.num_rows() as u64);
         }
         batch
+    }
+}
+
+impl std::fmt::Debug for ScanIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanIter").field("read", &self.stats.figures()).finish_non_exhaustive()
     }
 }
 
@@ -723,10 +843,15 @@ impl ScanIter {
                 if let Some(batch) = scan.pending.next() {
                     return Some(Ok(batch));
                 }
-                let pick = *scan.family.blocks.get(scan.next)?;
+                let (file, family) = scan.section.as_ref()?;
+                let Some(&pick) = family.blocks.get(scan.next) else {
+                    scan.section = scan.sections.next();
+                    scan.next = 0;
+                    continue;
+                };
                 scan.next += 1;
-                self.stats.add_block(scan.file.meta.level, scan.file.reader.block_cost(&scan.family, &pick));
-                let rows = match scan.file.reader.read_block(&scan.family, &pick) {
+                self.stats.add_block(file.meta.level, file.reader.block_cost(family, &pick));
+                let rows = match file.reader.read_block(family, &pick) {
                     Ok(Some(rows)) => rows,
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),

@@ -183,7 +183,7 @@ impl TableProvider for QuipuTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -201,23 +201,55 @@ impl TableProvider for QuipuTable {
         // are all null.
         req = req.columns(columns).keep_null_rows();
         let statistics = self.statistics(&req).project(Some(&indices));
-        Ok(Arc::new(ScanExec::new(self, req, projected, limit, Arc::new(statistics))))
+        // A limit is met soonest by one reader in order.
+        let partitions = if limit.is_some() { 1 } else { state.config().target_partitions().max(1) };
+        Ok(Arc::new(ScanExec::new(self, req, projected, limit, Arc::new(statistics), partitions)))
     }
 }
 
-/// The engine scan behind a [`QuipuTable`]: one partition, batches decoded
-/// on a blocking thread and handed over a short queue.
+/// The engine scan behind a [`QuipuTable`]: up to `target_partitions`
+/// partitions (the engine deals out the blocks of files that need no
+/// merge; otherwise one partition merges), each decoded on a blocking
+/// thread and handed over a short queue. The split is made once, at the
+/// first `execute`, so every partition reads the same version.
 #[derive(Debug)]
 struct ScanExec {
-    engine: Engine,
-    db: String,
-    table: String,
-    req: ScanRequest,
     schema: SchemaRef,
     limit: Option<usize>,
     properties: Arc<PlanProperties>,
     statistics: Arc<Statistics>,
+    splitter: Arc<Splitter>,
+}
+
+/// Makes a [`ScanExec`]'s split into partitions once, on the first
+/// partition's blocking thread, and hands each partition its iterator.
+#[derive(Debug)]
+struct Splitter {
+    engine: Engine,
+    db: String,
+    table: String,
+    req: ScanRequest,
+    partitions: usize,
     telemetry: Option<Arc<QueryTelemetry>>,
+    split: Mutex<Option<Vec<Option<crate::engine::ScanIter>>>>,
+}
+
+impl Splitter {
+    /// The iterator of `partition`, `None` when the split has fewer parts.
+    /// A partition run a second time (a plan executed again) gets a fresh
+    /// split, counted as a new table scan.
+    fn take(&self, partition: usize) -> Result<Option<crate::engine::ScanIter>> {
+        let mut split = self.split.lock().unwrap_or_else(|p| p.into_inner());
+        if split.as_ref().is_none_or(|s| s.get(partition).is_some_and(Option::is_none)) {
+            let stats = Arc::new(ScanStats::default());
+            if let Some(telemetry) = &self.telemetry {
+                telemetry.add_chunk(&self.table, &self.req, stats.clone());
+            }
+            let iters = self.engine.scan_partitions(&self.db, &self.table, &self.req, self.partitions, stats)?;
+            *split = Some(iters.into_iter().map(Some).collect());
+        }
+        Ok(split.as_mut().and_then(|s| s.get_mut(partition)).and_then(Option::take))
+    }
 }
 
 impl ScanExec {
@@ -227,23 +259,28 @@ impl ScanExec {
         schema: SchemaRef,
         limit: Option<usize>,
         statistics: Arc<Statistics>,
+        partitions: usize,
     ) -> ScanExec {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         ScanExec {
-            engine: table.engine.clone(),
-            db: table.db.clone(),
-            table: table.table.clone(),
-            req,
             schema,
             limit,
             properties,
             statistics,
-            telemetry: table.telemetry.clone(),
+            splitter: Arc::new(Splitter {
+                engine: table.engine.clone(),
+                db: table.db.clone(),
+                table: table.table.clone(),
+                req,
+                partitions,
+                telemetry: table.telemetry.clone(),
+                split: Mutex::new(None),
+            }),
         }
     }
 }
@@ -253,7 +290,7 @@ impl DisplayAs for ScanExec {
         write!(
             f,
             "QuipuScan: {}.{}, time={:?}, tags={:?}",
-            self.db, self.table, self.req.time_range, self.req.tag_equals
+            self.splitter.db, self.splitter.table, self.splitter.req.time_range, self.splitter.req.tag_equals
         )?;
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
@@ -299,26 +336,17 @@ impl ExecutionPlan for ScanExec {
 
     fn execute(
         &self,
-        _partition: usize,
+        partition: usize,
         _context: Arc<TaskContext>,
     ) -> datafusion::error::Result<SendableRecordBatchStream> {
         let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), SCAN_AHEAD);
         let tx = builder.tx();
-        let (engine, db, table, req, schema, limit) = (
-            self.engine.clone(),
-            self.db.clone(),
-            self.table.clone(),
-            self.req.clone(),
-            self.schema.clone(),
-            self.limit,
-        );
-        let stats = Arc::new(ScanStats::default());
-        if let Some(telemetry) = &self.telemetry {
-            telemetry.add_chunk(&self.table, &self.req, stats.clone());
-        }
+        let (schema, limit) = (self.schema.clone(), self.limit);
+        let splitter = self.splitter.clone();
         builder.spawn_blocking(move || {
             let mut left = limit.unwrap_or(usize::MAX);
-            let batches = engine.scan_iter_counted(&db, &table, &req, stats).map_err(external)?;
+            let iter = splitter.take(partition).map_err(external)?;
+            let Some(batches) = iter else { return Ok(()) };
             for batch in batches {
                 if left == 0 {
                     break;
