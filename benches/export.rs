@@ -7,25 +7,16 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quipu::export::TableExport;
-use quipu::tsbs::{TsbsConfig, TsbsGenerator};
-use quipu::{Engine, Precision, WriteOptions};
+use quipu::tsbs::TsbsConfig;
+
+#[path = "support/tsbs_day.rs"]
+mod tsbs_day;
 
 const HOSTS: u32 = 200;
 
 fn export(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
-    let cfg = TsbsConfig { hosts: HOSTS, ..TsbsConfig::default() };
-    let rows = cfg.rows();
-    let mut generator = TsbsGenerator::new(cfg).unwrap();
-    let mut buf = Vec::new();
-    let opts = WriteOptions { accept_partial: false, no_sync: true };
-    while generator.next_batch(10_000, &mut buf) > 0 {
-        engine.write_lp("bench", std::str::from_utf8(&buf).unwrap(), Precision::Nanosecond, opts).unwrap();
-        buf.clear();
-    }
-    engine.flush().unwrap();
-    engine.compact().unwrap();
+    let (engine, rows) = tsbs_day::compacted(dir.path(), TsbsConfig { hosts: HOSTS, ..TsbsConfig::default() });
     let export = TableExport::new(&engine, "bench", "cpu", &[]).unwrap();
     assert_eq!(export.windows().len(), 1);
 
