@@ -55,7 +55,7 @@ fn ping_head_is_404_per_reference() {
 #[test]
 fn unknown_path_404_and_wrong_method_405_are_json() {
     let server = TestServer::start();
-    for path in ["/nope", "/api/v3/query_sql", "/api/v3/write_lp/extra", "/write/"] {
+    for path in ["/nope", "/api/v3/configure/database", "/api/v3/write_lp/extra", "/write/"] {
         let (status, body) = json(client().get(server.url(path)).header("Authorization", bearer()).send().unwrap());
         assert_eq!(status, 404, "{path}: {body}");
     }
