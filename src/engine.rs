@@ -540,8 +540,9 @@ impl Engine {
     }
 
     /// [`Engine::scan_iter`], counting what it reads into `stats` as it
-    /// goes (files, blocks, rows, bytes, page-cache hits): the figures of
-    /// query telemetry.
+    /// goes (files, blocks, rows, bytes, and with
+    /// [`ScanStats::probing_cache`] page-cache hits): the figures of query
+    /// telemetry.
     pub fn scan_iter_counted(
         &self,
         db: &str,
@@ -549,16 +550,12 @@ impl Engine {
         req: &ScanRequest,
         stats: Arc<ScanStats>,
     ) -> Result<ScanIter> {
-        let g = self.gather(db, table, req, &stats)?;
-        let Gathered { plan, table: table_def, mut file_plans, buffered } = g;
-        if buffered.is_empty() && file_plans.len() == 1 {
-            let scan = BlockScan::new(vec![file_plans.remove(0)], Arc::new(plan), table_def);
+        let mut g = self.gather(db, table, req, &stats)?;
+        if g.buffered.is_empty() && g.file_plans.len() == 1 {
+            let scan = BlockScan::new(vec![g.file_plans.remove(0)], Arc::new(g.plan), g.table);
             return Ok(ScanIter { state: ScanState::Blocks(Box::new(scan)), stats });
         }
-        let mut sources = query::read_files(&file_plans, &stats)?;
-        sources.extend(buffered.into_iter().map(|r| vec![r]));
-        let batches = query::finish(&plan, &table_def, sources)?;
-        Ok(ScanIter { state: ScanState::Ready(batches.into_iter()), stats })
+        g.merged(stats)
     }
 
     /// The scan of [`Engine::scan_iter_counted`] as at most `n` iterators
@@ -579,11 +576,7 @@ impl Engine {
     ) -> Result<Vec<ScanIter>> {
         let g = self.gather(db, table, req, &stats)?;
         if !g.buffered.is_empty() || !disjoint(&g.file_plans) {
-            let Gathered { plan, table: table_def, file_plans, buffered } = g;
-            let mut sources = query::read_files(&file_plans, &stats)?;
-            sources.extend(buffered.into_iter().map(|r| vec![r]));
-            let batches = query::finish(&plan, &table_def, sources)?;
-            return Ok(vec![ScanIter { state: ScanState::Ready(batches.into_iter()), stats }]);
+            return Ok(vec![g.merged(stats)?]);
         }
         let plan = Arc::new(g.plan);
         let parts = deal_blocks(g.file_plans, n.max(1));
@@ -757,6 +750,16 @@ struct Gathered {
     buffered: Vec<Rows>,
 }
 
+impl Gathered {
+    /// Reads every source and merges them (newest write wins) into batches.
+    fn merged(self, stats: Arc<ScanStats>) -> Result<ScanIter> {
+        let mut sources = query::read_files(&self.file_plans, &stats)?;
+        sources.extend(self.buffered.into_iter().map(|r| vec![r]));
+        let batches = query::finish(&self.plan, &self.table, sources)?;
+        Ok(ScanIter { state: ScanState::Ready(batches.into_iter()), stats })
+    }
+}
+
 /// True when the planned sections can be read without a merge: one section
 /// per file, files not overlapping in time (so no row key is in two).
 fn disjoint(plans: &[(Arc<crate::tree::LiveFile>, FamilyPlan)]) -> bool {
@@ -850,7 +853,7 @@ impl ScanIter {
                     continue;
                 };
                 scan.next += 1;
-                self.stats.add_block(file.meta.level, file.reader.block_cost(family, &pick));
+                self.stats.add_block(file.meta.level, file.reader.block_cost(family, &pick, self.stats.probes_cache()));
                 let rows = match file.reader.read_block(family, &pick) {
                     Ok(Some(rows)) => rows,
                     Ok(None) => continue,

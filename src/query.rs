@@ -94,6 +94,9 @@ pub struct ScanStats {
     gen0_misses: AtomicU64,
     compacted_hits: AtomicU64,
     compacted_misses: AtomicU64,
+    /// Ask the page cache about each block (a syscall per block read), for
+    /// figures somebody reads; plain scans skip it.
+    probe_cache: bool,
 }
 
 /// A [`ScanStats`] read at one moment.
@@ -140,6 +143,16 @@ impl ScanFigures {
 }
 
 impl ScanStats {
+    /// Counters that also tell page-cache hits from misses
+    /// ([`ScanStats::default`] counts blocks without asking the page cache).
+    pub fn probing_cache() -> ScanStats {
+        ScanStats { probe_cache: true, ..ScanStats::default() }
+    }
+
+    pub(crate) fn probes_cache(&self) -> bool {
+        self.probe_cache
+    }
+
     /// The counts so far.
     pub fn figures(&self) -> ScanFigures {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -332,7 +345,7 @@ pub fn read_files(plans: &[(Arc<LiveFile>, FamilyPlan)], stats: &ScanStats) -> R
         .map(|(file, fplan)| {
             let mut chunks = Vec::with_capacity(fplan.blocks.len());
             for pick in &fplan.blocks {
-                stats.add_block(file.meta.level, file.reader.block_cost(fplan, pick));
+                stats.add_block(file.meta.level, file.reader.block_cost(fplan, pick, stats.probes_cache()));
                 chunks.extend(file.reader.read_block(fplan, pick)?);
             }
             Ok(chunks)

@@ -241,7 +241,8 @@ impl Splitter {
     fn take(&self, partition: usize) -> Result<Option<crate::engine::ScanIter>> {
         let mut split = self.split.lock().unwrap_or_else(|p| p.into_inner());
         if split.as_ref().is_none_or(|s| s.get(partition).is_some_and(Option::is_none)) {
-            let stats = Arc::new(ScanStats::default());
+            let stats =
+                Arc::new(if self.telemetry.is_some() { ScanStats::probing_cache() } else { ScanStats::default() });
             if let Some(telemetry) = &self.telemetry {
                 telemetry.add_chunk(&self.table, &self.req, stats.clone());
             }

@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::process::Command;
 
-use client_support::{TOKEN, TestServer, no_progress};
+use client_support::{TOKEN, TestServer, no_progress, quipu};
 use common::{read_parquet, table_of};
 use quipu::client::{Client, ClientError};
 use quipu::{Precision, ScanRequest, WriteOptions};
@@ -23,15 +23,6 @@ fn loaded() -> TestServer {
     server.engine.flush().unwrap();
     server.engine.compact().unwrap();
     server
-}
-
-fn quipu(server: &TestServer, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quipu"))
-        .args(["--host", &server.host()])
-        .args(args)
-        .env("QUIPU_TOKEN", TOKEN)
-        .output()
-        .unwrap()
 }
 
 fn files_in(dir: &std::path::Path) -> Vec<String> {

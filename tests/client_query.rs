@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use client_support::{TOKEN, TestServer};
+use client_support::{TOKEN, TestServer, quipu};
 use common::read_parquet;
 use quipu::{Precision, WriteOptions};
 
@@ -19,15 +19,6 @@ fn loaded() -> TestServer {
     server.engine.write_lp("db", &lp, Precision::Nanosecond, WriteOptions::default()).unwrap();
     server.engine.flush().unwrap();
     server
-}
-
-fn quipu(server: &TestServer, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quipu"))
-        .args(["--host", &server.host()])
-        .args(args)
-        .env("QUIPU_TOKEN", TOKEN)
-        .output()
-        .unwrap()
 }
 
 fn ok(out: &std::process::Output) -> String {

@@ -213,11 +213,11 @@ impl SegmentReader {
     }
 
     /// What reading `pick` of `plan` costs: its rows, the stored bytes of
-    /// its time block and planned column blocks, and whether all those bytes
-    /// were in the OS page cache before the read (`None` where that cannot
-    /// be told). Call it before [`SegmentReader::read_block`], which faults
-    /// the pages in.
-    pub fn block_cost(&self, plan: &FamilyPlan, pick: &BlockPick) -> BlockCost {
+    /// its time block and planned column blocks, and, with `probe`, whether
+    /// all those bytes were in the OS page cache before the read (`None`
+    /// where that cannot be told or was not asked). Call it before
+    /// [`SegmentReader::read_block`], which faults the pages in.
+    pub fn block_cost(&self, plan: &FamilyPlan, pick: &BlockPick, probe: bool) -> BlockCost {
         let fam = &self.footer.families[plan.family];
         let b = pick.block;
         let step = fam.block_rows as u64;
@@ -229,6 +229,9 @@ impl SegmentReader {
             }
         }
         let bytes = metas.iter().map(|m| u64::from(m.len)).sum();
+        if !probe {
+            return BlockCost { rows, bytes, resident: None };
+        }
         let mut resident = Some(true);
         for m in &metas {
             match self.resident(m.offset as usize, m.len as usize) {

@@ -115,6 +115,20 @@ struct SqlParams {
     params: Option<String>,
 }
 
+impl SqlParams {
+    /// The request, with `params` decoded from its JSON text.
+    fn into_body(self) -> Result<SqlBody, ApiError> {
+        let params = match self.params.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| ApiError::bad_request(format!("`params` is not valid JSON: {e}")))?,
+            ),
+        };
+        Ok(SqlBody { db: self.db, q: self.q, format: self.format, params })
+    }
+}
+
 /// The `QueryRequestObject` body of `POST /api/v3/query_sql`.
 #[derive(Debug, Default, Deserialize)]
 struct SqlBody {
@@ -130,17 +144,7 @@ fn required(name: &str, value: Option<String>, what: &str) -> Result<String, Api
 
 /// `GET /api/v3/query_sql`.
 pub async fn sql_get(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let request = (|| {
-        let p: SqlParams = query(&uri)?;
-        let params = match p.params.as_deref().filter(|t| !t.is_empty()) {
-            None => None,
-            Some(text) => Some(
-                serde_json::from_str(text)
-                    .map_err(|e| ApiError::bad_request(format!("`params` is not valid JSON: {e}")))?,
-            ),
-        };
-        Ok::<_, ApiError>(SqlBody { db: p.db, q: p.q, format: p.format, params })
-    })();
+    let request = (|| query::<SqlParams>(&uri)?.into_body())();
     match request {
         Ok(body) => run_sql(state, body, &headers).await,
         Err(e) => e.into_response(),
@@ -159,14 +163,7 @@ pub async fn sql_post(State(state): State<AppState>, uri: Uri, headers: HeaderMa
                 serde_urlencoded::from_bytes(&bytes)
                     .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?
             };
-            let params = match p.params.as_deref().filter(|t| !t.is_empty()) {
-                None => None,
-                Some(text) => Some(
-                    serde_json::from_str(text)
-                        .map_err(|e| ApiError::bad_request(format!("`params` is not valid JSON: {e}")))?,
-                ),
-            };
-            return Ok(SqlBody { db: p.db, q: p.q, format: p.format, params });
+            return p.into_body();
         }
         serde_json::from_slice::<SqlBody>(&bytes)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body (expected {{\"db\", \"q\"}}): {e}")))
@@ -896,7 +893,7 @@ impl RowEncoder for V1Json {
             json_string(f.name(), &mut self.header);
         }
         self.header.extend_from_slice(b"],\"values\":[");
-        // The document starts with the first row: no rows is another shape.
+        // Nothing is written yet: with no rows the document has another shape.
         let _ = out;
         Ok(())
     }
