@@ -14,6 +14,9 @@
 //! `start_restore` + `wait_restore` took and each phase (`--offline`: one
 //! `restore_into`); `open` times opening a data folder (or only its
 //! segments' headers and footers): what `benches/compare/restore.sh` times.
+//! `gen-tsbs` and `append-tsbs` build the same kinds of sets from TSBS
+//! cpu-only rows (the generator of `quipu gen tsbs`): what
+//! `benches/compare/suite.sh` runs on.
 //!
 //! ```sh
 //! cargo run --release --example backup_set -- gen --dir /work/scratch/backup-set/64x16
@@ -23,6 +26,8 @@
 //! cargo run --release --example backup_set -- restore --dir /tmp/restored --repo /tmp/small-repo --backup NAME
 //! cargo run --release --example backup_set -- restore --offline --dir /tmp/built --repo /tmp/small-repo --backup NAME
 //! cargo run --release --example backup_set -- gen --dir /tmp/many --files 10000 --rows-per-file 128 --round-days 1000
+//! cargo run --release --example backup_set -- gen-tsbs --dir /tmp/tsbs --days 4 --hosts 100
+//! cargo run --release --example backup_set -- append-tsbs --dir /tmp/tsbs --hosts 1
 //! ```
 //!
 //! `benches/copy_hot_path.rs` and `benches/restore_hot_path.rs` include this
@@ -30,7 +35,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::Int32Type;
@@ -41,7 +46,8 @@ use quipu::backup::{
 };
 use quipu::clock::ManualClock;
 use quipu::segment::SegmentReader;
-use quipu::{Durability, Engine, WriteOptions};
+use quipu::tsbs::{TsbsConfig, TsbsGenerator};
+use quipu::{Durability, Engine, Precision, WriteOptions};
 
 pub const DB: &str = "backup";
 pub const TABLE: &str = "sensors";
@@ -261,6 +267,91 @@ pub fn append(dir: &Path, percent: f64) -> quipu::Result<SetSummary> {
     Ok(s)
 }
 
+/// The database `gen-tsbs` writes (table `cpu`), as TSBS names it.
+pub const TSBS_DB: &str = "benchmark";
+/// Lines per `write_lp` call of `gen-tsbs`.
+const TSBS_BATCH_LINES: usize = 10_000;
+
+/// Writes `days` UTC days of TSBS cpu-only rows (`hosts` hosts every
+/// `interval`, generator seed `seed`) from `start_ns`, which must be a day
+/// boundary, flushing and compacting every `round_days` days: one compacted
+/// segment per day. Returns the engine, still open.
+fn write_tsbs_days(
+    dir: &Path,
+    start_ns: i64,
+    days: u64,
+    hosts: u32,
+    interval: Duration,
+    seed: u64,
+    round_days: u64,
+) -> Result<Engine, Box<dyn std::error::Error>> {
+    let step = i64::try_from(interval.as_nanos()).map_err(|_| "--interval is too long")?;
+    if step <= 0 || DAY_NS % step != 0 {
+        return Err(format!("--interval must divide a day, not {interval:?}").into());
+    }
+    if start_ns.rem_euclid(DAY_NS) != 0 {
+        return Err("a TSBS set starts at a UTC day boundary".into());
+    }
+    let lines_per_day = (DAY_NS / step) as usize * hosts as usize;
+    let cfg = TsbsConfig { hosts, duration: Duration::from_secs(86_400 * days), interval, seed, start_ns };
+    let mut generator = TsbsGenerator::new(cfg)?;
+    let days_i64 = i64::try_from(days).map_err(|_| "too many days")?;
+    let engine = writer(dir, start_ns + days_i64 * DAY_NS)?;
+    let opts = WriteOptions { accept_partial: false, no_sync: true };
+    let mut buf = Vec::with_capacity(TSBS_BATCH_LINES * 400);
+    let round_days = round_days.max(1);
+    for day in 0..days {
+        let mut left = lines_per_day;
+        while left > 0 {
+            buf.clear();
+            let n = generator.next_batch(left.min(TSBS_BATCH_LINES), &mut buf);
+            if n == 0 {
+                break;
+            }
+            left -= n;
+            engine.write_lp(TSBS_DB, std::str::from_utf8(&buf)?, Precision::Nanosecond, opts)?;
+        }
+        if (day + 1) % round_days == 0 || day + 1 == days {
+            engine.flush()?;
+            engine.compact()?;
+        }
+    }
+    Ok(engine)
+}
+
+/// Builds a data folder in `dir` (which must be missing or empty) of `days`
+/// compacted segments of TSBS cpu-only rows from 2016-01-01, TSBS's seed 1:
+/// the rows `quipu gen tsbs --hosts H --interval I --duration Nd` prints.
+pub fn generate_tsbs(
+    dir: &Path,
+    days: u64,
+    hosts: u32,
+    interval: Duration,
+    round_days: u64,
+) -> Result<SetSummary, Box<dyn std::error::Error>> {
+    if Engine::builder(dir).background(false).open().map(|e| !e.live_files().is_empty())? {
+        return Err(format!("{} already holds data", dir.display()).into());
+    }
+    let start_ns = TsbsConfig::default().start_ns;
+    let engine = write_tsbs_days(dir, start_ns, days, hosts, interval, 1, round_days)?;
+    let s = summary(&engine);
+    engine.close()?;
+    Ok(s)
+}
+
+/// Adds one day of TSBS rows of `hosts` hosts (another seed: new values)
+/// after the set's last day: one new segment file.
+pub fn append_tsbs(dir: &Path, hosts: u32, interval: Duration) -> Result<SetSummary, Box<dyn std::error::Error>> {
+    let probe = Engine::builder(dir).background(false).open()?;
+    let last = probe.live_files().iter().map(|f| f.meta.time_max).max().ok_or("the set is empty")?;
+    drop(probe);
+    let day_start = last.div_euclid(DAY_NS) * DAY_NS + DAY_NS;
+    let engine = write_tsbs_days(dir, day_start, 1, hosts, interval, 2, 1)?;
+    let s = summary(&engine);
+    engine.close()?;
+    Ok(s)
+}
+
 #[derive(Parser)]
 struct Args {
     #[command(subcommand)]
@@ -285,6 +376,32 @@ enum Command {
         /// rewrites the version once).
         #[arg(long, default_value_t = 1)]
         round_days: usize,
+    },
+    /// Build a data folder of `--days` segments of TSBS cpu-only rows (one
+    /// per UTC day; the rows of `quipu gen tsbs` with the same arguments).
+    GenTsbs {
+        /// The data folder to create (missing or empty).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        days: u64,
+        #[arg(long, default_value_t = 700)]
+        hosts: u32,
+        /// Between two rows of a host; must divide a day.
+        #[arg(long, default_value = "10s")]
+        interval: String,
+        /// Days written between two flush + compaction rounds.
+        #[arg(long, default_value_t = 1)]
+        round_days: u64,
+    },
+    /// Add one day (one segment) of TSBS rows of `--hosts` hosts.
+    AppendTsbs {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        hosts: u32,
+        #[arg(long, default_value = "10s")]
+        interval: String,
     },
     /// Add one day (one segment) holding `--percent` of the set's bytes.
     Append {
@@ -597,6 +714,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 None if round_days == 1 => generate(&dir, files, (file_mib * f64::from(1u32 << 20)) as u64)?,
                 None => return Err("--round-days needs --rows-per-file".into()),
             };
+            print_summary(&dir, &s, start.elapsed().as_secs_f64());
+        }
+        Command::GenTsbs { dir, days, hosts, interval, round_days } => {
+            let start = Instant::now();
+            let s = generate_tsbs(&dir, days, hosts, quipu::tsbs::parse_duration(&interval)?, round_days)?;
+            print_summary(&dir, &s, start.elapsed().as_secs_f64());
+        }
+        Command::AppendTsbs { dir, hosts, interval } => {
+            let start = Instant::now();
+            let s = append_tsbs(&dir, hosts, quipu::tsbs::parse_duration(&interval)?)?;
             print_summary(&dir, &s, start.elapsed().as_secs_f64());
         }
         Command::Append { dir, percent } => {

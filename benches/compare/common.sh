@@ -45,10 +45,18 @@ choose_cache() {
 set_dir() { echo "$SCRATCH/sets/$1"; }
 ensure_set() { # name files gen-args...
   local name=$1 files=$2; shift 2
-  local dir; dir=$(set_dir "$name")
+  make_set "$(set_dir "$name")" "$files" gen --files "$files" "$@"
+}
+# A set of TSBS rows (backup_set gen-tsbs), in the folder $1, generated once.
+ensure_tsbs_set() { # dir files gen-tsbs-args...
+  local dir=$1 files=$2; shift 2
+  make_set "$dir" "$files" gen-tsbs "$@"
+}
+make_set() { # dir files backup_set-args...
+  local dir=$1 files=$2; shift 2
   if [ ! -e "$dir.done" ]; then
     rm -rf "$dir"
-    "$BSET" gen --dir "$dir" --files "$files" "$@"
+    "$BSET" "$@" --dir "$dir"
     touch "$dir.done"
   fi
   local n; n=$(find "$dir/segments" -name '*.seg' | wc -l)

@@ -20,6 +20,7 @@
 # table loaded from the Parquet, and with INT_BUCKETS=1 (default) its
 # fastest equivalent form of the bucketed queries (integer buckets); both are
 # context, not the comparison. OUT (default a temp folder) keeps everything.
+# PROFILE (default release) is the cargo profile tsbs_queries is built with.
 # Needs python3 with duckdb and pyarrow (pip install duckdb pyarrow).
 set -euo pipefail
 
@@ -37,9 +38,10 @@ mkdir -p "$OUT"
 [ -d "$DATA/segments" ] || { echo "$DATA is not a quipu data folder" >&2; exit 1; }
 python3 -c 'import duckdb, pyarrow' 2>/dev/null || { echo "needs python3 with duckdb and pyarrow (pip install duckdb pyarrow)" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --release --example tsbs_queries)
+PROFILE=${PROFILE:-release}
+(cd "$ROOT" && cargo build --profile "$PROFILE" --example tsbs_queries)
 TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-QUERIES="$TARGET/release/examples/tsbs_queries"
+QUERIES="$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/examples/tsbs_queries"
 
 "$QUERIES" --sql-out "$OUT/queries.json"
 rm -rf "$OUT/parquet"
