@@ -314,6 +314,7 @@ fn write_tsbs_days(
         if (day + 1) % round_days == 0 || day + 1 == days {
             engine.flush()?;
             engine.compact()?;
+            eprintln!("{}: {} of {days} days written", dir.display(), day + 1);
         }
     }
     Ok(engine)

@@ -8,7 +8,7 @@
 use std::hash::Hasher;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -356,19 +356,13 @@ pub const TAG_METADATA_KEY: &str = "iox::column::type";
 /// See [`TAG_METADATA_KEY`].
 pub const TAG_METADATA_VALUE: &str = "iox::column_type::tag";
 
-fn string_at(array: &dyn Array, row: usize) -> Option<String> {
-    if array.is_null(row) {
-        return None;
+/// `array` as Utf8 (dictionaries, large and view strings cast once per
+/// batch: a cast per row costs more than the rest of the write).
+fn as_utf8(array: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    match array.data_type() {
+        DataType::Utf8 => Ok(array.clone()),
+        _ => arrow::compute::cast(array, &DataType::Utf8),
     }
-    let cast;
-    let array = match array.data_type() {
-        DataType::Utf8 => array,
-        _ => {
-            cast = arrow::compute::cast(&array.slice(row, 1), &DataType::Utf8).ok()?;
-            return Some(cast.as_string::<i32>().value(0).to_string());
-        }
-    };
-    Some(array.as_string::<i32>().value(row).to_string())
 }
 
 /// Resolves an Arrow batch for `db`.`table`. The batch needs a non-null
@@ -411,9 +405,11 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
     let table = database.table_mut(table_name).map_err(|e| rejected(e.to_string()))?;
     let table_id = table.id;
 
-    enum Col<'a> {
-        Tag(u32, &'a dyn Array),
-        Field(u32, FieldType, &'a dyn Array),
+    enum Col {
+        /// Utf8.
+        Tag(u32, ArrayRef),
+        /// Utf8 when `FieldType::String`.
+        Field(u32, FieldType, ArrayRef),
     }
     let mut cols = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
@@ -421,7 +417,7 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
             continue;
         }
         let name = field.name();
-        let array = batch.column(i).as_ref();
+        let array = batch.column(i);
         let marked_tag = field.metadata().get(TAG_METADATA_KEY).is_some_and(|v| v == TAG_METADATA_VALUE)
             || matches!(field.data_type(), DataType::Dictionary(_, _))
             || table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag);
@@ -434,7 +430,7 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
                 return Err(rejected(format!("tag column {name} must hold strings, not {value_type}")));
             }
             let id = table.ensure_tag(name).map_err(|e| rejected(e.to_string()))?;
-            cols.push(Col::Tag(id, array));
+            cols.push(Col::Tag(id, as_utf8(array).map_err(|e| rejected(format!("tag column {name}: {e}")))?));
         } else {
             let ty = arrow_field_type(field.data_type())
                 .ok_or_else(|| rejected(format!("column {name} has unsupported type {}", field.data_type())))?;
@@ -443,19 +439,24 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
                 None => (None, name.as_str()),
             };
             let id = table.ensure_field(short, family, ty).map_err(|e| rejected(e.to_string()))?;
+            let array = match ty {
+                FieldType::String => as_utf8(array).map_err(|e| rejected(format!("column {name}: {e}")))?,
+                _ => array.clone(),
+            };
             cols.push(Col::Field(id, ty, array));
         }
     }
 
     let mut builder = BatchBuilder::default();
     for (row, &time) in times.iter().enumerate() {
-        let mut owned_tags: Vec<(u32, String)> = Vec::new();
+        let mut series: Vec<(u32, &str)> = Vec::new();
         let mut fields = Vec::new();
         for col in &cols {
             match col {
                 Col::Tag(id, array) => {
-                    if let Some(v) = string_at(*array, row).filter(|v| !v.is_empty()) {
-                        owned_tags.push((*id, v));
+                    let strings = array.as_string::<i32>();
+                    if strings.is_valid(row) && !strings.value(row).is_empty() {
+                        series.push((*id, strings.value(row)));
                     }
                 }
                 Col::Field(id, ty, array) => {
@@ -467,7 +468,7 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
                         FieldType::Integer => Value::I64(array.as_primitive::<Int64Type>().value(row)),
                         FieldType::UInteger => Value::U64(array.as_primitive::<UInt64Type>().value(row)),
                         FieldType::Boolean => Value::Bool(array.as_boolean().value(row)),
-                        FieldType::String => Value::Str(string_at(*array, row).unwrap_or_default()),
+                        FieldType::String => Value::Str(array.as_string::<i32>().value(row).to_string()),
                     };
                     fields.push((*id, value));
                 }
@@ -476,8 +477,7 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
         if fields.is_empty() {
             continue;
         }
-        owned_tags.sort_unstable_by_key(|(id, _)| *id);
-        let series = owned_tags.iter().map(|(id, v)| (*id, v.as_str())).collect();
+        series.sort_unstable_by_key(|(id, _)| *id);
         builder.push(table_id, LineOut { series, fields }, time);
     }
     let batch = builder.finish(db_id);

@@ -112,3 +112,39 @@ fn conflicting_batches_are_rejected_whole() {
     assert!(matches!(e.write_batch("db", "t", &b), Err(Error::BatchRejected { .. })));
     assert_eq!(sorted_rows(&e.scan("db", "t", &ScanRequest::all()).unwrap()).len(), 4);
 }
+
+/// Tags and string fields as large strings, string views or dictionaries
+/// (with a null behind a key) are written as the same rows as plain Utf8.
+#[test]
+fn every_string_encoding_writes_the_same_rows() {
+    let plain = batch();
+    let cast_to = |name: &str, to: DataType| -> ArrayRef {
+        arrow::compute::cast(plain.column(plain.schema().index_of(name).unwrap()), &to).unwrap()
+    };
+    let schema = plain.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut cols: Vec<ArrayRef> = plain.columns().to_vec();
+    for (name, to) in [
+        ("host", DataType::LargeUtf8),
+        ("region", DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8))),
+        ("s", DataType::Utf8View),
+    ] {
+        let i = schema.index_of(name).unwrap();
+        cols[i] = cast_to(name, to.clone());
+        fields[i] = fields[i].clone().with_data_type(to);
+    }
+    // `host` is no longer a dictionary: mark it a tag.
+    let tag_meta: HashMap<String, String> =
+        [("iox::column::type".to_string(), "iox::column_type::tag".to_string())].into();
+    fields[0] = fields[0].clone().with_metadata(tag_meta);
+    let other = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+
+    let req = ScanRequest::all().columns(["host", "region", "usage", "n", "u", "s", "ok", "time"]);
+    let rows = |b: &RecordBatch| {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::builder(dir.path()).background(false).open().unwrap();
+        assert_eq!(e.write_batch("db", "t", b).unwrap().lines_written, 4);
+        sorted_rows(&e.scan("db", "t", &req).unwrap())
+    };
+    assert_eq!(rows(&other), rows(&plain));
+}

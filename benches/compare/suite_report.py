@@ -267,7 +267,6 @@ def main():
 
     out = []
     say = out.append
-    say("Regenerated, numbers and charts, by `bash benches/compare/suite.sh` (about an hour; see its header).")
     say("One run; every tool of an operation runs back to back, so the ratios come from the same minutes.")
     say("")
     say(f"Machine: {machine.get('cpus', '?')} CPUs, {machine.get('memory', '?')}, {machine.get('filesystem', '?')},"
