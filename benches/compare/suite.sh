@@ -345,15 +345,22 @@ queries_step() {
     OUT="$RES/queries" bash "$HERE/tsbs_queries.sh" "$DAY" | tee "$RES/queries.md"
 }
 
+# Which commit each step's results come from (a step run alone keeps the others').
 for step in backup ingest queries; do
-  if [[ " $ONLY " == *" $step "* ]]; then "${step}_step"; fi
+  if [[ " $ONLY " == *" $step "* ]]; then
+    "${step}_step"
+    { grep -v "^$step " "$RES/steps.txt" 2> /dev/null || true
+      echo "$step $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src examples benches || echo '+uncommitted') $(date -u +%FT%TZ)"
+    } > "$RES/steps.txt.new"
+    mv "$RES/steps.txt.new" "$RES/steps.txt"
+  fi
 done
 rm -rf "$DAY"
 
 # --- 6. report -----------------------------------------------------------------------------
 {
   machine_lines
-  echo "tools=quipu $(git -C "$ROOT" rev-parse --short HEAD) ($PROFILE), $(restic version | cut -d' ' -f1-2), $(borg --version), $(rsync --version | head -1 | cut -d' ' -f1-4), $(cp --version | head -1), $(hyperfine --version), pyarrow $(python3 -c 'import pyarrow; print(pyarrow.__version__)'), duckdb $(python3 -c 'import duckdb; print(duckdb.__version__)')"
+  echo "tools=quipu ($PROFILE build), $(restic version | cut -d' ' -f1-2), $(borg --version), $(rsync --version | head -1 | cut -d' ' -f1-4), $(cp --version | head -1), $(hyperfine --version), pyarrow $(python3 -c 'import pyarrow; print(pyarrow.__version__)'), duckdb $(python3 -c 'import duckdb; print(duckdb.__version__)')"
   echo "set=$(find "$SET/segments" -name '*.seg' | wc -l) segments, $(du -sb "$SET/segments" | cut -f1) bytes (${SET_DAYS} days of TSBS, ${SET_HOSTS} hosts every 10 s); 1% new: one more day of ${PLUS_HOSTS} hosts"
   echo "many=$(find "$MANY/segments" -name '*.seg' | wc -l) segments, $(du -sb "$MANY/segments" | cut -f1) bytes (one host every 675 s, a day per file)"
   echo "tsbs=$(wc -l < "$LP") rows of line protocol ($(du -b "$LP" | cut -f1) bytes): quipu gen tsbs --hosts $TSBS_HOSTS --duration $TSBS_DURATION --interval $TSBS_INTERVAL"

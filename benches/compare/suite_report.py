@@ -273,6 +273,10 @@ def main():
         f" kernel {machine.get('kernel', '?')}.  ")
     say(f"Page cache: {machine.get('cache', '?')}. {machine.get('runs', '')} (hyperfine).  ")
     say(f"Tools: {machine.get('tools', '?')}.  ")
+    steps = (folder / "steps.txt").read_text().split("\n") if (folder / "steps.txt").exists() else []
+    steps = [line.split() for line in steps if line.strip()]
+    if steps:
+        say("quipu commit per step: " + ", ".join(f"{s[0]} {s[1]} ({s[2]})" for s in steps if len(s) >= 3) + ".  ")
     say(f"Set: {machine.get('set', '?')}.  ")
     say(f"Small files: {machine.get('many', '?')}.  ")
     say(f"TSBS: {machine.get('tsbs', '?')}; load average {machine.get('load', '?')}.")
