@@ -27,6 +27,13 @@ fn batches(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// A new engine in a new temp folder (kept alive beside it).
+fn fresh_engine() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    (dir, engine)
+}
+
 fn ingest(c: &mut Criterion) {
     let data = Arc::new(batches(40));
     let rows = (data.len() * BATCH) as u64;
@@ -35,29 +42,22 @@ fn ingest(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows));
     for (name, threads, no_sync) in [("fsync", 1, false), ("fsync", 4, false), ("no_sync", 1, true)] {
         group.bench_with_input(BenchmarkId::new(name, threads), &threads, |b, &threads| {
-            b.iter_with_setup(
-                || {
-                    let dir = tempfile::tempdir().unwrap();
-                    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
-                    (dir, engine)
-                },
-                |(dir, engine)| {
-                    let next = Arc::new(AtomicUsize::new(0));
-                    let opts = WriteOptions { accept_partial: false, no_sync };
-                    std::thread::scope(|s| {
-                        for _ in 0..threads {
-                            let (engine, next, data) = (&engine, next.clone(), data.clone());
-                            s.spawn(move || {
-                                while let Some(body) = data.get(next.fetch_add(1, Ordering::Relaxed)) {
-                                    engine.write_lp("bench", body, Precision::Nanosecond, opts).unwrap();
-                                }
-                            });
-                        }
-                    });
-                    drop(engine);
-                    dir
-                },
-            );
+            b.iter_with_setup(fresh_engine, |(dir, engine)| {
+                let next = Arc::new(AtomicUsize::new(0));
+                let opts = WriteOptions { accept_partial: false, no_sync };
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        let (engine, next, data) = (&engine, next.clone(), data.clone());
+                        s.spawn(move || {
+                            while let Some(body) = data.get(next.fetch_add(1, Ordering::Relaxed)) {
+                                engine.write_lp("bench", body, Precision::Nanosecond, opts).unwrap();
+                            }
+                        });
+                    }
+                });
+                drop(engine);
+                dir
+            });
         });
     }
     group.finish();
@@ -65,8 +65,7 @@ fn ingest(c: &mut Criterion) {
 
 /// The rows of `data` as Arrow batches of [`BATCH`] rows, as a scan returns them.
 fn arrow_batches(data: &[String]) -> Vec<RecordBatch> {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let (_dir, engine) = fresh_engine();
     let opts = WriteOptions { accept_partial: false, no_sync: true };
     for body in data {
         engine.write_lp("bench", body, Precision::Nanosecond, opts).unwrap();
@@ -83,20 +82,13 @@ fn ingest_arrow(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(rows as u64));
     group.bench_function("fsync/1", |b| {
-        b.iter_with_setup(
-            || {
-                let dir = tempfile::tempdir().unwrap();
-                let engine = Engine::builder(dir.path()).background(false).open().unwrap();
-                (dir, engine)
-            },
-            |(dir, engine)| {
-                for batch in &batches {
-                    engine.write_batch("bench", "cpu", batch).unwrap();
-                }
-                drop(engine);
-                dir
-            },
-        );
+        b.iter_with_setup(fresh_engine, |(dir, engine)| {
+            for batch in &batches {
+                engine.write_batch("bench", "cpu", batch).unwrap();
+            }
+            drop(engine);
+            dir
+        });
     });
     group.finish();
 }

@@ -110,21 +110,10 @@ rm -rf "$W/rsync"
 sync
 
 # --- the same through `quipu serve` and the CLI ---------------------------------------
-SERVER=
-stop_server() {
-  if [ -n "$SERVER" ]; then
-    kill -INT "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    SERVER=
-  fi
-}
 trap stop_server EXIT
 for mode in link copy; do
   rm -rf "$R" && sync
-  "$QUIPU" serve --data-dir "$SET" --backup-dir "$R" --backup-mode $mode --http-bind "127.0.0.1:$PORT" \
-    > "$W/serve.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 100); do "$QUIPU" --host "$HOST" backup list > /dev/null 2>&1 && break; sleep 0.1; done
+  start_server --data-dir "$SET" --backup-dir "$R" --backup-mode $mode
   Q="$QUIPU --host $HOST backup"
   hf "first_cli_$mode" --prepare "$Q delete first > /dev/null 2>&1; $DROP" "$Q create --name first --wait"
   hf "again_cli_$mode" --prepare "$DROP" "$Q create --name second --force --wait"

@@ -81,3 +81,24 @@ machine_lines() {
   echo "cache=$CACHE"
   echo "runs=$RUNS after $WARMUP warm-up"
 }
+
+# `quipu serve` in the background on $PORT, returning once it answers
+# (SERVER is its pid), and its stop (SIGINT, then wait).
+SERVER=
+start_server() { # serve-args...
+  "$QUIPU" serve "$@" --http-bind "127.0.0.1:$PORT" > "$W/serve.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 300); do
+    "$QUIPU" --host "$HOST" backup list > /dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "quipu serve did not answer; see $W/serve.log" >&2
+  return 1
+}
+stop_server() {
+  if [ -n "$SERVER" ]; then
+    kill -INT "$SERVER" 2> /dev/null || true
+    wait "$SERVER" 2> /dev/null || true
+    SERVER=
+  fi
+}

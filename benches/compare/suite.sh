@@ -254,10 +254,7 @@ backup_step() {
   for tool in quipu-link quipu-copy; do
     # The server's own data folder plays no part in a verify: an empty one.
     rm -rf "$W/verify-data"
-    "$QUIPU" serve --data-dir "$W/verify-data" --backup-dir "$(repo $tool set)" --backup-mode "${tool#quipu-}" \
-      --http-bind "127.0.0.1:$PORT" > "$W/serve.log" 2>&1 &
-    SERVER=$!
-    for _ in $(seq 300); do "$QUIPU" --host "$HOST" backup list > /dev/null 2>&1 && break; sleep 0.1; done
+    start_server --data-dir "$W/verify-data" --backup-dir "$(repo $tool set)" --backup-mode "${tool#quipu-}"
     hf "verify.$tool" "$QUIPU --host $HOST backup verify first"
     stop_server
   done
@@ -298,14 +295,6 @@ backup_step() {
   sync
 }
 
-SERVER=
-stop_server() {
-  if [ -n "$SERVER" ]; then
-    kill -INT "$SERVER" 2> /dev/null || true
-    wait "$SERVER" 2> /dev/null || true
-    SERVER=
-  fi
-}
 trap stop_server EXIT
 
 # --- 4. ingest -----------------------------------------------------------------------------
