@@ -70,10 +70,6 @@ COMMANDS = """How each tool is run (one process per run; every peer's repository
   page cache)."""
 
 
-def ms_or_s(seconds):
-    return fmt(seconds)
-
-
 def hyperfine_table(res, op, tools):
     refs = [("÷ quipu link", f"{op}.quipu-link"), ("÷ quipu copy", f"{op}.quipu-copy")]
     head = ["tool", "median", "min – max"] + [t for t, _ in refs]
