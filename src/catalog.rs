@@ -23,6 +23,10 @@ use crate::error::{Error, IoContext, Result};
 pub const AUTO_FAMILY_WIDTH: usize = 100;
 /// Prefix of automatic family names; reserved (users cannot name a family so).
 pub const AUTO_FAMILY_PREFIX: &str = "__auto_";
+/// Columns per table (tags, fields and `time`) unless configured otherwise:
+/// InfluxDB 3's default (`--num-total-columns-per-table-limit`), which
+/// leaves 499 tags and fields beside `time`.
+pub const DEFAULT_COLUMNS_PER_TABLE: usize = 500;
 /// The name of the time column; reserved for tags and fields.
 pub const TIME_COLUMN: &str = "time";
 
@@ -86,8 +90,25 @@ pub struct Table {
     pub name: String,
     pub columns: Vec<Column>,
     pub families: Vec<Family>,
+    /// Column ids by name, family ids by name and fields per family: derived
+    /// from `columns` and `families` (rebuilt on decode), so that resolving a
+    /// line costs one hash lookup per key, not a scan of the table.
     #[serde(skip)]
     by_name: FxHashMap<String, u32>,
+    #[serde(skip)]
+    families_by_name: FxHashMap<String, u32>,
+    #[serde(skip)]
+    family_members: Vec<u32>,
+    /// Ids of the automatic families, oldest first.
+    #[serde(skip)]
+    auto_families: Vec<u32>,
+}
+
+/// A point a [`Table`] can be rolled back to: its column and family counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savepoint {
+    columns: usize,
+    families: usize,
 }
 
 impl PartialEq for Table {
@@ -109,15 +130,65 @@ pub enum CatalogError {
     KindConflict { column: String, existing: String, attempted: String },
     #[error("field {column:?} belongs to family {existing:?}, written with family {attempted:?}")]
     FamilyConflict { column: String, existing: String, attempted: String },
+    /// The reference's message (InfluxDB 3's `TooManyColumns`), then what
+    /// the line asked for.
+    #[error(
+        "Update to schema would exceed number of columns per table limit of {limit} columns: table {table:?} has {existing} columns (time included) and this write adds {added}"
+    )]
+    TooManyColumns { table: String, limit: usize, existing: usize, added: usize },
 }
 
 impl Table {
     fn new(id: u32, name: String) -> Self {
-        Table { id, name, columns: Vec::new(), families: Vec::new(), by_name: FxHashMap::default() }
+        Table {
+            id,
+            name,
+            columns: Vec::new(),
+            families: Vec::new(),
+            by_name: FxHashMap::default(),
+            families_by_name: FxHashMap::default(),
+            family_members: Vec::new(),
+            auto_families: Vec::new(),
+        }
     }
 
     fn rebuild_index(&mut self) {
         self.by_name = self.columns.iter().map(|c| (c.name.clone(), c.id)).collect();
+        self.families_by_name = self.families.iter().map(|f| (f.name.clone(), f.id)).collect();
+        self.auto_families = self.families.iter().filter(|f| f.auto).map(|f| f.id).collect();
+        self.family_members = vec![0; self.families.len()];
+        for fid in self.columns.iter().filter_map(|c| c.family) {
+            if let Some(n) = self.family_members.get_mut(fid as usize) {
+                *n += 1;
+            }
+        }
+    }
+
+    /// The number of columns a query sees: tags, fields and `time`.
+    pub fn column_count(&self) -> usize {
+        self.columns.len() + 1
+    }
+
+    /// Where [`Table::rollback`] returns to.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint { columns: self.columns.len(), families: self.families.len() }
+    }
+
+    /// Drops the columns and families added since `to` (a rejected line's).
+    pub fn rollback(&mut self, to: Savepoint) {
+        for col in self.columns.drain(to.columns.min(self.columns.len())..) {
+            self.by_name.remove(&col.name);
+            if let Some(n) = col.family.and_then(|f| self.family_members.get_mut(f as usize)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        for family in self.families.drain(to.families.min(self.families.len())..) {
+            self.families_by_name.remove(&family.name);
+            if family.auto {
+                self.auto_families.pop();
+            }
+        }
+        self.family_members.truncate(self.families.len());
     }
 
     /// A column by name.
@@ -204,6 +275,9 @@ impl Table {
         let id = self.columns.len() as u32;
         self.columns.push(Column { id, name: name.to_string(), kind, family });
         self.by_name.insert(name.to_string(), id);
+        if let Some(n) = family.and_then(|f| self.family_members.get_mut(f as usize)) {
+            *n += 1;
+        }
         id
     }
 
@@ -218,27 +292,31 @@ impl Table {
                 why: "the __auto_ prefix is reserved for automatic families",
             });
         }
-        if let Some(f) = self.families.iter().find(|f| f.name == name) {
-            return Ok(f.id);
+        if let Some(&id) = self.families_by_name.get(name) {
+            return Ok(id);
         }
         Ok(self.push_family(name.to_string(), false))
     }
 
     fn auto_family(&mut self) -> u32 {
-        let newest_auto = self.families.iter().rev().find(|f| f.auto).map(|f| f.id);
-        if let Some(id) = newest_auto {
-            let members = self.columns.iter().filter(|c| c.family == Some(id)).count();
+        if let Some(&id) = self.auto_families.last() {
+            let members = self.family_members.get(id as usize).copied().unwrap_or(0) as usize;
             if members < AUTO_FAMILY_WIDTH {
                 return id;
             }
         }
-        let n = self.families.iter().filter(|f| f.auto).count();
+        let n = self.auto_families.len();
         self.push_family(format!("{AUTO_FAMILY_PREFIX}{n}"), true)
     }
 
     fn push_family(&mut self, name: String, auto: bool) -> u32 {
         let id = self.families.len() as u32;
+        self.families_by_name.insert(name.clone(), id);
         self.families.push(Family { id, name, auto });
+        self.family_members.push(0);
+        if auto {
+            self.auto_families.push(id);
+        }
         id
     }
 }
@@ -281,6 +359,9 @@ pub struct Database {
     pub name: String,
     next_table_id: u32,
     tables: BTreeMap<String, Arc<Table>>,
+    /// Table names by id, derived from `tables` (rebuilt on decode).
+    #[serde(skip)]
+    names_by_id: FxHashMap<u32, String>,
 }
 
 impl Database {
@@ -291,7 +372,7 @@ impl Database {
 
     /// A table by id.
     pub fn table_by_id(&self, id: u32) -> Option<&Arc<Table>> {
-        self.tables.values().find(|t| t.id == id)
+        self.names_by_id.get(&id).and_then(|name| self.tables.get(name))
     }
 
     /// All tables, by name.
@@ -308,6 +389,7 @@ impl Database {
             let id = self.next_table_id;
             self.next_table_id += 1;
             self.tables.insert(name.to_string(), Arc::new(Table::new(id, name.to_string())));
+            self.names_by_id.insert(id, name.to_string());
         }
         let table = self.tables.get_mut(name).ok_or(CatalogError::InvalidName {
             what: "table",
@@ -315,6 +397,17 @@ impl Database {
             why: "vanished",
         })?;
         Ok(Arc::make_mut(table))
+    }
+
+    /// Takes back table `name` if it is the newest and has no columns: a
+    /// rejected line created it.
+    pub fn forget_empty_table(&mut self, name: &str) {
+        let newest_and_empty =
+            self.tables.get(name).is_some_and(|t| t.columns.is_empty() && t.id + 1 == self.next_table_id);
+        if newest_and_empty && let Some(t) = self.tables.remove(name) {
+            self.names_by_id.remove(&t.id);
+            self.next_table_id = t.id;
+        }
     }
 }
 
@@ -349,7 +442,13 @@ impl Catalog {
             validate_db_name(name)?;
             let id = self.next_db_id;
             self.next_db_id += 1;
-            let db = Database { id, name: name.to_string(), next_table_id: 0, tables: BTreeMap::new() };
+            let db = Database {
+                id,
+                name: name.to_string(),
+                next_table_id: 0,
+                tables: BTreeMap::new(),
+                names_by_id: FxHashMap::default(),
+            };
             self.databases.insert(name.to_string(), Arc::new(db));
         }
         let db = self.databases.get_mut(name).ok_or(CatalogError::InvalidName {
@@ -374,6 +473,13 @@ impl Catalog {
             .map_err(|e| Error::Corrupt { path: path.to_path_buf(), what: format!("catalog JSON: {e}") })?;
         for db in catalog.databases.values_mut() {
             let db = Arc::make_mut(db);
+            db.names_by_id = db.tables.values().map(|t| (t.id, t.name.clone())).collect();
+            if db.names_by_id.len() != db.tables.len() {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    what: format!("database {} has two tables with one id", db.name),
+                });
+            }
             for table in db.tables.values_mut() {
                 let table = Arc::make_mut(table);
                 table.rebuild_index();
@@ -383,7 +489,9 @@ impl Catalog {
                             ColumnKind::Tag => c.family.is_none(),
                             ColumnKind::Field(_) => c.family.is_some_and(|f| (f as usize) < table.families.len()),
                         }
-                }) && table.by_name.len() == table.columns.len();
+                }) && table.by_name.len() == table.columns.len()
+                    && table.families.iter().enumerate().all(|(i, f)| f.id as usize == i)
+                    && table.families_by_name.len() == table.families.len();
                 if !consistent {
                     return Err(Error::Corrupt {
                         path: path.to_path_buf(),

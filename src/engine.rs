@@ -103,6 +103,7 @@ struct Config {
     compacted: WriteConfig,
     export_cache_bytes: u64,
     export_warm: bool,
+    columns_per_table: usize,
 }
 
 /// Configures and opens an [`Engine`].
@@ -201,6 +202,16 @@ impl EngineBuilder {
     #[must_use]
     pub fn export_warm(mut self, on: bool) -> Self {
         self.config.export_warm = on;
+        self
+    }
+
+    /// At most this many columns per table (tags, fields and `time`); a line
+    /// or batch that would add more is rejected (existing columns stay
+    /// writable). Default [`crate::catalog::DEFAULT_COLUMNS_PER_TABLE`] (500,
+    /// as InfluxDB 3).
+    #[must_use]
+    pub fn columns_per_table(mut self, columns: usize) -> Self {
+        self.config.columns_per_table = columns;
         self
     }
 
@@ -338,6 +349,7 @@ impl Engine {
                 compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
                 export_cache_bytes: 1 << 30,
                 export_warm: false,
+                columns_per_table: crate::catalog::DEFAULT_COLUMNS_PER_TABLE,
             },
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
@@ -485,7 +497,7 @@ impl Engine {
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
             let mut resolved = self.inner.resolve(
-                |catalog| write::resolve_lp(catalog, db, body, precision, now),
+                |catalog| write::resolve_lp(catalog, db, body, precision, now, self.inner.config.columns_per_table),
                 opts.accept_partial,
                 db,
             )?;
@@ -516,8 +528,10 @@ impl Engine {
         self.inner.check_writable()?;
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let resolved =
-                self.inner.resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch), false, db)?;
+            let limit = self.inner.config.columns_per_table;
+            let resolved = self
+                .inner
+                .resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch, limit), false, db)?;
             let accepted = resolved.accepted;
             if self.inner.apply(resolved.batch, opts.no_sync, epoch)? {
                 return Ok(WriteSummary { lines_written: accepted, errors: Vec::new() });

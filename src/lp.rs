@@ -802,11 +802,14 @@ impl LineParser {
             return Err(format!("duplicate tag key {}", quoted(&pair[0].0)));
         }
         // The filter rules out most keys; comparing fingerprints rules out
-        // nearly all the rest before a string comparison.
+        // nearly all the rest before a string comparison. With many tags
+        // the filter is full and the fingerprint scan would cost a pass
+        // over the tags per field: the binary search alone is used.
         let tag_prints = &self.tag_fingerprints;
+        let few_tags = tag_prints.len() <= PAIRWISE_DUPLICATE_LIMIT;
         let is_tag_key = |key: &str, print: u64| {
             tag_filter.may_contain(print)
-                && tag_prints.contains(&print)
+                && (!few_tags || tag_prints.contains(&print))
                 && tags.binary_search_by(|(t, _)| cmp_keys(t, key)).is_ok()
         };
 

@@ -285,6 +285,11 @@ struct ServeArgs {
     /// the conversion to the first export).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     export_warm: bool,
+    /// At most this many columns per table, `time` included (as InfluxDB
+    /// 3's option of this name): a line that would add more is rejected
+    /// with 400, the other lines of the body are written as usual.
+    #[arg(long, default_value_t = quipu::catalog::DEFAULT_COLUMNS_PER_TABLE as u64, value_parser = clap::value_parser!(u64).range(2..))]
+    num_total_columns_per_table_limit: u64,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -311,6 +316,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         backup_mode,
         export_cache_bytes,
         export_warm,
+        num_total_columns_per_table_limit,
         ..
     } = args;
     let engine = quipu::Engine::builder(&data_dir)
@@ -318,6 +324,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .compact_after_age(compact_age)
         .export_cache_bytes(export_cache_bytes)
         .export_warm(export_warm)
+        .columns_per_table(usize::try_from(num_total_columns_per_table_limit).unwrap_or(usize::MAX))
         .open()
         .map_err(|e| e.to_string())?;
     let env_token = std::env::var("QUIPU_ADMIN_TOKEN").ok();

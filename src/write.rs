@@ -157,8 +157,32 @@ fn resolve_existing<'l>(table: &Table, line: &'l ParsedLine<'_>) -> Result<Optio
     Ok(Some(LineOut { series, fields }))
 }
 
-/// Resolves a line, adding what it needs to `table`.
-fn resolve_adding<'l>(table: &mut Table, line: &'l ParsedLine<'_>) -> Result<LineOut<'l>, CatalogError> {
+/// Refuses a line whose new columns would take `table` past `limit`
+/// columns (`time` included), before any is added.
+fn check_column_limit(table: &Table, line: &ParsedLine<'_>, limit: usize) -> Result<(), CatalogError> {
+    let is_new = |name: &str| table.column(name).is_none();
+    let added = line.tags.iter().filter(|(k, _)| is_new(k)).count()
+        + line.fields.iter().filter(|f| is_new(&f.name)).count();
+    let existing = table.column_count();
+    if added > 0 && existing.saturating_add(added) > limit {
+        return Err(CatalogError::TooManyColumns { table: table.name.clone(), limit, existing, added });
+    }
+    Ok(())
+}
+
+/// Resolves a line, adding what it needs to `table`; a line that is
+/// rejected adds nothing.
+fn resolve_adding<'l>(table: &mut Table, line: &'l ParsedLine<'_>, limit: usize) -> Result<LineOut<'l>, CatalogError> {
+    check_column_limit(table, line, limit)?;
+    let savepoint = table.savepoint();
+    let out = add_line_columns(table, line);
+    if out.is_err() {
+        table.rollback(savepoint);
+    }
+    out
+}
+
+fn add_line_columns<'l>(table: &mut Table, line: &'l ParsedLine<'_>) -> Result<LineOut<'l>, CatalogError> {
     let mut series = Vec::with_capacity(line.tags.len());
     for (k, v) in &line.tags {
         series.push((table.ensure_tag(k)?, v.as_ref()));
@@ -212,21 +236,20 @@ impl TableRows {
 #[derive(Default)]
 struct BatchBuilder {
     tables: Vec<TableRows>,
+    /// Table id -> index in `tables` (a body may name many tables).
+    slots: FxHashMap<u32, usize>,
 }
 
 impl BatchBuilder {
     fn push(&mut self, table_id: u32, line: LineOut<'_>, time: i64) {
-        let slot = match self.tables.iter().position(|t| t.batch.table_id == table_id) {
-            Some(slot) => slot,
-            None => {
-                self.tables.push(TableRows {
-                    batch: TableBatch { table_id, series: Vec::new(), rows: Vec::new() },
-                    by_hash: FxHashMap::default(),
-                    chain: Vec::new(),
-                });
-                self.tables.len() - 1
-            }
-        };
+        let slot = *self.slots.entry(table_id).or_insert_with(|| {
+            self.tables.push(TableRows {
+                batch: TableBatch { table_id, series: Vec::new(), rows: Vec::new() },
+                by_hash: FxHashMap::default(),
+                chain: Vec::new(),
+            });
+            self.tables.len() - 1
+        });
         let table = &mut self.tables[slot];
         let series = table.series_index(&line.series);
         table.batch.rows.push(Row { series, time, fields: line.fields });
@@ -245,6 +268,35 @@ pub fn line_text(body: &str, line: usize) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+/// Finds the text of lines in increasing order with one pass over the body
+/// (a body with many rejected lines must not be rescanned for each).
+struct LineTexts<'b> {
+    body: &'b str,
+    /// 1-based number of the line `rest` starts with.
+    next: usize,
+    rest: &'b str,
+}
+
+impl<'b> LineTexts<'b> {
+    fn new(body: &'b str) -> Self {
+        LineTexts { body, next: 1, rest: body }
+    }
+
+    fn text(&mut self, line: usize) -> String {
+        if line < self.next {
+            return line_text(self.body, line);
+        }
+        while self.next < line {
+            match memchr::memchr(b'\n', self.rest.as_bytes()) {
+                Some(i) => self.rest = &self.rest[i + 1..],
+                None => self.rest = "",
+            }
+            self.next += 1;
+        }
+        line_text(self.rest, 1)
+    }
 }
 
 /// What resolving one line against the catalog gave.
@@ -269,6 +321,7 @@ where
     F: for<'l> FnMut(&'l ParsedLine<'_>) -> Step<'l>,
 {
     let mut out = Collected { builder: BatchBuilder::default(), errors: Vec::new(), accepted: 0 };
+    let mut texts = LineTexts::new(body);
     for parsed in lp::parse_iter(body, precision, default_time_ns) {
         let line = match parsed {
             Ok(line) => line,
@@ -283,7 +336,7 @@ where
                 out.accepted += 1;
             }
             Step::Reject(e) => {
-                out.errors.push(LineError { line: line.line, message: e.to_string(), text: line_text(body, line.line) })
+                out.errors.push(LineError { line: line.line, message: e.to_string(), text: texts.text(line.line) })
             }
             Step::NeedsNewColumns => return None,
         }
@@ -294,13 +347,17 @@ where
 /// Parses `body` and resolves its lines for database `db` against `catalog`:
 /// syntax errors and catalog conflicts alike become per-line errors. Lines
 /// are resolved as they are parsed; only a body that adds tables or columns
-/// is parsed a second time, against a changed copy of the catalog.
+/// is parsed a second time, against a changed copy of the catalog. A line
+/// that would take a table past `columns_per_table` columns (`time`
+/// included) is rejected, and so is any line that conflicts; a rejected line
+/// adds nothing to the catalog.
 pub fn resolve_lp(
     catalog: &Catalog,
     db: &str,
     body: &str,
     precision: Precision,
     default_time_ns: i64,
+    columns_per_table: usize,
 ) -> Result<Resolved> {
     if let Some(database) = catalog.database(db) {
         let existing = collect_lines(body, precision, default_time_ns, |line| {
@@ -326,13 +383,19 @@ pub fn resolve_lp(
     let database = changed.database_mut(db).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let db_id = database.id;
     let adding = collect_lines(body, precision, default_time_ns, |line| {
+        let created = database.table(&line.measurement).is_none();
         let outcome = database.table_mut(&line.measurement).and_then(|table| {
             let id = table.id;
-            resolve_adding(table, line).map(|row| (id, row))
+            resolve_adding(table, line, columns_per_table).map(|row| (id, row))
         });
         match outcome {
             Ok((id, row)) => Step::Row(id, row),
-            Err(e) => Step::Reject(e),
+            Err(e) => {
+                if created {
+                    database.forget_empty_table(&line.measurement);
+                }
+                Step::Reject(e)
+            }
         }
     });
     let c = adding.ok_or_else(|| Error::InvalidArgument("catalog resolution stopped while adding columns".into()))?;
@@ -369,9 +432,16 @@ fn as_utf8(array: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error::Arro
 /// `time` column (Timestamp of any unit, or Int64 nanoseconds); string or
 /// dictionary-of-string columns marked with [`TAG_METADATA_KEY`] (or that are
 /// already tags in the catalog, or any dictionary column) are tags; other
-/// columns are fields, `family::name` naming the family. Any conflict
-/// rejects the whole batch.
-pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch: &RecordBatch) -> Result<Resolved> {
+/// columns are fields, `family::name` naming the family. Any conflict, or
+/// new columns that would take the table past `columns_per_table` columns
+/// (`time` included), rejects the whole batch.
+pub fn resolve_record_batch(
+    catalog: &Catalog,
+    db: &str,
+    table_name: &str,
+    batch: &RecordBatch,
+    columns_per_table: usize,
+) -> Result<Resolved> {
     let rejected = |reason: String| Error::BatchRejected { db: db.to_string(), table: table_name.to_string(), reason };
     let schema = batch.schema();
     let time_idx = schema.index_of(TIME_COLUMN).map_err(|_| rejected("no `time` column".into()))?;
@@ -404,6 +474,7 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
     let db_id = database.id;
     let table = database.table_mut(table_name).map_err(|e| rejected(e.to_string()))?;
     let table_id = table.id;
+    let existing = table.column_count();
 
     enum Col {
         /// Utf8.
@@ -445,6 +516,11 @@ pub fn resolve_record_batch(catalog: &Catalog, db: &str, table_name: &str, batch
             };
             cols.push(Col::Field(id, ty, array));
         }
+    }
+    let added = table.column_count() - existing;
+    if added > 0 && table.column_count() > columns_per_table {
+        let e = CatalogError::TooManyColumns { table: table_name.to_string(), limit: columns_per_table, existing, added };
+        return Err(rejected(e.to_string()));
     }
 
     let mut builder = BatchBuilder::default();
@@ -497,7 +573,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn resolve(cat: &Catalog, body: &str) -> Resolved {
-        resolve_lp(cat, "db", body, Precision::Nanosecond, 0).unwrap()
+        resolve_lp(cat, "db", body, Precision::Nanosecond, 0, crate::catalog::DEFAULT_COLUMNS_PER_TABLE).unwrap()
     }
 
     #[test]

@@ -329,3 +329,27 @@ fn closed_engine_is_503_json() {
     assert_eq!(status, 503);
     assert_eq!(body["error"], "engine is closed");
 }
+
+#[test]
+fn v3_a_line_past_the_column_limit_is_a_400_naming_its_line() {
+    let server = TestServer::start();
+    // 500 fields and `time`: one column past the default limit of 500.
+    let fields: Vec<String> = (0..500).map(|i| format!("f{i}=1i")).collect();
+    let body = format!("ok v=1i 1\nwide {} 2\nok v=2i 3", fields.join(","));
+    let (status, resp) = json(post(&server, "/api/v3/write_lp?db=db1", body.clone()));
+    assert_eq!(status, 400);
+    assert_eq!(resp["error"], "partial write of line protocol occurred");
+    let data = resp["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["line_number"], 2);
+    let message = data[0]["error_message"].as_str().unwrap();
+    assert!(message.contains("exceed number of columns per table limit of 500 columns"), "{message}");
+    assert_eq!(server.rows("db1", "ok"), 2);
+    assert!(server.engine.catalog().database("db1").unwrap().table("wide").is_none());
+
+    // All or nothing: the same 400, nothing written.
+    let (status, resp) = json(post(&server, "/api/v3/write_lp?db=db2&accept_partial=false", body));
+    assert_eq!(status, 400);
+    assert_eq!(resp["data"]["line_number"], 2, "{resp}");
+    assert!(server.engine.catalog().database("db2").is_none_or(|d| d.table("ok").is_none()));
+}
