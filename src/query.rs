@@ -415,12 +415,14 @@ fn to_record_batch(plan: &Plan, table: &Table, mut rows: Rows) -> Result<RecordB
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(plan.output.len());
     // The plan holds `time` exactly once: hand the vector over without a copy.
     let time: ArrayRef = Arc::new(TimestampNanosecondArray::from(std::mem::take(&mut rows.time)));
+    // By id, once: a wide table must not cost a scan of its columns per column.
+    let by_id: HashMap<u32, &ArrayRef> = rows.columns.iter().map(|(id, a)| (*id, a)).collect();
     for c in &plan.output {
         let array: ArrayRef = match c.and_then(|id| table.column_by_id(id)) {
             None => time.clone(),
             Some(col) if col.kind == ColumnKind::Tag => tag_array(&rows, col.id),
-            Some(col) => match rows.column(col.id) {
-                Some(a) => a.clone(),
+            Some(col) => match by_id.get(&col.id) {
+                Some(a) => (*a).clone(),
                 None => arrow::array::new_null_array(&arrow_type(col.kind), time.len()),
             },
         };

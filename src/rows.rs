@@ -239,19 +239,24 @@ pub fn merge(mut inputs: Vec<Rows>) -> Result<Rows> {
 
     // Every column id with its type, in first-seen order.
     let mut column_types: Vec<(u32, DataType)> = Vec::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for rows in &inputs {
         for (id, a) in &rows.columns {
-            if !column_types.iter().any(|(c, _)| c == id) {
+            if seen.insert(*id) {
                 column_types.push((*id, a.data_type().clone()));
             }
         }
     }
+    // Each input's columns by id, once (wide tables).
+    let by_id: Vec<rustc_hash::FxHashMap<u32, &ArrayRef>> =
+        inputs.iter().map(|r| r.columns.iter().map(|(id, a)| (*id, a)).collect()).collect();
 
     let mut columns = Vec::with_capacity(column_types.len());
     for (id, data_type) in &column_types {
         let parts: Vec<ArrayRef> = inputs
             .iter()
-            .map(|r| r.column(*id).cloned().unwrap_or_else(|| new_null_array(data_type, r.len())))
+            .zip(&by_id)
+            .map(|(r, cols)| cols.get(id).map(|a| (*a).clone()).unwrap_or_else(|| new_null_array(data_type, r.len())))
             .collect();
         let part_refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         let all = concat(&part_refs)?;
