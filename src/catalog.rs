@@ -1,23 +1,27 @@
 //! The catalog: databases, tables, columns, their types and column families,
 //! and the ids everything else refers to. It is an immutable value shared
 //! through `Arc`; a change clones it (copy-on-write per database and table),
-//! bumps `sequence` and is persisted as a numbered snapshot before any WAL
-//! record that uses the new ids, so replay always finds them.
+//! bumps `sequence` and is persisted before any WAL record that uses the
+//! new ids, so replay always finds them: appended to the catalog log as a
+//! delta (what it adds, [`log`]), folded into a numbered snapshot now and
+//! then ([`CatalogStore`]).
 //!
 //! Column families: a field written as `family::field` belongs to `family`;
 //! a field written without one joins the newest automatic family (`__auto_N`)
 //! with fewer than [`AUTO_FAMILY_WIDTH`] fields. A field's family never changes.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope;
 use crate::error::{Error, IoContext, Result};
+
+pub mod log;
 
 /// Fields per automatic family.
 pub const AUTO_FAMILY_WIDTH: usize = 100;
@@ -504,38 +508,100 @@ impl Catalog {
     }
 }
 
-/// The folder of catalog snapshots: `catalog/<sequence, 20 digits>.cat`.
+/// The catalog folder: snapshots `catalog/<base, 20 digits>.cat` (a whole
+/// catalog, sequence `base`) and beside the newest one its log
+/// `catalog/<base>.log` (the changes since, see [`log`]). The catalog is
+/// the newest snapshot with its log replayed.
+///
+/// A change is appended to the log and fdatasynced: it costs what it adds.
+/// When the log would grow past [`CHECKPOINT_BYTES`] or the snapshot's
+/// size (whichever is larger; so rewriting costs at most as much as the
+/// appends it folds, and opening reads at most twice the snapshot), the
+/// change is written as a new snapshot instead (a checkpoint), published
+/// atomically before older snapshots and logs are removed.
 #[derive(Debug)]
 pub struct CatalogStore {
     dir: PathBuf,
+    checkpoint_bytes: u64,
+    tip: Mutex<Option<Tip>>,
+}
+
+/// What the folder holds, as this store last read or wrote it.
+#[derive(Debug)]
+struct Tip {
+    /// The snapshot with its log replayed.
+    catalog: Catalog,
+    /// The sequence of the snapshot the log follows.
+    base: u64,
+    snapshot_len: u64,
+    /// Header and whole records of the log: where the next record goes (0:
+    /// no header yet). Bytes past it are a torn tail, cut off before the
+    /// next append.
+    log_len: u64,
+    /// The log, open for appending (after the first append).
+    log: Option<File>,
+}
+
+/// A log that would grow past this many bytes (or the snapshot's size, if
+/// larger) is folded into a new snapshot.
+pub const CHECKPOINT_BYTES: u64 = 4 << 20;
+
+fn lock_tip(m: &Mutex<Option<Tip>>) -> MutexGuard<'_, Option<Tip>> {
+    // A panic while the tip was held leaves it unknown: forget it, so the
+    // next change writes a whole snapshot.
+    m.lock().unwrap_or_else(|p| {
+        let mut guard = p.into_inner();
+        *guard = None;
+        guard
+    })
 }
 
 impl CatalogStore {
-    /// Opens (creating) the snapshot folder.
+    /// Opens (creating) the catalog folder.
     pub fn open(dir: PathBuf) -> Result<Self> {
         crate::fs::create_dir_durable(&dir).at(&dir)?;
         crate::fs::remove_temp_files(&dir).at(&dir)?;
-        Ok(CatalogStore { dir })
+        Ok(CatalogStore { dir, checkpoint_bytes: CHECKPOINT_BYTES, tip: Mutex::new(None) })
     }
 
-    /// Reads the newest snapshot in `dir` without creating or cleaning anything.
+    /// Sets the log size past which a change is written as a snapshot
+    /// (default [`CHECKPOINT_BYTES`]; tests use small ones).
+    #[must_use]
+    pub fn checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Reads the catalog in `dir` without creating or changing anything
+    /// (a torn log tail is ignored, not cut off).
     pub fn open_read_only(dir: &Path) -> Result<Catalog> {
         if !dir.is_dir() {
             return Ok(Catalog::default());
         }
-        CatalogStore { dir: dir.to_path_buf() }.load_latest()
+        CatalogStore { dir: dir.to_path_buf(), checkpoint_bytes: CHECKPOINT_BYTES, tip: Mutex::new(None) }
+            .load_latest()
     }
 
-    fn path_of(&self, sequence: u64) -> PathBuf {
-        self.dir.join(format!("{sequence:020}.cat"))
+    /// The snapshot file of sequence `base`.
+    pub fn snapshot_path(&self, base: u64) -> PathBuf {
+        self.dir.join(format!("{base:020}.cat"))
     }
 
-    fn sequences(&self) -> Result<Vec<u64>> {
+    /// The log file of snapshot `base`.
+    pub fn log_path(&self, base: u64) -> PathBuf {
+        self.dir.join(format!("{base:020}.log"))
+    }
+
+    /// The sequences of the snapshots (`.cat`) or logs (`.log`) present.
+    fn numbers(&self, ext: &str) -> Result<Vec<u64>> {
         let mut seqs = Vec::new();
         for entry in fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".cat")) else { continue };
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(ext)).and_then(|n| n.strip_suffix('.'))
+            else {
+                continue;
+            };
             if let Ok(seq) = stem.parse::<u64>() {
                 seqs.push(seq);
             }
@@ -544,37 +610,145 @@ impl CatalogStore {
         Ok(seqs)
     }
 
-    /// The newest snapshot, or an empty catalog when there is none.
+    /// The newest snapshot with its log replayed, or an empty catalog when
+    /// there is none. The next change is appended to what this read.
     pub fn load_latest(&self) -> Result<Catalog> {
-        match self.sequences()?.last() {
-            None => Ok(Catalog::default()),
-            Some(&seq) => {
-                let path = self.path_of(seq);
-                let bytes = fs::read(&path).at(&path)?;
-                let catalog = Catalog::decode(&path, &bytes)?;
-                if catalog.sequence != seq {
-                    return Err(Error::Corrupt {
-                        path,
-                        what: format!("file holds catalog sequence {}", catalog.sequence),
-                    });
-                }
-                Ok(catalog)
-            }
+        let mut tip = lock_tip(&self.tip);
+        *tip = None;
+        let Some(&base) = self.numbers("cat")?.last() else {
+            // Nothing on disk: the first change writes a snapshot.
+            return Ok(Catalog::default());
+        };
+        let path = self.snapshot_path(base);
+        let bytes = fs::read(&path).at(&path)?;
+        let mut catalog = Catalog::decode(&path, &bytes)?;
+        if catalog.sequence != base {
+            return Err(Error::Corrupt { path, what: format!("file holds catalog sequence {}", catalog.sequence) });
         }
+        let log_path = self.log_path(base);
+        let contents = match fs::read(&log_path) {
+            Ok(log_bytes) => log::decode_log(&log_path, base, &log_bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => log::LogContents::default(),
+            Err(e) => return Err(Error::Io { path: log_path, source: e }),
+        };
+        if contents.torn {
+            tracing::warn!(path = %log_path.display(), at = contents.good_len, "catalog log has a torn tail; ignoring it");
+        }
+        log::replay(&log_path, &mut catalog, &contents.deltas)?;
+        *tip = Some(Tip {
+            catalog: catalog.clone(),
+            base,
+            snapshot_len: bytes.len() as u64,
+            log_len: contents.good_len,
+            log: None,
+        });
+        Ok(catalog)
     }
 
-    /// Persists `catalog` durably and drops older snapshots.
+    /// Persists `catalog`, a change of the catalog this store last loaded
+    /// or persisted, durably: appended to the log, or as a snapshot when
+    /// the log is long or `catalog` does not extend what is on disk.
     pub fn persist(&self, catalog: &Catalog) -> Result<()> {
-        let path = self.path_of(catalog.sequence);
-        crate::fs::atomic_write(&path, &catalog.encode()).at(&path)?;
-        let seqs = self.sequences()?;
-        let keep_from = seqs.len().saturating_sub(1 + KEEP_OLD_SNAPSHOTS);
-        for &old in &seqs[..keep_from] {
-            let old_path = self.path_of(old);
-            fs::remove_file(&old_path).at(&old_path)?;
+        let mut guard = lock_tip(&self.tip);
+        if let Some(tip) = guard.as_mut()
+            && let Some(delta) = log::Delta::between(&tip.catalog, catalog)
+        {
+            let record = delta.encode_record();
+            let bound = self.checkpoint_bytes.max(tip.snapshot_len);
+            if tip.log_len.max(log::LOG_HEADER_LEN as u64) + record.len() as u64 <= bound {
+                let path = self.log_path(tip.base);
+                match append(&path, tip, &record) {
+                    Ok(()) => {
+                        tip.catalog = catalog.clone();
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        // The log's tail is unknown now: the next change
+                        // starts a new snapshot instead.
+                        *guard = None;
+                        return Err(Error::Io { path, source: e });
+                    }
+                }
+            }
+        }
+        *guard = None;
+        self.write_snapshot(&mut guard, catalog)
+    }
+
+    /// Writes `catalog` as a new snapshot whatever the folder holds (a
+    /// restore's catalog), replacing one of the same sequence.
+    pub fn checkpoint(&self, catalog: &Catalog) -> Result<()> {
+        let mut guard = lock_tip(&self.tip);
+        *guard = None;
+        self.write_snapshot(&mut guard, catalog)
+    }
+
+    /// Forgets what the folder holds, so the next change writes a snapshot
+    /// (the folder was changed behind this store's back: a restore).
+    pub fn forget(&self) {
+        *lock_tip(&self.tip) = None;
+    }
+
+    fn write_snapshot(&self, tip: &mut Option<Tip>, catalog: &Catalog) -> Result<()> {
+        let base = catalog.sequence;
+        let path = self.snapshot_path(base);
+        // A log of a snapshot being replaced holds changes past the old
+        // one, not past this one.
+        let log_path = self.log_path(base);
+        match fs::remove_file(&log_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io { path: log_path, source: e }),
+        }
+        let bytes = catalog.encode();
+        crate::fs::atomic_write(&path, &bytes).at(&path)?;
+        *tip = Some(Tip { catalog: catalog.clone(), base, snapshot_len: bytes.len() as u64, log_len: 0, log: None });
+
+        // The new snapshot is durable: drop all but one older snapshot (for
+        // diagnosis, with its log) and logs without their snapshot. Logs
+        // first, so that no snapshot is left to meet a log it did not write.
+        let snapshots = self.numbers("cat")?;
+        let keep: Vec<u64> =
+            snapshots.iter().copied().filter(|&s| s < base).rev().take(KEEP_OLD_SNAPSHOTS).chain([base]).collect();
+        for old in self.numbers("log")?.into_iter().filter(|s| !keep.contains(s)) {
+            let p = self.log_path(old);
+            fs::remove_file(&p).at(&p)?;
+        }
+        for old in snapshots.into_iter().filter(|s| !keep.contains(s)) {
+            let p = self.snapshot_path(old);
+            fs::remove_file(&p).at(&p)?;
         }
         Ok(())
     }
+}
+
+/// Appends `record` to the log at `path` and syncs it, creating the log
+/// (with its header) or cutting off a torn tail first.
+fn append(path: &Path, tip: &mut Tip, record: &[u8]) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    if tip.log.is_none() {
+        let file = fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+        // Whatever lies past the last whole record is a torn tail.
+        file.set_len(tip.log_len)?;
+        tip.log = Some(file);
+    }
+    let Some(file) = tip.log.as_mut() else { return Err(std::io::Error::other("catalog log not open")) };
+    let created = tip.log_len == 0;
+    let mut bytes = Vec::with_capacity(log::LOG_HEADER_LEN + record.len());
+    if created {
+        bytes.extend_from_slice(&log::encode_header(tip.base));
+    }
+    bytes.extend_from_slice(record);
+    file.seek(SeekFrom::Start(tip.log_len))?;
+    file.write_all(&bytes)?;
+    if created {
+        file.sync_all()?;
+        crate::fs::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    } else {
+        file.sync_data()?;
+    }
+    tip.log_len += bytes.len() as u64;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -667,18 +841,125 @@ mod tests {
             let t = cat.database_mut("db").unwrap().table_mut("cpu").unwrap();
             t.ensure_field(&format!("f{seq}"), None, FieldType::Integer).unwrap();
             cat.sequence = seq;
-            store.persist(&cat).unwrap();
+            store.checkpoint(&cat).unwrap();
         }
         let loaded = store.load_latest().unwrap();
         assert_eq!(loaded, cat);
         assert_eq!(loaded.database("db").unwrap().table("cpu").unwrap().column("f3").unwrap().id, 2);
-        assert_eq!(store.sequences().unwrap(), vec![2, 3]);
+        assert_eq!(store.numbers("cat").unwrap(), vec![2, 3]);
 
-        let path = store.path_of(3);
+        let path = store.snapshot_path(3);
         let mut bytes = fs::read(&path).unwrap();
         let n = bytes.len();
         bytes[n - 2] ^= 0xff;
         fs::write(&path, bytes).unwrap();
         assert!(matches!(store.load_latest(), Err(Error::Corrupt { path: p, .. }) if p == path));
+    }
+
+    /// `cat` with one more field in table `t`, and the sequence after.
+    fn grown(cat: &Catalog, t: &str, field: &str) -> Catalog {
+        let mut next = cat.clone();
+        next.database_mut("db").unwrap().table_mut(t).unwrap().ensure_field(field, None, FieldType::Float).unwrap();
+        next.sequence += 1;
+        next
+    }
+
+    #[test]
+    fn changes_are_appended_to_the_log_and_folded_into_a_snapshot_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat_dir = dir.path().join("catalog");
+        let store = CatalogStore::open(cat_dir.clone()).unwrap().checkpoint_bytes(300);
+        let mut cat = grown(&Catalog::default(), "t0", "first");
+        // Nothing on disk: the first change is a snapshot.
+        store.persist(&cat).unwrap();
+        assert_eq!(store.numbers("cat").unwrap(), vec![1]);
+        assert!(store.numbers("log").unwrap().is_empty());
+        let mut sizes = Vec::new();
+        for i in 0..20 {
+            cat = grown(&cat, &format!("t{}", i % 3), &format!("field_{i}"));
+            store.persist(&cat).unwrap();
+            sizes.push(fs::metadata(store.log_path(1)).map(|m| m.len()).unwrap_or(0));
+            let reopened = CatalogStore::open(cat_dir.clone()).unwrap();
+            assert_eq!(reopened.load_latest().unwrap(), cat, "after change {i}");
+        }
+        // The log grows by about one small record per change, then is folded.
+        assert!(sizes[1] - sizes[0] < 100, "{sizes:?}");
+        let snapshots = store.numbers("cat").unwrap();
+        assert!(snapshots.len() == 2 && snapshots[1] > 1, "{snapshots:?}");
+        let newest = *snapshots.last().unwrap();
+        // Only the newest snapshot and the one before it (with their logs) are kept.
+        assert!(store.numbers("log").unwrap().iter().all(|l| snapshots.contains(l)));
+        assert_eq!(CatalogStore::open_read_only(&cat_dir).unwrap(), cat);
+        assert!(newest <= cat.sequence);
+    }
+
+    #[test]
+    fn a_torn_tail_is_ignored_then_cut_off_by_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat_dir = dir.path().join("catalog");
+        let store = CatalogStore::open(cat_dir.clone()).unwrap();
+        let one = grown(&Catalog::default(), "t", "a");
+        store.persist(&one).unwrap();
+        let two = grown(&one, "t", "b");
+        store.persist(&two).unwrap();
+        let log_path = store.log_path(1);
+        let whole = fs::read(&log_path).unwrap();
+        // A third change cut short at every length.
+        let three = grown(&two, "u", "c");
+        let record = log::Delta::between(&two, &three).unwrap().encode_record();
+        for cut in 0..record.len() {
+            let mut torn = whole.clone();
+            torn.extend_from_slice(&record[..cut]);
+            fs::write(&log_path, &torn).unwrap();
+            assert_eq!(CatalogStore::open_read_only(&cat_dir).unwrap(), two, "cut at {cut}");
+            let store = CatalogStore::open(cat_dir.clone()).unwrap();
+            assert_eq!(store.load_latest().unwrap(), two);
+            let other = grown(&two, "t", "other");
+            store.persist(&other).unwrap();
+            assert_eq!(CatalogStore::open(cat_dir.clone()).unwrap().load_latest().unwrap(), other, "cut at {cut}");
+            let appended = log::Delta::between(&two, &other).unwrap().encode_record().len();
+            assert_eq!(fs::metadata(&log_path).unwrap().len(), (whole.len() + appended) as u64);
+            fs::write(&log_path, &whole).unwrap();
+        }
+        // A log cut inside its header (a crash while it was created).
+        for cut in [0, 7, 19] {
+            fs::write(&log_path, &whole[..cut]).unwrap();
+            let store = CatalogStore::open(cat_dir.clone()).unwrap();
+            assert_eq!(store.load_latest().unwrap(), one);
+            store.persist(&two).unwrap();
+            assert_eq!(fs::read(&log_path).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn a_restored_catalog_is_a_snapshot_and_the_log_it_replaces_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat_dir = dir.path().join("catalog");
+        let store = CatalogStore::open(cat_dir.clone()).unwrap();
+        let mut cat = grown(&Catalog::default(), "t", "a");
+        store.persist(&cat).unwrap();
+        for f in ["b", "c"] {
+            cat = grown(&cat, "t", f);
+            store.persist(&cat).unwrap();
+        }
+        // Another lineage, newer: no delta from what is on disk.
+        let mut restored = grown(&Catalog::default(), "t", "zz");
+        restored.sequence = 9;
+        store.persist(&restored).unwrap();
+        assert_eq!(CatalogStore::open_read_only(&cat_dir).unwrap(), restored);
+        // A checkpoint at a sequence that has a snapshot and a log replaces both.
+        let store = CatalogStore::open(cat_dir.clone()).unwrap();
+        let base = grown(&Catalog::default(), "t", "p");
+        let mut at = base.clone();
+        at.sequence = 20;
+        store.checkpoint(&at).unwrap();
+        let mut next = grown(&at, "t", "q");
+        store.persist(&next).unwrap();
+        assert!(store.log_path(20).exists());
+        next = grown(&Catalog::default(), "v", "other");
+        next.sequence = 20;
+        store.checkpoint(&next).unwrap();
+        assert!(!store.log_path(20).exists());
+        assert_eq!(CatalogStore::open_read_only(&cat_dir).unwrap(), next);
     }
 }

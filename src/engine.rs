@@ -7,6 +7,7 @@
 //! LOCK                 advisory lock held while open
 //! CURRENT              pointer to the current tree version
 //! catalog/<seq>.cat    catalog snapshots
+//! catalog/<seq>.log    catalog log: changes since snapshot <seq>
 //! wal/<n>.wal          write-ahead log files
 //! versions/<n>.ver     tree versions
 //! segments/<id>.seg    segment files
@@ -1087,6 +1088,10 @@ impl Inner {
             self.poison(format!("restore {restore_id} may have committed ({e}); reopen to finish it"));
             return Err(e);
         }
+        // The swap wrote the catalog folder through a store of its own: the
+        // next change here starts a snapshot rather than append to a log it
+        // may have replaced.
+        self.catalog_store.forget();
         if let Err(e) = swap::apply(&self.dir, &record) {
             self.tree.seal();
             self.poison(format!("restore {restore_id} committed but was not applied ({e}); reopen to finish it"));

@@ -82,7 +82,7 @@ pub fn apply(dir: &Path, record: &SwapRecord) -> Result<()> {
         // Equal sequence but other content: a snapshot written by a process
         // that did not know about the record. The record wins.
         if latest.sequence < catalog.sequence || (latest.sequence == catalog.sequence && latest != catalog) {
-            store.persist(&catalog)?;
+            store.checkpoint(&catalog)?;
         }
         if current != record.version {
             tree::write_current(dir, &record.version)?;

@@ -333,7 +333,9 @@ fn check_file_header(path: &Path, number: u64, header: &[u8; 20]) -> Result<(), 
     Ok(())
 }
 
-fn record_crc(len: u32, payload: &[u8]) -> u32 {
+/// The crc32 of a record: over its `len` bytes, then its payload (also
+/// the catalog log's records, [`crate::catalog::log`]).
+pub(crate) fn record_crc(len: u32, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len.to_le_bytes());
     hasher.update(payload);

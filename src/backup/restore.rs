@@ -655,7 +655,7 @@ fn build_folder(
     crate::fs::sync_dir(&segments).at(&segments)?;
     let catalog = read_catalog(repo, manifest)?;
     check_tables(&catalog, manifest)?;
-    CatalogStore::open(dir.join(crate::engine::CATALOG_DIR))?.persist(&catalog)?;
+    CatalogStore::open(dir.join(crate::engine::CATALOG_DIR))?.checkpoint(&catalog)?;
     let files: Vec<FileMeta> = staged.into_iter().map(|(m, _)| m).collect();
     let next_file_id = files.iter().map(|f| f.id.saturating_add(1)).max().unwrap_or(1).max(manifest.tree.next_file_id);
     let record = VersionRecord {
