@@ -105,6 +105,7 @@ struct Config {
     export_cache_bytes: u64,
     export_warm: bool,
     columns_per_table: usize,
+    catalog_checkpoint_bytes: u64,
 }
 
 /// Configures and opens an [`Engine`].
@@ -213,6 +214,15 @@ impl EngineBuilder {
     #[must_use]
     pub fn columns_per_table(mut self, columns: usize) -> Self {
         self.config.columns_per_table = columns;
+        self
+    }
+
+    /// The catalog log is folded into a new catalog snapshot when it would
+    /// pass this many bytes or the snapshot's size, whichever is larger.
+    /// Default [`crate::catalog::CHECKPOINT_BYTES`] (4 MiB).
+    #[must_use]
+    pub fn catalog_checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.config.catalog_checkpoint_bytes = bytes;
         self
     }
 
@@ -351,6 +361,7 @@ impl Engine {
                 export_cache_bytes: 1 << 30,
                 export_warm: false,
                 columns_per_table: crate::catalog::DEFAULT_COLUMNS_PER_TABLE,
+                catalog_checkpoint_bytes: crate::catalog::CHECKPOINT_BYTES,
             },
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
@@ -376,7 +387,8 @@ impl Engine {
         // A restore that committed before the last stop is finished first:
         // nothing below may see half of it.
         swap::finish_pending(&dir)?;
-        let catalog_store = CatalogStore::open(dir.join(CATALOG_DIR))?;
+        let catalog_store =
+            CatalogStore::open(dir.join(CATALOG_DIR))?.checkpoint_bytes(b.config.catalog_checkpoint_bytes);
         let catalog = catalog_store.load_latest()?;
         let tree = Tree::open(&dir)?;
         let export_cache = Arc::new(ExportCache::open(
