@@ -31,6 +31,25 @@ pub const AUTO_FAMILY_PREFIX: &str = "__auto_";
 /// InfluxDB 3's default (`--num-total-columns-per-table-limit`), which
 /// leaves 499 tags and fields beside `time`.
 pub const DEFAULT_COLUMNS_PER_TABLE: usize = 500;
+/// Tables per database unless configured otherwise: a line or batch that
+/// would create one more is rejected.
+pub const DEFAULT_TABLES_PER_DATABASE: usize = 10_000;
+
+/// The schema limits a write is resolved under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Columns per table, `time` included.
+    pub columns_per_table: usize,
+    /// Tables per database.
+    pub tables_per_database: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { columns_per_table: DEFAULT_COLUMNS_PER_TABLE, tables_per_database: DEFAULT_TABLES_PER_DATABASE }
+    }
+}
+
 /// The name of the time column; reserved for tags and fields.
 pub const TIME_COLUMN: &str = "time";
 
@@ -140,6 +159,10 @@ pub enum CatalogError {
         "Update to schema would exceed number of columns per table limit of {limit} columns: table {table:?} has {existing} columns (time included) and this write adds {added}"
     )]
     TooManyColumns { table: String, limit: usize, existing: usize, added: usize },
+    #[error(
+        "Update to schema would exceed number of tables per database limit of {limit} tables: database {database:?} is full, table {table:?} would be one more"
+    )]
+    TooManyTables { database: String, table: String, limit: usize },
 }
 
 impl Table {
@@ -377,6 +400,11 @@ impl Database {
     /// A table by id.
     pub fn table_by_id(&self, id: u32) -> Option<&Arc<Table>> {
         self.names_by_id.get(&id).and_then(|name| self.tables.get(name))
+    }
+
+    /// The number of tables.
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
     }
 
     /// All tables, by name.

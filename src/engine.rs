@@ -104,7 +104,7 @@ struct Config {
     compacted: WriteConfig,
     export_cache_bytes: u64,
     export_warm: bool,
-    columns_per_table: usize,
+    limits: crate::catalog::Limits,
     catalog_checkpoint_bytes: u64,
 }
 
@@ -213,7 +213,16 @@ impl EngineBuilder {
     /// as InfluxDB 3).
     #[must_use]
     pub fn columns_per_table(mut self, columns: usize) -> Self {
-        self.config.columns_per_table = columns;
+        self.config.limits.columns_per_table = columns;
+        self
+    }
+
+    /// At most this many tables per database; a line or batch that would
+    /// create one more is rejected (existing tables stay writable). Default
+    /// [`crate::catalog::DEFAULT_TABLES_PER_DATABASE`] (10,000).
+    #[must_use]
+    pub fn tables_per_database(mut self, tables: usize) -> Self {
+        self.config.limits.tables_per_database = tables;
         self
     }
 
@@ -360,7 +369,7 @@ impl Engine {
                 compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
                 export_cache_bytes: 1 << 30,
                 export_warm: false,
-                columns_per_table: crate::catalog::DEFAULT_COLUMNS_PER_TABLE,
+                limits: crate::catalog::Limits::default(),
                 catalog_checkpoint_bytes: crate::catalog::CHECKPOINT_BYTES,
             },
             clock: Arc::new(SystemClock),
@@ -510,7 +519,7 @@ impl Engine {
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
             let mut resolved = self.inner.resolve(
-                |catalog| write::resolve_lp(catalog, db, body, precision, now, self.inner.config.columns_per_table),
+                |catalog| write::resolve_lp(catalog, db, body, precision, now, self.inner.config.limits),
                 opts.accept_partial,
                 db,
             )?;
@@ -541,7 +550,7 @@ impl Engine {
         self.inner.check_writable()?;
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let limit = self.inner.config.columns_per_table;
+            let limit = self.inner.config.limits;
             let resolved = self
                 .inner
                 .resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch, limit), false, db)?;

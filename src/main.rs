@@ -290,6 +290,12 @@ struct ServeArgs {
     /// with 400, the other lines of the body are written as usual.
     #[arg(long, default_value_t = quipu::catalog::DEFAULT_COLUMNS_PER_TABLE as u64, value_parser = clap::value_parser!(u64).range(2..))]
     num_total_columns_per_table_limit: u64,
+    /// At most this many tables per database (InfluxDB 3's
+    /// `--num-table-limit` counts them across databases): a line that would
+    /// create one more is rejected with 400, the other lines of the body are
+    /// written as usual.
+    #[arg(long, default_value_t = quipu::catalog::DEFAULT_TABLES_PER_DATABASE as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    num_tables_per_database_limit: u64,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -317,6 +323,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         export_cache_bytes,
         export_warm,
         num_total_columns_per_table_limit,
+        num_tables_per_database_limit,
         ..
     } = args;
     let engine = quipu::Engine::builder(&data_dir)
@@ -325,6 +332,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .export_cache_bytes(export_cache_bytes)
         .export_warm(export_warm)
         .columns_per_table(usize::try_from(num_total_columns_per_table_limit).unwrap_or(usize::MAX))
+        .tables_per_database(usize::try_from(num_tables_per_database_limit).unwrap_or(usize::MAX))
         .open()
         .map_err(|e| e.to_string())?;
     let env_token = std::env::var("QUIPU_ADMIN_TOKEN").ok();

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, TIME_COLUMN, Table};
+use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, Limits, TIME_COLUMN, Table};
 use crate::error::{Error, Result};
 use crate::lp::{self, FieldValue, LineError, ParsedLine, Precision};
 
@@ -348,16 +348,17 @@ where
 /// syntax errors and catalog conflicts alike become per-line errors. Lines
 /// are resolved as they are parsed; only a body that adds tables or columns
 /// is parsed a second time, against a changed copy of the catalog. A line
-/// that would take a table past `columns_per_table` columns (`time`
-/// included) is rejected, and so is any line that conflicts; a rejected line
-/// adds nothing to the catalog.
+/// that would take a table past `limits.columns_per_table` columns (`time`
+/// included) or its database past `limits.tables_per_database` tables is
+/// rejected, and so is any line that conflicts; a rejected line adds
+/// nothing to the catalog.
 pub fn resolve_lp(
     catalog: &Catalog,
     db: &str,
     body: &str,
     precision: Precision,
     default_time_ns: i64,
-    columns_per_table: usize,
+    limits: Limits,
 ) -> Result<Resolved> {
     if let Some(database) = catalog.database(db) {
         let existing = collect_lines(body, precision, default_time_ns, |line| {
@@ -384,9 +385,16 @@ pub fn resolve_lp(
     let db_id = database.id;
     let adding = collect_lines(body, precision, default_time_ns, |line| {
         let created = database.table(&line.measurement).is_none();
+        if created && database.table_count() >= limits.tables_per_database {
+            return Step::Reject(CatalogError::TooManyTables {
+                database: database.name.clone(),
+                table: line.measurement.to_string(),
+                limit: limits.tables_per_database,
+            });
+        }
         let outcome = database.table_mut(&line.measurement).and_then(|table| {
             let id = table.id;
-            resolve_adding(table, line, columns_per_table).map(|row| (id, row))
+            resolve_adding(table, line, limits.columns_per_table).map(|row| (id, row))
         });
         match outcome {
             Ok((id, row)) => Step::Row(id, row),
@@ -433,15 +441,17 @@ fn as_utf8(array: &ArrayRef) -> std::result::Result<ArrayRef, arrow::error::Arro
 /// dictionary-of-string columns marked with [`TAG_METADATA_KEY`] (or that are
 /// already tags in the catalog, or any dictionary column) are tags; other
 /// columns are fields, `family::name` naming the family. Any conflict, or
-/// new columns that would take the table past `columns_per_table` columns
-/// (`time` included), rejects the whole batch.
+/// new columns that would take the table past `limits.columns_per_table`
+/// columns (`time` included), or a new table past
+/// `limits.tables_per_database`, rejects the whole batch.
 pub fn resolve_record_batch(
     catalog: &Catalog,
     db: &str,
     table_name: &str,
     batch: &RecordBatch,
-    columns_per_table: usize,
+    limits: Limits,
 ) -> Result<Resolved> {
+    let columns_per_table = limits.columns_per_table;
     let rejected = |reason: String| Error::BatchRejected { db: db.to_string(), table: table_name.to_string(), reason };
     let schema = batch.schema();
     let time_idx = schema.index_of(TIME_COLUMN).map_err(|_| rejected("no `time` column".into()))?;
@@ -472,6 +482,14 @@ pub fn resolve_record_batch(
     changed.sequence += 1;
     let database = changed.database_mut(db).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let db_id = database.id;
+    if database.table(table_name).is_none() && database.table_count() >= limits.tables_per_database {
+        let e = CatalogError::TooManyTables {
+            database: db.to_string(),
+            table: table_name.to_string(),
+            limit: limits.tables_per_database,
+        };
+        return Err(rejected(e.to_string()));
+    }
     let table = database.table_mut(table_name).map_err(|e| rejected(e.to_string()))?;
     let table_id = table.id;
     let existing = table.column_count();
@@ -573,7 +591,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn resolve(cat: &Catalog, body: &str) -> Resolved {
-        resolve_lp(cat, "db", body, Precision::Nanosecond, 0, crate::catalog::DEFAULT_COLUMNS_PER_TABLE).unwrap()
+        resolve_lp(cat, "db", body, Precision::Nanosecond, 0, crate::catalog::Limits::default()).unwrap()
     }
 
     #[test]
