@@ -606,8 +606,7 @@ impl CatalogStore {
         if !dir.is_dir() {
             return Ok(Catalog::default());
         }
-        CatalogStore { dir: dir.to_path_buf(), checkpoint_bytes: CHECKPOINT_BYTES, tip: Mutex::new(None) }
-            .load_latest()
+        CatalogStore { dir: dir.to_path_buf(), checkpoint_bytes: CHECKPOINT_BYTES, tip: Mutex::new(None) }.load_latest()
     }
 
     /// The snapshot file of sequence `base`.
@@ -626,8 +625,7 @@ impl CatalogStore {
         for entry in fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(ext)).and_then(|n| n.strip_suffix('.'))
-            else {
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(ext)).and_then(|n| n.strip_suffix('.')) else {
                 continue;
             };
             if let Ok(seq) = stem.parse::<u64>() {

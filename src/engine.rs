@@ -551,9 +551,11 @@ impl Engine {
         loop {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
             let limit = self.inner.config.limits;
-            let resolved = self
-                .inner
-                .resolve(|catalog| write::resolve_record_batch(catalog, db, table, batch, limit), false, db)?;
+            let resolved = self.inner.resolve(
+                |catalog| write::resolve_record_batch(catalog, db, table, batch, limit),
+                false,
+                db,
+            )?;
             let accepted = resolved.accepted;
             if self.inner.apply(resolved.batch, opts.no_sync, epoch)? {
                 return Ok(WriteSummary { lines_written: accepted, errors: Vec::new() });

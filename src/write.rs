@@ -161,8 +161,8 @@ fn resolve_existing<'l>(table: &Table, line: &'l ParsedLine<'_>) -> Result<Optio
 /// columns (`time` included), before any is added.
 fn check_column_limit(table: &Table, line: &ParsedLine<'_>, limit: usize) -> Result<(), CatalogError> {
     let is_new = |name: &str| table.column(name).is_none();
-    let added = line.tags.iter().filter(|(k, _)| is_new(k)).count()
-        + line.fields.iter().filter(|f| is_new(&f.name)).count();
+    let added =
+        line.tags.iter().filter(|(k, _)| is_new(k)).count() + line.fields.iter().filter(|f| is_new(&f.name)).count();
     let existing = table.column_count();
     if added > 0 && existing.saturating_add(added) > limit {
         return Err(CatalogError::TooManyColumns { table: table.name.clone(), limit, existing, added });
@@ -537,7 +537,8 @@ pub fn resolve_record_batch(
     }
     let added = table.column_count() - existing;
     if added > 0 && table.column_count() > columns_per_table {
-        let e = CatalogError::TooManyColumns { table: table_name.to_string(), limit: columns_per_table, existing, added };
+        let e =
+            CatalogError::TooManyColumns { table: table_name.to_string(), limit: columns_per_table, existing, added };
         return Err(rejected(e.to_string()));
     }
 

@@ -93,8 +93,7 @@ fn a_line_past_the_column_limit_is_rejected_by_number_and_adds_nothing() {
     let e = &summary.errors[0];
     assert_eq!(e.line, 2);
     assert!(
-        e.message
-            .starts_with("Update to schema would exceed number of columns per table limit of 500 columns"),
+        e.message.starts_with("Update to schema would exceed number of columns per table limit of 500 columns"),
         "{}",
         e.message
     );
@@ -118,7 +117,11 @@ fn a_line_past_the_column_limit_is_rejected_by_number_and_adds_nothing() {
 fn a_rejected_line_that_would_create_a_table_leaves_no_table() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::builder(dir.path()).background(false).columns_per_table(10).open().unwrap();
-    let body = format!("{}\nsmall v=1i 1\n{}\n", wide_line("huge", 0, 10, 1), wide_line("clash", 0, 2, 1) + "\nclash f0=1.5 2");
+    let body = format!(
+        "{}\nsmall v=1i 1\n{}\n",
+        wide_line("huge", 0, 10, 1),
+        wide_line("clash", 0, 2, 1) + "\nclash f0=1.5 2"
+    );
     let summary = engine.write_lp("db", &body, Precision::Nanosecond, PARTIAL).unwrap();
     assert_eq!(summary.errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![1, 4]);
     let catalog = engine.catalog();

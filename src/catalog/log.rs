@@ -216,7 +216,9 @@ impl Catalog {
             }
             let name = match self.database_by_id(d.id) {
                 Some(db) if db.name == d.name => db.name.clone(),
-                Some(db) => return Err(format!("database {} is named {:?}, the record says {:?}", d.id, db.name, d.name)),
+                Some(db) => {
+                    return Err(format!("database {} is named {:?}, the record says {:?}", d.id, db.name, d.name));
+                }
                 None => {
                     if self.databases.contains_key(&d.name) || d.id < self.next_db_id {
                         return Err(format!("new database {:?} (id {}) clashes with an existing one", d.name, d.id));
@@ -341,7 +343,11 @@ pub fn decode_log(path: &Path, base: u64, bytes: &[u8]) -> Result<LogContents, E
     }
     let version = u16::from_le_bytes([header[4], header[5]]);
     if version != LOG_FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { path: path.to_path_buf(), found: version, supported: LOG_FORMAT_VERSION });
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: LOG_FORMAT_VERSION,
+        });
     }
     if header[6..8] != [0, 0] {
         return Err(corrupt(0, "reserved header bytes are not zero".into()));
