@@ -100,3 +100,18 @@ fn corrupt_version_and_catalog_are_detected() {
     flip(&newest, 20);
     assert_corrupt_names(Engine::open(dir.path()).unwrap_err(), &newest);
 }
+
+#[test]
+fn a_damaged_catalog_log_record_before_the_last_fails_open_naming_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let e = Engine::builder(dir.path()).background(false).open().unwrap();
+        // A snapshot, then two changes in the log.
+        for i in 0..3 {
+            e.write_lp("db", &format!("m f{i}=1i {i}"), Precision::Nanosecond, WriteOptions::default()).unwrap();
+        }
+    }
+    let log = only_file(&dir.path().join("catalog"), "log");
+    flip(&log, 30); // in the first record's payload
+    assert_corrupt_names(Engine::open(dir.path()).unwrap_err(), &log);
+}
