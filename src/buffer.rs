@@ -13,6 +13,7 @@ use arrow::buffer::NullBuffer;
 
 use crate::error::Result;
 use crate::rows::Rows;
+use crate::time_range::TimeRange;
 use crate::write::{SeriesKey, Value, WriteBatch};
 
 /// Which rows a read of the buffer wants.
@@ -20,8 +21,7 @@ use crate::write::{SeriesKey, Value, WriteBatch};
 pub struct Selection<'a> {
     /// Field column ids to return. Rows where all of them are null are left out.
     pub columns: &'a [u32],
-    /// Half-open time range `[start, end)`.
-    pub time: (i64, i64),
+    pub time: TimeRange,
     /// Series to keep; `None` keeps all.
     pub series: Option<&'a dyn Fn(&SeriesKey) -> bool>,
     /// Keep rows where every one of `columns` is null (the row exists
@@ -203,8 +203,7 @@ impl TableBuffer {
             .filter(|&i| {
                 let i = i as usize;
                 let t = self.time[i];
-                t >= sel.time.0
-                    && t < sel.time.1
+                sel.time.contains(t)
                     && series_ok[self.series[i] as usize]
                     && (sel.keep_null_rows || wanted.is_empty() || wanted.iter().any(|c| c.is_valid(i)))
             })
@@ -400,9 +399,8 @@ mod tests {
         let t = buf.table(0, 0).unwrap();
         assert_eq!(t.time_range(), (1, 9));
 
-        let all = t
-            .rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false })
-            .unwrap();
+        let all =
+            t.rows(&Selection { columns: &[1, 2], time: TimeRange::ALL, series: None, keep_null_rows: false }).unwrap();
         assert!(all.is_sorted_unique());
         let hosts: Vec<&str> = all.series.iter().map(|&s| all.series_keys[s as usize][0].1.as_str()).collect();
         assert_eq!(hosts, vec!["a", "a", "b", "c"]);
@@ -413,16 +411,20 @@ mod tests {
         assert_eq!(b.iter().collect::<Vec<_>>(), vec![Some(30), Some(20), None, Some(40)]);
 
         // Only column 1: rows without it disappear.
-        let one = t
-            .rows(&Selection { columns: &[1], time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false })
-            .unwrap();
+        let one =
+            t.rows(&Selection { columns: &[1], time: TimeRange::ALL, series: None, keep_null_rows: false }).unwrap();
         assert_eq!(one.len(), 2);
         assert_eq!(one.column(1).unwrap().null_count(), 0);
 
         // Time range and series filter.
         let only_a = |k: &SeriesKey| k[0].1 == "a";
         let some = t
-            .rows(&Selection { columns: &[1, 2], time: (4, 10), series: Some(&only_a), keep_null_rows: false })
+            .rows(&Selection {
+                columns: &[1, 2],
+                time: TimeRange::half_open(4, 10),
+                series: Some(&only_a),
+                keep_null_rows: false,
+            })
             .unwrap();
         assert_eq!(some.time, vec![9]);
         assert_eq!(some.series_keys.len(), 1);
@@ -456,7 +458,7 @@ mod tests {
                 proptest::prop_assert!(model.is_empty());
                 return Ok(());
             };
-            let got = t.rows(&Selection { columns: &[1, 2], time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false }).unwrap();
+            let got = t.rows(&Selection { columns: &[1, 2], time: TimeRange::ALL, series: None, keep_null_rows: false }).unwrap();
             proptest::prop_assert!(got.is_sorted_unique());
             let a = got.column(1).map(|c| c.as_primitive::<Int64Type>().clone());
             let b = got.column(2).map(|c| c.as_primitive::<Int64Type>().clone());

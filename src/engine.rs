@@ -39,6 +39,7 @@ use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
 use crate::swap::{self, SwapRecord};
+use crate::time_range::TimeRange;
 use crate::tree::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
 use crate::wal::{Wal, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
@@ -879,7 +880,7 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
         return Ok(None);
     }
     let (lo, hi) = tb.time_range();
-    if hi < plan.time.0 || lo >= plan.time.1 {
+    if !plan.time.overlaps(lo, hi) {
         return Ok(None);
     }
     let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
@@ -1146,7 +1147,7 @@ impl Inner {
     fn write_gen0(&self, buffer: &Buffer, catalog: &Catalog) -> Result<Vec<FileMeta>> {
         let now = self.clock.now_ns();
         let tables: Vec<_> = buffer.tables().collect();
-        tables
+        let written = tables
             .par_iter()
             .map(|&((db_id, table_id), tb)| {
                 let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
@@ -1173,7 +1174,7 @@ impl Inner {
                     }
                     let rows = tb.rows(&Selection {
                         columns: &ids,
-                        time: (i64::MIN, i64::MAX),
+                        time: TimeRange::ALL,
                         series: None,
                         keep_null_rows: false,
                     })?;
@@ -1195,7 +1196,9 @@ impl Inner {
                     time_max: written.time_max,
                 })
             })
-            .collect()
+            .map(|r| r.map(Some))
+            .collect::<Vec<_>>();
+        compact::keep_all_or_discard(&self.tree, written)
     }
 
     fn compact(&self) -> Result<()> {

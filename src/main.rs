@@ -285,6 +285,11 @@ struct ServeArgs {
     /// the conversion to the first export).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     export_warm: bool,
+    /// Keep at most this many segment files mapped in memory; the least
+    /// recently read are mapped again on their next read. Stay well under
+    /// the kernel's `vm.max_map_count` (65,530 by default).
+    #[arg(long, default_value_t = quipu::segment::maps::DEFAULT_MAX_MAPPED_SEGMENTS)]
+    max_mapped_segments: usize,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -311,8 +316,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         backup_mode,
         export_cache_bytes,
         export_warm,
+        max_mapped_segments,
         ..
     } = args;
+    quipu::segment::maps::set_max_mapped_segments(max_mapped_segments);
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
         .compact_after_age(compact_age)

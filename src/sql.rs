@@ -6,7 +6,7 @@
 //! - **projection**: only the columns a query reads are decoded (whole
 //!   column families are skipped when none of their columns is read);
 //! - **time ranges**: comparisons of `time` with a literal (`<`, `<=`, `>`,
-//!   `>=`, `=`, `BETWEEN`) become the scan's half-open range, so files and
+//!   `>=`, `=`, `BETWEEN`) become the scan's inclusive range, so files and
 //!   blocks outside it are never read;
 //! - **tag equality**: `tag = 'literal'` becomes the scan's tag filter,
 //!   applied to the series directory before any block is decoded.
@@ -39,6 +39,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::catalog::{ColumnKind, TIME_COLUMN};
 use crate::error::{Error, Result};
 use crate::query::{self, Plan};
+use crate::time_range::TimeRange;
 use crate::{Engine, ScanFigures, ScanRequest, ScanStats};
 
 /// Batches decoded ahead of the query.
@@ -94,12 +95,12 @@ impl QuipuTable {
     /// counted, a row rewritten in a newer file is counted twice, and
     /// rows outside the range within a file are counted.
     fn statistics(&self, req: &ScanRequest) -> Statistics {
-        let (start, end) = req.time_range.unwrap_or((i64::MIN, i64::MAX));
+        let range = req.time_range.unwrap_or(TimeRange::ALL);
         let version = self.engine.version();
         let files: Vec<_> = version
             .table_files(self.db_id, self.table_id)
             .into_iter()
-            .filter(|f| f.meta.time_max >= start && f.meta.time_min < end)
+            .filter(|f| range.overlaps(f.meta.time_min, f.meta.time_max))
             .collect();
         let rows: u64 = files.iter().map(|f| f.meta.rows).sum();
         let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
@@ -107,8 +108,8 @@ impl QuipuTable {
         stats.num_rows = Precision::Inexact(rows as usize);
         stats.total_byte_size = Precision::Inexact(bytes as usize);
         if let (Some(lo), Some(hi), Ok(i)) = (
-            files.iter().map(|f| f.meta.time_min.max(start)).min(),
-            files.iter().map(|f| f.meta.time_max.min(end.saturating_sub(1))).max(),
+            files.iter().map(|f| f.meta.time_min.max(range.min())).min(),
+            files.iter().map(|f| f.meta.time_max.min(range.max())).max(),
             self.schema.index_of(TIME_COLUMN),
         ) && lo <= hi
         {
@@ -123,19 +124,18 @@ impl QuipuTable {
     /// The scan request `filters` allow: a time range and tag equalities.
     fn scan_request(&self, filters: &[Expr]) -> ScanRequest {
         let mut req = ScanRequest::all();
-        let (mut start, mut end) = (i64::MIN, i64::MAX);
+        let mut range = TimeRange::ALL;
         for filter in filters {
             for conjunct in split_and(filter) {
-                if let Some((lo, hi)) = time_bounds(conjunct) {
-                    start = start.max(lo);
-                    end = end.min(hi);
+                if let Some(bounds) = time_bounds(conjunct) {
+                    range = range.intersect(bounds);
                 } else if let Some((tag, value)) = self.tag_equality(conjunct) {
                     req = req.tag_eq(tag, value);
                 }
             }
         }
-        if start > i64::MIN || end < i64::MAX {
-            req = req.time_range(start, end.max(start));
+        if !range.is_all() {
+            req.time_range = Some(range);
         }
         req
     }
@@ -290,8 +290,11 @@ impl DisplayAs for ScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "QuipuScan: {}.{}, time={:?}, tags={:?}",
-            self.splitter.db, self.splitter.table, self.splitter.req.time_range, self.splitter.req.tag_equals
+            "QuipuScan: {}.{}, time={}, tags={:?}",
+            self.splitter.db,
+            self.splitter.table,
+            self.splitter.req.time_range.unwrap_or(TimeRange::ALL),
+            self.splitter.req.tag_equals
         )?;
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
@@ -442,8 +445,8 @@ fn time_literal(expr: &Expr) -> Option<i64> {
     }
 }
 
-/// The half-open ns range a comparison of `time` with a literal allows.
-fn time_bounds(expr: &Expr) -> Option<(i64, i64)> {
+/// The ns range a comparison of `time` with a literal allows.
+fn time_bounds(expr: &Expr) -> Option<TimeRange> {
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, t) = match (column_name(left).as_deref(), column_name(right).as_deref()) {
@@ -452,18 +455,18 @@ fn time_bounds(expr: &Expr) -> Option<(i64, i64)> {
                 _ => return None,
             };
             match op {
-                Operator::Gt => Some((t.saturating_add(1), i64::MAX)),
-                Operator::GtEq => Some((t, i64::MAX)),
-                Operator::Lt => Some((i64::MIN, t)),
-                Operator::LtEq => Some((i64::MIN, t.saturating_add(1))),
-                Operator::Eq => Some((t, t.saturating_add(1))),
+                Operator::Gt => Some(t.checked_add(1).map_or(TimeRange::EMPTY, TimeRange::from)),
+                Operator::GtEq => Some(TimeRange::from(t)),
+                Operator::Lt => Some(t.checked_sub(1).map_or(TimeRange::EMPTY, TimeRange::until)),
+                Operator::LtEq => Some(TimeRange::until(t)),
+                Operator::Eq => Some(TimeRange::inclusive(t, t)),
                 _ => None,
             }
         }
         Expr::Between(Between { expr, negated: false, low, high })
             if column_name(expr).as_deref() == Some(TIME_COLUMN) =>
         {
-            Some((time_literal(low)?, time_literal(high)?.saturating_add(1)))
+            Some(TimeRange::inclusive(time_literal(low)?, time_literal(high)?))
         }
         _ => None,
     }
@@ -662,7 +665,7 @@ pub struct QueryTelemetry {
 #[derive(Debug)]
 struct Chunk {
     table: String,
-    time_range: Option<(i64, i64)>,
+    time_range: Option<TimeRange>,
     tags: Vec<(String, String)>,
     stats: Arc<ScanStats>,
 }
@@ -693,18 +696,31 @@ pub struct TelemetryReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChunkReport {
     pub table: String,
-    /// The pushed-down half-open range `[start_ns, end_ns)`, if any.
-    pub time_range: Option<TimeRange>,
+    /// The pushed-down range `[start_ns, end_ns)`, if any.
+    pub time_range: Option<PushedRange>,
     /// Pushed-down tag equalities.
     pub tag_filters: std::collections::BTreeMap<String, String>,
     #[serde(flatten)]
     pub figures: ScanFigures,
 }
 
+/// A pushed-down time range as telemetry reports it, half-open. `end_ns` is
+/// an `i128` so that a range holding `i64::MAX` can say so (its end is
+/// 2^63); an empty range has `end_ns == start_ns`.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct TimeRange {
+pub struct PushedRange {
     pub start_ns: i64,
-    pub end_ns: i64,
+    pub end_ns: i128,
+}
+
+impl From<TimeRange> for PushedRange {
+    fn from(r: TimeRange) -> Self {
+        if r.is_empty() {
+            PushedRange { start_ns: r.min(), end_ns: i128::from(r.min()) }
+        } else {
+            PushedRange { start_ns: r.min(), end_ns: i128::from(r.max()) + 1 }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -760,7 +776,7 @@ impl QueryTelemetry {
             .iter()
             .map(|c| ChunkReport {
                 table: c.table.clone(),
-                time_range: c.time_range.map(|(start_ns, end_ns)| TimeRange { start_ns, end_ns }),
+                time_range: c.time_range.map(PushedRange::from),
                 tag_filters: c.tags.iter().cloned().collect(),
                 figures: c.stats.figures(),
             })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, LiveFile, Tree, Version, WINDOW_NS, window_start};
+use super::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, LiveFile, Tree, Version, window_start};
 use crate::catalog::Table;
 use crate::error::Result;
 use crate::rows::{Rows, merge};
@@ -30,17 +30,19 @@ pub fn plan(version: &Version) -> Vec<Job> {
         .into_iter()
         .map(|(db_id, table_id)| {
             let files = version.table_files(db_id, table_id);
-            let windows: BTreeSet<i64> = files
+            // The windows the gen0 files reach, as inclusive (first, last)
+            // window starts: a compacted file of any of them is merged again.
+            let reach: Vec<(i64, i64)> = files
                 .iter()
                 .filter(|f| f.meta.level == LEVEL_GEN0)
-                .flat_map(|f| {
-                    let (a, b) = (window_start(f.meta.time_min), window_start(f.meta.time_max));
-                    (0..=((b - a) / WINDOW_NS)).map(move |i| a + i * WINDOW_NS)
-                })
+                .map(|f| (window_start(f.meta.time_min), window_start(f.meta.time_max)))
                 .collect();
             let inputs = files
                 .into_iter()
-                .filter(|f| f.meta.level == LEVEL_GEN0 || f.meta.window_start_ns.is_some_and(|w| windows.contains(&w)))
+                .filter(|f| {
+                    f.meta.level == LEVEL_GEN0
+                        || f.meta.window_start_ns.is_some_and(|w| reach.iter().any(|&(a, b)| a <= w && w <= b))
+                })
                 .cloned()
                 .collect();
             Job { db_id, table_id, inputs }
@@ -66,7 +68,7 @@ pub fn run(job: &Job, tree: &Tree, db_name: &str, table: &Table, config: WriteCo
     let info =
         TableInfo { db_id: job.db_id, db: db_name.to_string(), table_id: job.table_id, table: table.name.clone() };
 
-    let outputs: Vec<FileMeta> = windows
+    let outputs: Vec<Result<Option<FileMeta>>> = windows
         .par_iter()
         .map(|&w| -> Result<Option<FileMeta>> {
             let mut families = Vec::new();
@@ -98,9 +100,28 @@ pub fn run(job: &Job, tree: &Tree, db_name: &str, table: &Table, config: WriteCo
                 time_max: written.time_max,
             }))
         })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+        .collect::<Vec<_>>();
+    let outputs = keep_all_or_discard(tree, outputs)?;
     Ok(Edit { add: outputs, remove: job.inputs.iter().map(|f| f.meta.id).collect(), ..Edit::default() })
+}
+
+/// The files of a parallel write, or the first error after removing the
+/// files the other writers finished: nothing will name them.
+pub(crate) fn keep_all_or_discard(tree: &Tree, results: Vec<Result<Option<FileMeta>>>) -> Result<Vec<FileMeta>> {
+    let mut written = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(Some(meta)) => written.push(meta),
+            Ok(None) => {}
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    match failure {
+        None => Ok(written),
+        Some(e) => {
+            tree.discard(&written);
+            Err(e)
+        }
+    }
 }

@@ -41,9 +41,27 @@ pub const LEVEL_COMPACTED: u8 = 1;
 /// Length of a compaction window.
 pub const WINDOW_NS: i64 = 86_400 * 1_000_000_000;
 
-/// The start of the 24h UTC window holding `t`.
+/// The start of the 24h UTC window holding `t`. The first window
+/// (1677-09-21) begins before `i64::MIN`, so its start is clamped to
+/// `i64::MIN`; every window still has its own start, and the start's UTC
+/// date is the window's day.
 pub fn window_start(t: i64) -> i64 {
-    t.div_euclid(WINDOW_NS) * WINDOW_NS
+    window_start_of_day(t.div_euclid(WINDOW_NS))
+}
+
+/// The end of the window holding `t`: the next window's start, so windows
+/// are half-open `[start, end)`; the last window (2262-04-11) ends at
+/// `i64::MAX` and holds `i64::MAX` too.
+pub fn window_end(t: i64) -> i64 {
+    window_start_of_day(t.div_euclid(WINDOW_NS).saturating_add(1))
+}
+
+/// The start of UTC day `day` (days since 1970-01-01), clamped to the
+/// `i64` range: only the first day (-106,752) needs it, as it begins before
+/// `i64::MIN`.
+pub fn window_start_of_day(day: i64) -> i64 {
+    let start = i128::from(day) * i128::from(WINDOW_NS);
+    i64::try_from(start).unwrap_or(if start < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// One live segment file.
@@ -216,8 +234,18 @@ impl Tree {
         record.files.retain(|f| !removed.contains(&f.id));
         let mut files: Vec<Arc<LiveFile>> =
             old.files.iter().filter(|f| !removed.contains(&f.meta.id)).cloned().collect();
-        for meta in edit.add {
-            files.push(Arc::new(open_live(&self.dir, &meta)?));
+        let opened: Result<Vec<LiveFile>> = edit.add.iter().map(|meta| open_live(&self.dir, meta)).collect();
+        let opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                // Nothing names the new files yet: a retry writes its own,
+                // so these would only pile up as orphans until the next open.
+                self.discard(&edit.add);
+                return Err(e);
+            }
+        };
+        for (meta, live) in edit.add.into_iter().zip(opened) {
+            files.push(Arc::new(live));
             record.files.push(meta);
         }
         if let Some(w) = edit.wal_replay_from {
@@ -234,6 +262,20 @@ impl Tree {
             f.obsolete.store(true, Ordering::SeqCst);
         }
         Ok(self.publish(old.record.number, Version { record, files }))
+    }
+
+    /// Removes segment files that were written but never installed (a failed
+    /// flush or compaction), so retries do not leave one set each.
+    pub fn discard(&self, files: &[FileMeta]) {
+        for meta in files {
+            let path = self.dir.join(meta.relative_path());
+            if let Err(e) = fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                // Harmless: the next open removes files no version names.
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an uninstalled segment");
+            }
+        }
     }
 
     /// Refuses every later install (see [`Tree::install`]).
@@ -404,6 +446,22 @@ mod tests {
         assert_eq!(window_start(WINDOW_NS - 1), 0);
         assert_eq!(window_start(WINDOW_NS), WINDOW_NS);
         assert_eq!(window_start(-1), -WINDOW_NS);
+    }
+
+    #[test]
+    fn window_start_does_not_overflow_at_the_ends() {
+        // The first day begins before i64::MIN: its start is clamped, and the
+        // next day's start is the real one.
+        assert_eq!(window_start(i64::MIN), i64::MIN);
+        assert_eq!(window_start(i64::MIN + 763 * 1_000_000_000), i64::MIN);
+        let next = i64::MIN.div_euclid(WINDOW_NS) + 1;
+        assert_eq!(window_start(i64::MIN + WINDOW_NS), next * WINDOW_NS);
+        assert_eq!(window_start(i64::MAX), i64::MAX.div_euclid(WINDOW_NS) * WINDOW_NS);
+        assert_eq!(window_end(i64::MIN), next * WINDOW_NS);
+        assert_eq!(window_end(i64::MAX), i64::MAX);
+        assert_eq!(window_end(0), WINDOW_NS);
+        assert_eq!(window_start_of_day(i64::MIN), i64::MIN);
+        assert_eq!(window_start_of_day(i64::MAX), i64::MAX);
     }
 
     #[test]
