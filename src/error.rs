@@ -50,6 +50,15 @@ pub enum Error {
     /// bad syntax, an unknown table or column, a type error).
     #[error("query: {0}")]
     Query(String),
+    /// A query stopped by a limit it cannot run within: more memory than
+    /// one query may use, or longer than the query timeout. The same query
+    /// fails again.
+    #[error("query stopped: {0}")]
+    QueryLimit(String),
+    /// A query refused memory because the queries running at the same time
+    /// hold what all queries share; it may succeed later.
+    #[error("query refused for now: {0}")]
+    QueryBusy(String),
     #[error("database {db} not found")]
     DatabaseNotFound { db: String },
     #[error("table {table} not found in database {db}")]

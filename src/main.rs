@@ -290,6 +290,25 @@ struct ServeArgs {
     /// the kernel's `vm.max_map_count` (65,530 by default).
     #[arg(long, default_value_t = quipu::segment::maps::DEFAULT_MAX_MAPPED_SEGMENTS)]
     max_mapped_segments: usize,
+    /// Memory one SQL query may reserve (sort buffers, hash tables,
+    /// aggregate state); past it a sort or grouping spills to disk, and a
+    /// query that still needs more fails with 400.
+    #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_MEMORY_BYTES)]
+    query_memory_bytes: usize,
+    /// Memory all running SQL queries together may reserve; a query refused
+    /// memory because the others hold it fails with 503 and Retry-After.
+    #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_MEMORY_POOL_BYTES)]
+    query_memory_pool_bytes: usize,
+    /// How long a SQL query may run, to its last row (0s: no limit): it is
+    /// stopped then, with 400 before its first row or a cut-off response after.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    query_timeout: std::time::Duration,
+    /// Where queries spill (a temporary folder inside it). Default: the OS temp folder.
+    #[arg(long)]
+    query_spill_dir: Option<PathBuf>,
+    /// Bytes of spill files all queries together may hold (0 turns spilling off).
+    #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_SPILL_BYTES)]
+    query_spill_bytes: u64,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -304,6 +323,13 @@ fn default_backup_dir(data_dir: &std::path::Path) -> PathBuf {
 fn serve(args: ServeArgs) -> Result<(), String> {
     use quipu::server::{AppState, resolve_admin_token};
 
+    let query_limits = quipu::sql::QueryLimits {
+        memory_bytes: args.query_memory_bytes,
+        memory_pool_bytes: args.query_memory_pool_bytes,
+        timeout: Some(args.query_timeout).filter(|t| !t.is_zero()),
+        spill_dir: args.query_spill_dir.clone(),
+        spill_bytes: args.query_spill_bytes,
+    };
     let backup_dir =
         if args.no_backup { None } else { Some(args.backup_dir.unwrap_or_else(|| default_backup_dir(&args.data_dir))) };
     let ServeArgs {
@@ -335,7 +361,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("Generated an admin token (shown only now; only its hash is stored in {}):", data_dir.display());
         println!("{token}");
     }
-    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes);
+    let query_runtime = quipu::sql::QueryRuntime::new(query_limits).map_err(|e| e.to_string())?;
+    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes).with_query_runtime(query_runtime);
     let backups = match backup_dir {
         Some(dir) => {
             let config = quipu::backup::BackupConfig { mode: backup_mode, ..Default::default() };

@@ -136,6 +136,8 @@ struct Shared {
     process_id: String,
     /// The telemetry of the query started last.
     last_query: Arc<std::sync::Mutex<Option<Arc<crate::sql::QueryTelemetry>>>>,
+    /// The memory, spill and time limits of queries.
+    query_runtime: Option<Arc<crate::sql::QueryRuntime>>,
 }
 
 impl AppState {
@@ -151,8 +153,22 @@ impl AppState {
                 max_body_bytes,
                 process_id,
                 last_query: Arc::default(),
+                query_runtime: default_query_runtime(),
             }),
         }
+    }
+
+    /// Runs queries within `runtime`'s limits instead of the defaults
+    /// ([`crate::sql::QueryLimits::default`]).
+    #[must_use]
+    pub fn with_query_runtime(mut self, runtime: Arc<crate::sql::QueryRuntime>) -> Self {
+        Arc::make_mut(&mut self.inner).query_runtime = Some(runtime);
+        self
+    }
+
+    /// The limits queries run within.
+    pub fn query_runtime(&self) -> Option<&Arc<crate::sql::QueryRuntime>> {
+        self.inner.query_runtime.as_ref()
     }
 
     pub fn engine(&self) -> &crate::Engine {
@@ -184,6 +200,14 @@ impl AppState {
     pub fn process_id(&self) -> &str {
         &self.inner.process_id
     }
+}
+
+/// The default limits; their runtime needs no folder, so it only fails if
+/// DataFusion cannot set up at all, and then queries run unbounded.
+fn default_query_runtime() -> Option<Arc<crate::sql::QueryRuntime>> {
+    crate::sql::QueryRuntime::new(crate::sql::QueryLimits::default())
+        .inspect_err(|e| tracing::error!(error = %e, "queries run without memory and time limits"))
+        .ok()
 }
 
 /// A u128 as RFC 9562 text with the version-4 and variant bits set.
