@@ -292,11 +292,11 @@ pub fn write_body(
     endpoint: WriteEndpoint,
     query_string: Option<&str>,
     gzip: bool,
-    body: Bytes,
+    body: impl Into<Bytes>,
     max_body_bytes: usize,
 ) -> Result<(), ApiError> {
     let request = WriteRequest::parse(endpoint, query_string)?;
-    apply(engine, request, gzip, body, max_body_bytes)
+    apply(engine, request, gzip, body.into(), max_body_bytes)
 }
 
 fn apply(
