@@ -309,6 +309,23 @@ struct ServeArgs {
     /// Bytes of spill files all queries together may hold (0 turns spilling off).
     #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_SPILL_BYTES)]
     query_spill_bytes: u64,
+    /// Most client connections open at once; past it new ones wait in the
+    /// listen backlog. Default: the open-file limit (raised to its hard
+    /// limit at start) less 128 descriptors kept for the engine's own files
+    /// (half the limit if smaller), at most 4096. A value that would eat
+    /// into that reserve is refused.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Close a connection that takes longer than this to send a request's
+    /// headers, counted from when it connects or from its previous answer
+    /// (so this is also the idle keep-alive timeout).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// On SIGTERM or SIGINT, wait at most this long for requests in flight
+    /// (a slow client's streaming query included), then drop their
+    /// connections and close the engine.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: std::time::Duration,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -343,9 +360,27 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         export_cache_bytes,
         export_warm,
         max_mapped_segments,
+        max_connections,
+        header_read_timeout,
+        shutdown_timeout,
         ..
     } = args;
     quipu::segment::maps::set_max_mapped_segments(max_mapped_segments);
+    quipu::server::raise_open_file_limit();
+    let allowed = quipu::server::max_connections_allowed();
+    if let (Some(n), Some(allowed)) = (max_connections, allowed)
+        && n > allowed
+    {
+        return Err(format!(
+            "--max-connections {n} leaves the engine too few of the open-file limit's descriptors: \
+             at most {allowed} here (raise `ulimit -n` for more)"
+        ));
+    }
+    let limits = quipu::server::ConnectionLimits {
+        max_connections: max_connections.unwrap_or_else(quipu::server::default_max_connections),
+        header_read_timeout,
+        shutdown_timeout,
+    };
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
         .compact_after_age(compact_age)
@@ -379,14 +414,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|source| quipu::server::ServerError::Bind { addr: bind, source })?;
-        quipu::server::serve_listener(listener, state, shutdown_signal()).await
+        quipu::server::serve_listener_with(listener, state, limits, shutdown_signal()).await
     });
-    // In-flight requests have finished; running backups stop (their records
-    // say cancelled), then the buffer becomes durable as segments.
+    // In-flight requests have finished (or were dropped at the shutdown
+    // timeout); running backups stop (their records say cancelled), then the
+    // buffer becomes durable as segments.
     if let Some(backups) = backups {
         backups.shutdown();
     }
     let closed = engine.close();
+    // A dropped query's blocking task may still be computing: it is not
+    // waited for (dropping the runtime would wait without bound).
+    runtime.shutdown_timeout(shutdown_timeout);
     result.map_err(|e| e.to_string())?;
     closed.map_err(|e| e.to_string())
 }
