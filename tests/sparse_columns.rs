@@ -66,7 +66,8 @@ fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    (out, peak)
 }
 
 /// Lines in the bomb. Padded to the row count, the buffer's columns would
