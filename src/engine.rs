@@ -48,6 +48,8 @@ use crate::write::{self, Resolved, WriteBatch};
 pub const LOCK_FILE: &str = "LOCK";
 /// Writes wait while the active buffer holds this many times `flush_bytes`.
 pub const STALL_FACTOR: usize = 4;
+/// The write buffer's hard limit, unless set: this many times `flush_bytes`.
+pub const BUFFER_LIMIT_FACTOR: usize = 8;
 /// The WAL folder in the data folder.
 pub const WAL_DIR: &str = "wal";
 /// The catalog folder in the data folder.
@@ -94,6 +96,7 @@ pub struct LiveFileInfo {
 #[derive(Debug, Clone)]
 struct Config {
     flush_bytes: usize,
+    max_buffer_bytes: Option<usize>,
     flush_age: Duration,
     durability: Durability,
     background: bool,
@@ -104,6 +107,12 @@ struct Config {
     compacted: WriteConfig,
     export_cache_bytes: u64,
     export_warm: bool,
+}
+
+impl Config {
+    fn buffer_limit(&self) -> usize {
+        self.max_buffer_bytes.unwrap_or_else(|| self.flush_bytes.saturating_mul(BUFFER_LIMIT_FACTOR))
+    }
 }
 
 /// Configures and opens an [`Engine`].
@@ -121,6 +130,18 @@ impl EngineBuilder {
     #[must_use]
     pub fn flush_bytes(mut self, bytes: usize) -> Self {
         self.config.flush_bytes = bytes.max(1);
+        self
+    }
+
+    /// The most memory the write buffer (active and flushing) may hold, as
+    /// [`Engine::buffer_usage`] counts it. A write that alone would need more
+    /// is refused with [`Error::BufferFull`] (HTTP 413); one that would push
+    /// a full buffer over it while flushes catch up, with the same error
+    /// (HTTP 503). Either is refused before it reaches the WAL. Default
+    /// [`BUFFER_LIMIT_FACTOR`] times `flush_bytes` (512 MiB).
+    #[must_use]
+    pub fn max_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_buffer_bytes = Some(bytes.max(1));
         self
     }
 
@@ -329,6 +350,7 @@ impl Engine {
             dir: dir.as_ref().to_path_buf(),
             config: Config {
                 flush_bytes: 64 << 20,
+                max_buffer_bytes: None,
                 flush_age: Duration::from_secs(60),
                 durability: Durability::Sync,
                 background: true,
@@ -915,6 +937,15 @@ impl Inner {
     /// before the write can reach the WAL, so replay always finds its ids.
     fn resolve(&self, f: impl Fn(&Catalog) -> Result<Resolved>, accept_partial: bool, db: &str) -> Result<Resolved> {
         let first = f(&self.catalog())?;
+        // Before a new column reaches the catalog or a row the WAL.
+        let request_bytes = Buffer::cost(&first.batch);
+        if request_bytes > self.config.buffer_limit() {
+            return Err(Error::BufferFull {
+                request_bytes,
+                buffered_bytes: 0,
+                limit_bytes: self.config.buffer_limit(),
+            });
+        }
         if first.catalog.is_none() {
             return self.reject_unless_partial(first, accept_partial, db);
         }
@@ -988,11 +1019,24 @@ impl Inner {
         }
         self.throttle();
         let payload = batch.encode();
+        let request_bytes = Buffer::cost(&batch);
         let (pos, flush_due) = {
             let mut active = lock(&self.active);
             self.check_writable()?;
             if self.epoch.load(Ordering::SeqCst) != epoch {
                 return Ok(false);
+            }
+            // Flushes that fail or fall behind keep their buffers frozen:
+            // count them too, so memory stays bounded either way.
+            let frozen: usize =
+                self.frozen.read().map(|f| f.iter().map(|f| f.buffer.bytes()).sum()).unwrap_or_default();
+            let buffered_bytes = active.bytes() + frozen;
+            let limit_bytes = self.config.buffer_limit();
+            if request_bytes.saturating_add(buffered_bytes) > limit_bytes {
+                drop(active);
+                lock(&self.signal).flush_wanted = true;
+                self.wake.notify_all();
+                return Err(Error::BufferFull { request_bytes, buffered_bytes, limit_bytes });
             }
             let pos = match self.wal.append(&payload) {
                 Ok(p) => p,
@@ -1161,14 +1205,16 @@ impl Inner {
                         database.name
                     ),
                 })?;
-                let present: Vec<u32> = tb.column_ids().collect();
+                // Buffered columns by family in one pass: a wide table has
+                // hundreds of families.
+                let mut by_family: Vec<Vec<u32>> = vec![Vec::new(); table.families.len()];
+                for id in tb.column_ids() {
+                    if let Some(ids) = table.column_by_id(id).and_then(|c| c.family).and_then(|f| by_family.get_mut(f as usize)) {
+                        ids.push(id);
+                    }
+                }
                 let mut families = Vec::new();
-                for family in &table.families {
-                    let ids: Vec<u32> = present
-                        .iter()
-                        .copied()
-                        .filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id)))
-                        .collect();
+                for (family, ids) in table.families.iter().zip(by_family) {
                     if ids.is_empty() {
                         continue;
                     }

@@ -43,6 +43,12 @@ pub enum Error {
     /// An Arrow batch that cannot be written (schema or type conflict); nothing was applied.
     #[error("batch for {db}.{table} rejected: {reason}")]
     BatchRejected { db: String, table: String, reason: String },
+    /// A write the write buffer cannot take within its memory limit
+    /// (`--max-buffer-bytes`); nothing of it was applied or logged. When the
+    /// write alone needs more than the limit it must be split (HTTP 413);
+    /// otherwise the buffer is full while flushes catch up: retry (HTTP 503).
+    #[error("{}", buffer_full_message(*request_bytes, *buffered_bytes, *limit_bytes))]
+    BufferFull { request_bytes: usize, buffered_bytes: usize, limit_bytes: usize },
     /// A bad argument (precision, name, request).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -80,6 +86,20 @@ pub enum Error {
     /// An Arrow error while building results.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+}
+
+fn buffer_full_message(request: usize, buffered: usize, limit: usize) -> String {
+    if request > limit {
+        format!(
+            "write refused: it needs about {request} bytes of write buffer, more than the limit of {limit} bytes \
+             (--max-buffer-bytes); split it into smaller writes"
+        )
+    } else {
+        format!(
+            "write refused: the write buffer holds {buffered} bytes and this write needs about {request} more, \
+             over the limit of {limit} bytes (--max-buffer-bytes), while flushes catch up; retry shortly"
+        )
+    }
 }
 
 /// `Result` with [`Error`].

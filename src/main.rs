@@ -257,6 +257,12 @@ struct ServeArgs {
     /// Largest request body in bytes (before and after gzip).
     #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Most memory the write buffer may hold, in bytes. A write that alone
+    /// needs more is refused with 413 (split it); one arriving while the
+    /// buffer is full and flushes catch up, with 503 and Retry-After. Either
+    /// is refused before it is logged.
+    #[arg(long, default_value_t = 512 << 20)]
+    max_buffer_bytes: usize,
     /// Flush buffered writes to a segment file once the oldest is this old.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     flush_age: std::time::Duration,
@@ -354,6 +360,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         http_bind: bind,
         admin_token_file: token_file,
         max_body_bytes,
+        max_buffer_bytes,
         flush_age,
         compact_age,
         backup_mode,
@@ -383,6 +390,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
+        .max_buffer_bytes(max_buffer_bytes)
         .compact_after_age(compact_age)
         .export_cache_bytes(export_cache_bytes)
         .export_warm(export_warm)
