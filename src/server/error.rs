@@ -51,7 +51,8 @@ impl ApiError {
     /// an unknown database, table or export window is 404, and backup
     /// and restore outcomes map as their endpoints document (409, 404, 400,
     /// 503), a write a restore rolled back in flight is 503 with
-    /// `Retry-After`, anything else (I/O, corruption) is ours (500).
+    /// `Retry-After`, a write not stored (rolled back, retryable) is 507 when
+    /// the disk is full and 503 otherwise, anything else (I/O, corruption) is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
         use crate::backup::BackupError;
         let status = match &err {
@@ -70,6 +71,10 @@ impl ApiError {
             crate::Error::Poisoned { .. } | crate::Error::Closed | crate::Error::RolledBack => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            crate::Error::WriteNotStored { source, .. } => match source.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
             crate::Error::DatabaseNotFound { .. }
             | crate::Error::TableNotFound { .. }
             | crate::Error::WindowNotFound { .. } => StatusCode::NOT_FOUND,
