@@ -93,6 +93,21 @@
 //! the last file can have a torn tail. [`Wal::open`] deletes every `*.tmp`
 //! file in the folder: records in an unpublished file were never
 //! acknowledged.
+//!
+//! ## Failures
+//!
+//! A failed append (`write` returned an error, perhaps after writing part of
+//! the record: ENOSPC, EIO) is undone: the file is truncated to the end of
+//! the last good record, the write offset moved back there and the new
+//! length fdatasynced; the caller gets [`WalError::Io`] and later appends
+//! follow the last good record. A rotation whose new file cannot be created
+//! (ENOSPC, EMFILE) removes the half-created file and keeps appending to the
+//! old one. Neither record nor file was acknowledged, so nothing is lost.
+//! A failed fdatasync, a failed undo, and a failed rename or folder fsync
+//! at rotation **poison** the WAL: the page cache may have dropped data that
+//! was reported written, so every later append, sync and rotation gets
+//! [`WalError::Poisoned`] until the WAL is reopened. [`Wal::is_poisoned`]
+//! tells the two outcomes apart after an error.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -131,10 +146,11 @@ pub enum WalError {
     /// A WAL file that fails validation and is not a torn tail.
     #[error("corrupt WAL file {path} at byte {offset}: {what}")]
     Corrupt { path: PathBuf, offset: u64, what: String },
-    /// An earlier write or fsync failed; durability can no longer be promised
-    /// (the page cache may have dropped the data), so the WAL refuses all
-    /// further appends, syncs and rotations. Reopen to recover.
-    #[error("WAL poisoned by an earlier write or fsync failure; reopen to recover")]
+    /// An earlier fsync failed (or a failed write or rotation could not be
+    /// undone); durability can no longer be promised (the page cache may have
+    /// dropped the data), so the WAL refuses all further appends, syncs and
+    /// rotations. Reopen to recover.
+    #[error("WAL poisoned by an earlier fsync failure (or a write failure that could not be undone); reopen to recover")]
     Poisoned,
     /// A payload larger than [`WalOptions::max_record_bytes`].
     #[error("WAL record of {len} bytes exceeds the limit of {max} bytes")]
@@ -813,7 +829,7 @@ impl Wal {
         self.sync_count.load(Ordering::Relaxed)
     }
 
-    /// Whether a write or fsync failure has poisoned the WAL.
+    /// Whether a failure has poisoned the WAL (see "Failures" in the module doc).
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
