@@ -150,7 +150,9 @@ pub enum WalError {
     /// undone); durability can no longer be promised (the page cache may have
     /// dropped the data), so the WAL refuses all further appends, syncs and
     /// rotations. Reopen to recover.
-    #[error("WAL poisoned by an earlier fsync failure (or a write failure that could not be undone); reopen to recover")]
+    #[error(
+        "WAL poisoned by an earlier fsync failure (or a write failure that could not be undone); reopen to recover"
+    )]
     Poisoned,
     /// A payload larger than [`WalOptions::max_record_bytes`].
     #[error("WAL record of {len} bytes exceeds the limit of {max} bytes")]

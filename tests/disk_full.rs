@@ -4,6 +4,7 @@
 //! is read back after a flush and after a reopen.
 //!
 //! Mounting needs root, as CI runs the tests.
+#![cfg(feature = "server")]
 
 use std::collections::BTreeSet;
 use std::ffi::CString;

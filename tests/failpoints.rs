@@ -24,12 +24,14 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Holds the test lock; disarms every fail point when the test ends, also on
 /// a failed assertion.
-struct Armed(#[allow(dead_code)] MutexGuard<'static, ()>);
+struct Armed {
+    _serial: MutexGuard<'static, ()>,
+}
 
 fn serial() -> Armed {
     let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     failpoint::clear_all();
-    Armed(guard)
+    Armed { _serial: guard }
 }
 
 impl Drop for Armed {
