@@ -41,7 +41,7 @@ use crate::segment::{TableInfo, WriteConfig, write_segment};
 use crate::swap::{self, SwapRecord};
 use crate::time_range::TimeRange;
 use crate::tree::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
-use crate::wal::{Wal, WalOptions};
+use crate::wal::{Wal, WalError, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
 
 /// The lock file in the data folder.
@@ -913,6 +913,14 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
     Ok((!rows.is_empty()).then_some(rows))
 }
 
+/// An I/O error that kept a write from being logged, nothing of it applied.
+fn not_stored(e: Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::WriteNotStored { path, source },
+        e => e,
+    }
+}
+
 impl Inner {
     fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
@@ -931,6 +939,25 @@ impl Inner {
     fn poison(&self, reason: String) {
         tracing::error!(%reason, "write path poisoned");
         lock(&self.poisoned).get_or_insert(reason);
+    }
+
+    /// A failed WAL step poisons the engine only if it poisoned the WAL (an
+    /// fsync failed, or a failed step could not be undone); otherwise the
+    /// WAL undid it and writes go on (see ARCHITECTURE.md, "I/O errors").
+    fn wal_failed(&self, e: WalError) -> Error {
+        if self.wal.is_poisoned() {
+            self.poison(e.to_string());
+        }
+        e.into()
+    }
+
+    /// A failed append: [`Error::WriteNotStored`] when the WAL cut the
+    /// record off again.
+    fn append_failed(&self, e: WalError) -> Error {
+        match e {
+            WalError::Io { path, source } if !self.wal.is_poisoned() => Error::WriteNotStored { path, source },
+            e => self.wal_failed(e),
+        }
     }
 
     /// Resolves a write against the catalog; persists a changed catalog
@@ -961,7 +988,7 @@ impl Inner {
             return self.reject_unless_partial(resolved, accept_partial, db);
         }
         if let Some(changed) = resolved.catalog.take() {
-            self.catalog_store.persist(&changed)?;
+            self.catalog_store.persist(&changed).map_err(not_stored)?;
             match self.catalog.write() {
                 Ok(mut c) => *c = Arc::new(changed),
                 Err(p) => *p.into_inner() = Arc::new(changed),
@@ -1038,13 +1065,7 @@ impl Inner {
                 self.wake.notify_all();
                 return Err(Error::BufferFull { request_bytes, buffered_bytes, limit_bytes });
             }
-            let pos = match self.wal.append(&payload) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.poison(e.to_string());
-                    return Err(e.into());
-                }
-            };
+            let pos = self.wal.append(&payload).map_err(|e| self.append_failed(e))?;
             active.insert(&batch, self.clock.now_ns());
             (pos, active.bytes() >= self.config.flush_bytes)
         };
@@ -1079,13 +1100,7 @@ impl Inner {
         let mut active = lock(&self.active);
         let _install = self.tree.install_lock()?;
         self.check_writable()?;
-        let wal_from = match self.wal.rotate() {
-            Ok(n) => n,
-            Err(e) => {
-                self.poison(e.to_string());
-                return Err(e.into());
-            }
-        };
+        let wal_from = self.wal.rotate().map_err(|e| self.wal_failed(e))?;
         let old = self.tree.current();
         // Above every snapshot on disk too: one a failed persist left behind
         // must not outrank the restored catalog at the next open.
@@ -1154,13 +1169,7 @@ impl Inner {
         {
             let mut active = lock(&self.active);
             if active.rows() > 0 {
-                let wal_next = match self.wal.rotate() {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.poison(e.to_string());
-                        return Err(e.into());
-                    }
-                };
+                let wal_next = self.wal.rotate().map_err(|e| self.wal_failed(e))?;
                 let buffer = Arc::new(mem::take(&mut *active));
                 self.frozen
                     .write()

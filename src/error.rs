@@ -26,10 +26,23 @@ pub enum Error {
     /// A file written by a format version this build cannot read.
     #[error("{path} has format version {found}; this build reads version {supported}")]
     UnsupportedVersion { path: PathBuf, found: u16, supported: u16 },
-    /// A durable write failed earlier (fsync or write error): the engine no
-    /// longer acknowledges writes, because it can no longer promise they are on disk.
+    /// A durable write failed earlier (an fsync error, or a write error that
+    /// could not be rolled back): the engine no longer acknowledges writes,
+    /// because it can no longer promise they are on disk.
     #[error("write path poisoned by an earlier I/O failure ({reason}); restart the engine")]
     Poisoned { reason: String },
+    /// A write failed before anything of it was acknowledged (a full disk,
+    /// too many open files, an I/O error while logging it or its catalog
+    /// change) and was rolled back: the engine still accepts writes, and the
+    /// same write can be retried once the cause is gone (space freed).
+    #[error(
+        "write not stored, nothing of it was acknowledged; retry it once the cause is fixed: I/O error on {path}: {source}"
+    )]
+    WriteNotStored {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The engine was closed.
     #[error("engine is closed")]
     Closed,

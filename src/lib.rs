@@ -29,6 +29,7 @@ mod engine;
 pub mod envelope;
 pub mod error;
 pub mod export;
+pub mod failpoint;
 pub mod fs;
 pub mod hash;
 pub mod inspect;
