@@ -331,8 +331,7 @@ impl TableBuffer {
             .filter(|&i| {
                 let i = i as usize;
                 let t = self.time[i];
-                (all_times || sel.time.contains(t))
-                    && series_ok.as_ref().is_none_or(|ok| ok[self.series[i] as usize])
+                (all_times || sel.time.contains(t)) && series_ok.as_ref().is_none_or(|ok| ok[self.series[i] as usize])
             })
             .collect();
 
@@ -390,10 +389,8 @@ impl TableBuffer {
             .iter()
             .filter_map(|id| self.column(*id).map(|c| (*id, c)))
             .map(|(id, col)| {
-                let picks: Vec<Option<usize>> = groups
-                    .iter()
-                    .map(|&(s, e)| picked[s..e].iter().rev().find_map(|&i| col.position(i)))
-                    .collect();
+                let picks: Vec<Option<usize>> =
+                    groups.iter().map(|&(s, e)| picked[s..e].iter().rev().find_map(|&i| col.position(i))).collect();
                 (id, col.gather(&picks))
             })
             .collect();
@@ -542,6 +539,11 @@ mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::Int64Type;
 
+    /// `(host, time, [(column, value)])`.
+    type SparseRow = (u8, i64, Vec<(u32, i64)>);
+    /// `((host, time), cells)`, comparable across buffer and model.
+    type KeyedRow = ((String, i64), Vec<Option<String>>);
+
     fn batch(rows: &[(&str, i64, Option<i64>, Option<i64>)]) -> WriteBatch {
         let mut series: Vec<SeriesKey> = Vec::new();
         let mut out = Vec::new();
@@ -649,14 +651,17 @@ mod tests {
 
     /// A write of `(host, time, [(column, value)])` rows; column ids that are
     /// multiples of 5 hold strings, the others integers.
-    fn sparse_batch(rows: &[(u8, i64, Vec<(u32, i64)>)]) -> WriteBatch {
+    fn sparse_batch(rows: &[SparseRow]) -> WriteBatch {
         let series: Vec<SeriesKey> = (0..4u8).map(|h| vec![(0, format!("h{h}"))]).collect();
         let rows = rows
             .iter()
             .map(|(h, t, fields)| Row {
                 series: u32::from(*h),
                 time: *t,
-                fields: fields.iter().map(|&(c, v)| (c, if c % 5 == 0 { Value::Str(format!("s{v}")) } else { Value::I64(v) })).collect(),
+                fields: fields
+                    .iter()
+                    .map(|&(c, v)| (c, if c % 5 == 0 { Value::Str(format!("s{v}")) } else { Value::I64(v) }))
+                    .collect(),
             })
             .collect();
         WriteBatch { db_id: 0, tables: vec![TableBatch { table_id: 0, series, rows }] }
@@ -677,9 +682,12 @@ mod tests {
     fn a_column_per_row_costs_what_it_holds() {
         // The shape of the 70,000-new-fields body: each row adds a column.
         let n = 5_000u32;
-        let rows: Vec<Row> = (0..n).map(|i| Row { series: 0, time: i64::from(i), fields: vec![(i, Value::I64(1))] }).collect();
-        let batch =
-            WriteBatch { db_id: 0, tables: vec![TableBatch { table_id: 0, series: vec![vec![(0, "a".into())]], rows }] };
+        let rows: Vec<Row> =
+            (0..n).map(|i| Row { series: 0, time: i64::from(i), fields: vec![(i, Value::I64(1))] }).collect();
+        let batch = WriteBatch {
+            db_id: 0,
+            tables: vec![TableBatch { table_id: 0, series: vec![vec![(0, "a".into())]], rows }],
+        };
         let mut buf = Buffer::default();
         buf.insert(&batch, 0);
         let t = buf.table(0, 0).unwrap();
@@ -689,7 +697,8 @@ mod tests {
         assert!(buf.bytes() <= Buffer::cost(&batch), "{} > {}", buf.bytes(), Buffer::cost(&batch));
         assert!(buf.bytes() < n as usize * (ROW_BYTES + 8 + COLUMN_BYTES) + 1024);
         // One family's read sees only its rows.
-        let one = t.rows(&Selection { columns: &[7, 9], time: TimeRange::ALL, series: None, keep_null_rows: false }).unwrap();
+        let one =
+            t.rows(&Selection { columns: &[7, 9], time: TimeRange::ALL, series: None, keep_null_rows: false }).unwrap();
         assert_eq!(one.time, vec![7, 9]);
     }
 
@@ -698,15 +707,16 @@ mod tests {
     fn sparse_writes() -> impl proptest::strategy::Strategy<Value = Vec<SparseWrite>> {
         use proptest::prelude::*;
         // Mostly dense runs of a few columns, with gaps and wide, sparse rows.
-        proptest::collection::vec(
-            (0u8..4, 0i64..16, proptest::collection::vec((0u32..24, -9i64..9), 0..5)),
-            0..80,
-        )
-        .prop_map(|ws| ws.into_iter().map(|(h, t, mut f)| {
-            f.sort_by_key(|c| c.0);
-            f.dedup_by_key(|c| c.0);
-            (h, t, f)
-        }).collect())
+        proptest::collection::vec((0u8..4, 0i64..16, proptest::collection::vec((0u32..24, -9i64..9), 0..5)), 0..80)
+            .prop_map(|ws| {
+                ws.into_iter()
+                    .map(|(h, t, mut f)| {
+                        f.sort_by_key(|c| c.0);
+                        f.dedup_by_key(|c| c.0);
+                        (h, t, f)
+                    })
+                    .collect()
+            })
     }
 
     proptest::proptest! {
@@ -766,7 +776,7 @@ mod tests {
                     }
                 }
             }
-            let want: Vec<((String, i64), Vec<Option<String>>)> = model
+            let want: Vec<KeyedRow> = model
                 .into_iter()
                 .map(|((h, t), cells)| {
                     let row = out_cols
@@ -795,7 +805,7 @@ mod tests {
             if !got.is_empty() {
                 proptest::prop_assert_eq!(&ids, &out_cols);
             }
-            let flat: Vec<((String, i64), Vec<Option<String>>)> = (0..got.len())
+            let flat: Vec<KeyedRow> = (0..got.len())
                 .map(|i| {
                     let key = (got.series_keys[got.series[i] as usize][0].1.clone(), got.time[i]);
                     (key, got.columns.iter().map(|(_, a)| cell(a, i)).collect())
@@ -804,5 +814,4 @@ mod tests {
             proptest::prop_assert_eq!(flat, want);
         }
     }
-
 }

@@ -1218,7 +1218,9 @@ impl Inner {
                 // hundreds of families.
                 let mut by_family: Vec<Vec<u32>> = vec![Vec::new(); table.families.len()];
                 for id in tb.column_ids() {
-                    if let Some(ids) = table.column_by_id(id).and_then(|c| c.family).and_then(|f| by_family.get_mut(f as usize)) {
+                    if let Some(ids) =
+                        table.column_by_id(id).and_then(|c| c.family).and_then(|f| by_family.get_mut(f as usize))
+                    {
                         ids.push(id);
                     }
                 }
