@@ -1155,56 +1155,62 @@ impl Inner {
     fn write_gen0(&self, buffer: &Buffer, catalog: &Catalog) -> Result<Vec<FileMeta>> {
         let now = self.clock.now_ns();
         let tables: Vec<_> = buffer.tables().collect();
-        tables
+        let results: Vec<(Option<PathBuf>, Result<FileMeta>)> = tables
             .par_iter()
             .map(|&((db_id, table_id), tb)| {
-                let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
-                    path: self.dir.join(CATALOG_DIR),
-                    what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
-                })?;
-                let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
-                    path: self.dir.join(CATALOG_DIR),
-                    what: format!(
-                        "buffered rows for table id {table_id} of {}, which the catalog lacks",
-                        database.name
-                    ),
-                })?;
-                let present: Vec<u32> = tb.column_ids().collect();
-                let mut families = Vec::new();
-                for family in &table.families {
-                    let ids: Vec<u32> = present
-                        .iter()
-                        .copied()
-                        .filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id)))
-                        .collect();
-                    if ids.is_empty() {
-                        continue;
-                    }
-                    let rows = tb.rows(&Selection {
-                        columns: &ids,
-                        time: (i64::MIN, i64::MAX),
-                        series: None,
-                        keep_null_rows: false,
+                let mut allocated = None;
+                let result = (|| -> Result<FileMeta> {
+                    let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
+                        path: self.dir.join(CATALOG_DIR),
+                        what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
                     })?;
-                    families.push((family.clone(), rows));
-                }
-                let (id, path) = self.tree.allocate();
-                let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
-                let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
-                Ok(FileMeta {
-                    id,
-                    db_id,
-                    table_id,
-                    level: LEVEL_GEN0,
-                    window_start_ns: None,
-                    size: written.size,
-                    blake3: written.blake3,
-                    rows: written.rows,
-                    time_min: written.time_min,
-                    time_max: written.time_max,
-                })
+                    let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
+                        path: self.dir.join(CATALOG_DIR),
+                        what: format!(
+                            "buffered rows for table id {table_id} of {}, which the catalog lacks",
+                            database.name
+                        ),
+                    })?;
+                    let present: Vec<u32> = tb.column_ids().collect();
+                    let mut families = Vec::new();
+                    for family in &table.families {
+                        let ids: Vec<u32> = present
+                            .iter()
+                            .copied()
+                            .filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id)))
+                            .collect();
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        let rows = tb.rows(&Selection {
+                            columns: &ids,
+                            time: (i64::MIN, i64::MAX),
+                            series: None,
+                            keep_null_rows: false,
+                        })?;
+                        families.push((family.clone(), rows));
+                    }
+                    let (id, path) = self.tree.allocate();
+                    allocated = Some(path.clone());
+                    let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
+                    let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
+                    Ok(FileMeta {
+                        id,
+                        db_id,
+                        table_id,
+                        level: LEVEL_GEN0,
+                        window_start_ns: None,
+                        size: written.size,
+                        blake3: written.blake3,
+                        rows: written.rows,
+                        time_min: written.time_min,
+                        time_max: written.time_max,
+                    })
+                })();
+                (allocated, result)
             })
-            .collect()
+            .collect();
+        crate::tree::keep_all_or_discard(results)
     }
 
     fn compact(&self) -> Result<()> {

@@ -462,7 +462,7 @@ fn stage(
     }
     match mode {
         PlaceMode::Link => {
-            fs::hard_link(&src, &t.path).at(&t.path)?;
+            crate::failpoint::check("restore-stage", "link").and_then(|()| fs::hard_link(&src, &t.path)).at(&t.path)?;
             if verify == RestoreVerify::Full {
                 let actual = repo::hash_file(&t.path).at(&t.path)?;
                 if actual != object.blake3 {
@@ -475,7 +475,7 @@ fn stage(
             let on_bytes = |n: u64| {
                 counters.bytes_done.fetch_add(n, Ordering::Relaxed);
             };
-            let actual = repo::copy_file(&src, &t.path, &object, true, cancel, &on_bytes)?;
+            let actual = repo::copy_file(&src, &t.path, &object, true, cancel, &on_bytes, "restore-stage")?;
             if let Some(actual) = actual.filter(|a| *a != object.blake3) {
                 return Err(bad_object(manifest, ObjectProblem::Corrupt { blake3: object.blake3, actual }));
             }

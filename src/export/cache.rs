@@ -311,6 +311,7 @@ impl ExportCache {
     pub fn spool(&self) -> crate::Result<Spool> {
         if self.enabled() {
             let made = crate::fs::create_dir_durable(&self.dir)
+                .and_then(|()| crate::failpoint::check("export-cache", "create"))
                 .and_then(|()| tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir));
             match made {
                 Ok(file) => return Ok(Spool::Entry(file)),
@@ -343,7 +344,11 @@ impl ExportCache {
         let path = self.path_of(&key, &content);
         // Renamed under the lock: an eviction or discard of the same name
         // (which also unlinks under the lock) cannot remove it afterwards.
-        let file = match file.persist(&path) {
+        let persisted = match crate::failpoint::check("export-cache", "rename") {
+            Ok(()) => file.persist(&path),
+            Err(error) => Err(tempfile::PersistError { error, file }),
+        };
+        let file = match persisted {
             Ok(file) => file,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e.error, "could not keep a converted window in the export cache");

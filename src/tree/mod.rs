@@ -285,6 +285,37 @@ impl Tree {
     }
 }
 
+/// The outcome of writing new segment files in parallel (a flush's, a
+/// compaction's), each with the path it was allocated once it got that
+/// far: every value, or, when any failed, the first error after removing
+/// every file of the run, written or half written (a failed folder fsync
+/// leaves a whole file under its name). Without that each failed retry
+/// would leave more files no version lists, until the next open's sweep.
+pub(crate) fn keep_all_or_discard<T>(results: Vec<(Option<PathBuf>, Result<T>)>) -> Result<Vec<T>> {
+    let mut kept = Vec::with_capacity(results.len());
+    let mut paths = Vec::with_capacity(results.len());
+    let mut failed = None;
+    for (path, result) in results {
+        paths.extend(path);
+        match result {
+            Ok(value) => kept.push(value),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    let Some(error) = failed else { return Ok(kept) };
+    for path in paths {
+        if let Err(e) = fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            // Harmless: the next open removes files no version lists.
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a file of a failed run");
+        }
+    }
+    Err(error)
+}
+
 /// Writes `record` as `versions/<n>.ver` and points CURRENT at it, both
 /// atomically: the one way a version becomes current on disk.
 pub fn write_current(dir: &Path, record: &VersionRecord) -> Result<()> {
