@@ -202,7 +202,25 @@ impl Tree {
 
     /// Applies `edit` durably and makes it current. Files removed by it are
     /// deleted once no pinned version lists them.
+    ///
+    /// When it fails, the files it would add are removed unless CURRENT on
+    /// disk already lists them (a failed folder fsync after CURRENT's
+    /// rename, or CURRENT unreadable): a caller's retry writes them anew,
+    /// and would otherwise leave one more set of orphans each time.
     pub fn install(&self, edit: Edit) -> Result<Arc<Version>> {
+        let added: Vec<FileMeta> = edit.add.clone();
+        let installed = self.install_edit(edit);
+        if installed.is_err() && !added.is_empty() {
+            let ids: HashSet<u64> = added.iter().map(|m| m.id).collect();
+            let published = read_current(&self.dir).map_or(true, |r| r.files.iter().any(|f| ids.contains(&f.id)));
+            if !published {
+                remove_unlisted(added.iter().map(|m| self.dir.join(m.relative_path())));
+            }
+        }
+        installed
+    }
+
+    fn install_edit(&self, edit: Edit) -> Result<Arc<Version>> {
         let _serial = self.install_lock()?;
         if self.sealed.load(Ordering::SeqCst) {
             return Err(Error::Poisoned {
@@ -305,6 +323,12 @@ pub(crate) fn keep_all_or_discard<T>(results: Vec<(Option<PathBuf>, Result<T>)>)
         }
     }
     let Some(error) = failed else { return Ok(kept) };
+    remove_unlisted(paths);
+    Err(error)
+}
+
+/// Removes segment files no version lists (of a failed run).
+fn remove_unlisted(paths: impl IntoIterator<Item = PathBuf>) {
     for path in paths {
         if let Err(e) = fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -313,7 +337,6 @@ pub(crate) fn keep_all_or_discard<T>(results: Vec<(Option<PathBuf>, Result<T>)>)
             tracing::warn!(path = %path.display(), error = %e, "could not remove a file of a failed run");
         }
     }
-    Err(error)
 }
 
 /// Writes `record` as `versions/<n>.ver` and points CURRENT at it, both
