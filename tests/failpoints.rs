@@ -28,7 +28,8 @@ use std::sync::{Mutex, MutexGuard};
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use quipu::backup::{
-    BackupConfig, BackupRequest, BackupService, BackupStatus, ModeChoice, PlaceMode, Repository, RestoreVerify,
+    BackupConfig, BackupRequest, BackupService, BackupStatus, ModeChoice, PlaceMode, Repository, RestoreHook,
+    RestoreVerify,
 };
 use quipu::export::TableExport;
 use quipu::export::cache::EXPORT_CACHE_DIR;
@@ -592,6 +593,68 @@ fn a_restore_that_fails_after_its_commit_is_finished_by_a_reopen() {
     for kind in ["catalog", "version", "current", "last_restore"] {
         for op in ["write", "fsync", "rename", "dirsync"] {
             restore_fails_and_recovers(&format!("{kind}.{op}"), ModeChoice::Auto, AfterCommit);
+        }
+    }
+}
+
+/// A restore whose record cannot be written once it is under way (armed
+/// as it starts staging): the restore itself goes through, its status is
+/// answered from memory (completed, not the in-progress record on disk),
+/// written when the next restore ends, and right after a restart too.
+#[test]
+fn a_restore_record_that_cannot_be_written_does_not_stop_the_restore_or_its_status() {
+    let _serial = serial();
+    for op in ["write", "fsync", "rename"] {
+        let point = format!("restore-job.{op}");
+        for errno in ERRNOS {
+            let context = format!("{point} (errno {errno})");
+            let root = tempfile::tempdir().unwrap();
+            let (data, repo_dir) = (root.path().join("data"), root.path().join("repo"));
+            let engine = open(&data);
+            let arm = point.clone();
+            // Only the first restore's.
+            let armed = std::sync::atomic::AtomicBool::new(false);
+            let hook = RestoreHook(std::sync::Arc::new(move |_: &str, phase: &str| {
+                if phase == "staging" && !armed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    failpoint::set(&arm, errno);
+                }
+            }));
+            let config = BackupConfig { restore_hook: Some(hook), ..BackupConfig::default() };
+            let backups = BackupService::open(engine.clone(), &repo_dir, config).unwrap();
+            for i in 0..3 {
+                write(&engine, "m", i).unwrap();
+            }
+            let name = backups.start(BackupRequest::full().named("b")).unwrap();
+            assert_eq!(backups.wait(&name).unwrap().status, BackupStatus::Completed, "{context}");
+            let in_backup = values(&engine, "m");
+            write(&engine, "m", 3).unwrap();
+
+            let id = backups.start_restore("b", RestoreVerify::Full).unwrap();
+            let info = backups.wait_restore(&id).unwrap();
+            assert!(failpoint::hits(&point) > 0, "{context}: not reached");
+            failpoint::clear(&point);
+            assert_eq!(info.status, BackupStatus::Completed, "{context}: {info:?}");
+            assert_eq!(values(&engine, "m"), in_backup, "{context}: restored");
+            let listed = backups.list_restores().unwrap();
+            assert_eq!(listed.iter().find(|r| r.restore_id == id).map(|r| r.status), Some(BackupStatus::Completed));
+            let repo = Repository::open(&repo_dir).unwrap();
+            let on_disk = repo.read_restore_record(&id).unwrap().map(|r| r.status);
+            assert_eq!(on_disk, Some(BackupStatus::InProgress), "{context}: the record could not be written");
+
+            // The next restore writes the earlier end too.
+            let second = backups.start_restore("b", RestoreVerify::Full).unwrap();
+            let second_info = backups.wait_restore(&second).unwrap();
+            assert_eq!(second_info.status, BackupStatus::Completed, "{context}");
+            let on_disk = repo.read_restore_record(&id).unwrap().map(|r| r.status);
+            assert_eq!(on_disk, Some(BackupStatus::Completed), "{context}: written at the next end");
+            backups.shutdown();
+            drop(backups);
+            drop(engine);
+            let engine = open(&data);
+            let backups = backup_service(&engine, &repo_dir, ModeChoice::Auto);
+            assert_eq!(backups.restore_info(&id).unwrap().status, BackupStatus::Completed, "{context}");
+            assert_eq!(values(&engine, "m"), in_backup, "{context}: after a restart");
+            backups.shutdown();
         }
     }
 }

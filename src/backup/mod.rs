@@ -325,6 +325,11 @@ struct State {
     restore: Option<Arc<restore::RestoreJob>>,
     /// The newest restore id handed out, so ids sort by start even within a millisecond.
     last_restore_id: Option<ulid::Ulid>,
+    /// Ended restores whose final record could not be written (its file
+    /// still says in progress): answered from here, and written again
+    /// when the next restore ends. After a restart the record is judged by
+    /// the data folder instead ([`BackupService::recover_restores`]).
+    unrecorded_restores: BTreeMap<String, restore::RestoreInfo>,
     threads: Vec<JoinHandle<()>>,
     shutting_down: bool,
 }
