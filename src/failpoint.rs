@@ -14,13 +14,13 @@
 //! | name | where it fails |
 //! |---|---|
 //! | `wal.write` | a WAL append, after half of the record reached the file |
+//! | `wal.truncate` | undoing a failed append (the truncate back to the last good record) |
 //! | `wal.fsync` | a WAL fdatasync (group commit, or the old file at rotation) |
 //! | `wal.create` | creating the next WAL file at rotation (and at open) |
 //! | `<kind>.write` | [`crate::fs::atomic_write_with`]: after the content was written to the temp file |
 //! | `<kind>.fsync` | the same, instead of the temp file's fsync |
 //! | `<kind>.rename` | the same, instead of the rename into place |
 //! | `<kind>.dirsync` | the same, after the rename, instead of the folder fsync |
-//!
 //! | `backup-object.link` | a backup in link mode, instead of hard-linking a segment file into the repository |
 //! | `backup-object.write` | a backup in copy mode, after a segment file was copied to the object's temp file |
 //! | `backup-object.fsync` | the same, instead of the temp file's fsync |

@@ -21,6 +21,11 @@
 //!   damaged after its check is removed and the export fails (the HTTP
 //!   transfer is cut off, so no client takes a damaged file for whole); the
 //!   next export converts again.
+//! - An entry that cannot be created or renamed into place (a full disk,
+//!   an I/O error) is skipped: the window is converted into an unnamed
+//!   temporary file and streamed, and nothing is kept. One whose bytes
+//!   cannot be written fails the export with the error, and its temporary
+//!   file is removed.
 //! - The cache holds derived data only: losing it loses nothing. Entries of
 //!   segments no longer in the current version are removed after each
 //!   compaction and restore, and the least recently used entries go when the
