@@ -513,6 +513,8 @@ fn restore_fails_and_recovers(point: &str, mode: ModeChoice, failure: RestoreFai
         assert!(failpoint::hits(point) > 0, "{context}: not reached");
         failpoint::clear(point);
 
+        let listed = backups.list_restores().unwrap();
+        assert!(listed.iter().all(|r| r.status != BackupStatus::InProgress), "{context}: {listed:?}");
         match failure {
             RestoreFailure::BeforeCommit => {
                 assert_eq!(values(&engine, "m"), live, "{context}: the live data");

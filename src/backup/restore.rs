@@ -190,7 +190,15 @@ impl BackupService {
         };
         let id = job.id.clone();
         if let Err(e) = repo.write_restore_record(&job.info(BackupStatus::InProgress, None, None)) {
-            lock(&self.inner.state).restore = None;
+            let mut state = lock(&self.inner.state);
+            state.restore = None;
+            // A failed folder fsync leaves the record in place, saying in
+            // progress: answered as failed, and written so by the next end.
+            if repo.read_restore_record(&id).ok().flatten().is_some() {
+                let ended =
+                    job.info(BackupStatus::Failed, Some(self.now()), Some(format!("{e}; the live data is unchanged")));
+                state.unrecorded_restores.insert(id, ended);
+            }
             return Err(e);
         }
         let service = self.clone();
