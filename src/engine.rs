@@ -1200,62 +1200,66 @@ impl Inner {
     fn write_gen0(&self, buffer: &Buffer, catalog: &Catalog) -> Result<Vec<FileMeta>> {
         let now = self.clock.now_ns();
         let tables: Vec<_> = buffer.tables().collect();
-        let written = tables
+        let results: Vec<(Option<PathBuf>, Result<FileMeta>)> = tables
             .par_iter()
             .map(|&((db_id, table_id), tb)| {
-                let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
-                    path: self.dir.join(CATALOG_DIR),
-                    what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
-                })?;
-                let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
-                    path: self.dir.join(CATALOG_DIR),
-                    what: format!(
-                        "buffered rows for table id {table_id} of {}, which the catalog lacks",
-                        database.name
-                    ),
-                })?;
-                // Buffered columns by family in one pass: a wide table has
-                // hundreds of families.
-                let mut by_family: Vec<Vec<u32>> = vec![Vec::new(); table.families.len()];
-                for id in tb.column_ids() {
-                    if let Some(ids) =
-                        table.column_by_id(id).and_then(|c| c.family).and_then(|f| by_family.get_mut(f as usize))
-                    {
-                        ids.push(id);
-                    }
-                }
-                let mut families = Vec::new();
-                for (family, ids) in table.families.iter().zip(by_family) {
-                    if ids.is_empty() {
-                        continue;
-                    }
-                    let rows = tb.rows(&Selection {
-                        columns: &ids,
-                        time: TimeRange::ALL,
-                        series: None,
-                        keep_null_rows: false,
+                let mut allocated = None;
+                let result = (|| -> Result<FileMeta> {
+                    let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
+                        path: self.dir.join(CATALOG_DIR),
+                        what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
                     })?;
-                    families.push((family.clone(), rows));
-                }
-                let (id, path) = self.tree.allocate();
-                let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
-                let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
-                Ok(FileMeta {
-                    id,
-                    db_id,
-                    table_id,
-                    level: LEVEL_GEN0,
-                    window_start_ns: None,
-                    size: written.size,
-                    blake3: written.blake3,
-                    rows: written.rows,
-                    time_min: written.time_min,
-                    time_max: written.time_max,
-                })
+                    let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
+                        path: self.dir.join(CATALOG_DIR),
+                        what: format!(
+                            "buffered rows for table id {table_id} of {}, which the catalog lacks",
+                            database.name
+                        ),
+                    })?;
+                    // Buffered columns by family in one pass: a wide table has
+                    // hundreds of families.
+                    let mut by_family: Vec<Vec<u32>> = vec![Vec::new(); table.families.len()];
+                    for id in tb.column_ids() {
+                        if let Some(ids) =
+                            table.column_by_id(id).and_then(|c| c.family).and_then(|f| by_family.get_mut(f as usize))
+                        {
+                            ids.push(id);
+                        }
+                    }
+                    let mut families = Vec::new();
+                    for (family, ids) in table.families.iter().zip(by_family) {
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        let rows = tb.rows(&Selection {
+                            columns: &ids,
+                            time: TimeRange::ALL,
+                            series: None,
+                            keep_null_rows: false,
+                        })?;
+                        families.push((family.clone(), rows));
+                    }
+                    let (id, path) = self.tree.allocate();
+                    allocated = Some(path.clone());
+                    let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
+                    let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
+                    Ok(FileMeta {
+                        id,
+                        db_id,
+                        table_id,
+                        level: LEVEL_GEN0,
+                        window_start_ns: None,
+                        size: written.size,
+                        blake3: written.blake3,
+                        rows: written.rows,
+                        time_min: written.time_min,
+                        time_max: written.time_max,
+                    })
+                })();
+                (allocated, result)
             })
-            .map(|r| r.map(Some))
-            .collect::<Vec<_>>();
-        compact::keep_all_or_discard(&self.tree, written)
+            .collect();
+        crate::tree::keep_all_or_discard(results)
     }
 
     fn compact(&self) -> Result<()> {

@@ -1,5 +1,6 @@
 //! Named fail points for fault-injection tests (cargo feature `failpoints`,
-//! off by default). Each commit point of the write path calls [`check`]
+//! off by default). Each commit point of the write path, of backups,
+//! restores and the export cache calls [`check`]
 //! with its name; a test arms a name with an errno ([`set`]) and every later
 //! pass through that point fails with that OS error until it is cleared. The
 //! registry is process-wide, so tests that arm points must not run
@@ -13,17 +14,34 @@
 //! | name | where it fails |
 //! |---|---|
 //! | `wal.write` | a WAL append, after half of the record reached the file |
+//! | `wal.truncate` | undoing a failed append (the truncate back to the last good record) |
 //! | `wal.fsync` | a WAL fdatasync (group commit, or the old file at rotation) |
 //! | `wal.create` | creating the next WAL file at rotation (and at open) |
 //! | `<kind>.write` | [`crate::fs::atomic_write_with`]: after the content was written to the temp file |
 //! | `<kind>.fsync` | the same, instead of the temp file's fsync |
 //! | `<kind>.rename` | the same, instead of the rename into place |
 //! | `<kind>.dirsync` | the same, after the rename, instead of the folder fsync |
+//! | `backup-object.link` | a backup in link mode, instead of hard-linking a segment file into the repository |
+//! | `backup-object.write` | a backup in copy mode, after a segment file was copied to the object's temp file |
+//! | `backup-object.fsync` | the same, instead of the temp file's fsync |
+//! | `backup-object.rename` | the same, instead of the rename to the object's name |
+//! | `backup-object.dirsync` | a backup, instead of the fsync of a shard folder of new objects |
+//! | `backup-catalog.write` | a backup, after the catalog object was written to its temp file |
+//! | `backup-catalog.fsync` | the same, instead of its fsync |
+//! | `backup-catalog.rename` | the same, instead of its rename |
+//! | `restore-stage.link` | a restore in link mode, instead of hard-linking an object into `segments/` |
+//! | `restore-stage.write` | a restore in copy mode, after an object was copied into `segments/` |
+//! | `restore-stage.fsync` | the same, instead of that file's fsync |
+//! | `export-cache.create` | creating the temp file of an export cache entry (the export goes on without it) |
+//! | `export-cache.write` | after a conversion was written into an entry's temp file (the export fails) |
+//! | `export-cache.rename` | instead of renaming an entry into place (the export goes on, nothing is kept) |
 //!
 //! `<kind>` is derived from the published file ([`crate::fs::file_kind`]):
-//! `segment`, `version`, `current`, `catalog`, `manifest`, `job`,
-//! `restore-job`, or the lowercased file name for the rest (`restore`,
-//! `last_restore`, `quipu-repo`, `admin_token.blake3`).
+//! `segment`, `version`, `current`, `catalog`, `manifest` (a backup's
+//! commit point), `job` (a backup's record), `restore-job` (a restore's
+//! record), or the lowercased file name for the rest (`restore`, the
+//! commit record of a restore's swap; `last_restore`; `quipu-repo`;
+//! `admin_token.blake3`).
 
 /// Fails with the OS error the fail point `<kind>.<op>` is armed with, if any.
 #[cfg(not(feature = "failpoints"))]

@@ -468,6 +468,9 @@ impl TableExport {
         let summary = self.write_parquet(i, &mut out)?;
         let hashing = out.into_inner().map_err(|e| e.into_error()).at(self.entry_name(i))?;
         let (_, content, len) = hashing.finish();
+        if matches!(spool, Spool::Entry(_)) {
+            crate::failpoint::check("export-cache", "write").at(self.entry_name(i))?;
+        }
         Ok((spool, ParquetSummary { rows: summary.rows, bytes: len }, content))
     }
 

@@ -4,6 +4,7 @@
 //! rule scans rely on: every compacted file is older than every gen0 file.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -68,60 +69,45 @@ pub fn run(job: &Job, tree: &Tree, db_name: &str, table: &Table, config: WriteCo
     let info =
         TableInfo { db_id: job.db_id, db: db_name.to_string(), table_id: job.table_id, table: table.name.clone() };
 
-    let outputs: Vec<Result<Option<FileMeta>>> = windows
+    let results: Vec<(Option<PathBuf>, Result<Option<FileMeta>>)> = windows
         .par_iter()
-        .map(|&w| -> Result<Option<FileMeta>> {
-            let mut families = Vec::new();
-            for (fid, rows) in &merged {
-                let Some(family) = table.family(*fid) else { continue };
-                let in_window = if windows.len() == 1 {
-                    rows.clone()
-                } else {
-                    let keep: Vec<bool> = rows.time.iter().map(|&t| window_start(t) == w).collect();
-                    rows.filter(&keep)?
-                };
-                families.push((family.clone(), in_window));
-            }
-            if families.iter().all(|(_, r)| r.is_empty()) {
-                return Ok(None);
-            }
-            let (id, path) = tree.allocate();
-            let written = write_segment(&path, &info, &table.columns, families, config, now_ns)?;
-            Ok(Some(FileMeta {
-                id,
-                db_id: job.db_id,
-                table_id: job.table_id,
-                level: LEVEL_COMPACTED,
-                window_start_ns: Some(w),
-                size: written.size,
-                blake3: written.blake3,
-                rows: written.rows,
-                time_min: written.time_min,
-                time_max: written.time_max,
-            }))
+        .map(|&w| {
+            let mut allocated = None;
+            let result = (|| -> Result<Option<FileMeta>> {
+                let mut families = Vec::new();
+                for (fid, rows) in &merged {
+                    let Some(family) = table.family(*fid) else { continue };
+                    let in_window = if windows.len() == 1 {
+                        rows.clone()
+                    } else {
+                        let keep: Vec<bool> = rows.time.iter().map(|&t| window_start(t) == w).collect();
+                        rows.filter(&keep)?
+                    };
+                    families.push((family.clone(), in_window));
+                }
+                if families.iter().all(|(_, r)| r.is_empty()) {
+                    return Ok(None);
+                }
+                let (id, path) = tree.allocate();
+                allocated = Some(path.clone());
+                let written = write_segment(&path, &info, &table.columns, families, config, now_ns)?;
+                Ok(Some(FileMeta {
+                    id,
+                    db_id: job.db_id,
+                    table_id: job.table_id,
+                    level: LEVEL_COMPACTED,
+                    window_start_ns: Some(w),
+                    size: written.size,
+                    blake3: written.blake3,
+                    rows: written.rows,
+                    time_min: written.time_min,
+                    time_max: written.time_max,
+                }))
+            })();
+            (allocated, result)
         })
-        .collect::<Vec<_>>();
-    let outputs = keep_all_or_discard(tree, outputs)?;
+        .collect();
+    let outputs: Vec<FileMeta> = super::keep_all_or_discard(results)?.into_iter().flatten().collect();
     Ok(Edit { add: outputs, remove: job.inputs.iter().map(|f| f.meta.id).collect(), ..Edit::default() })
 }
 
-/// The files of a parallel write, or the first error after removing the
-/// files the other writers finished: nothing will name them.
-pub(crate) fn keep_all_or_discard(tree: &Tree, results: Vec<Result<Option<FileMeta>>>) -> Result<Vec<FileMeta>> {
-    let mut written = Vec::with_capacity(results.len());
-    let mut failure = None;
-    for r in results {
-        match r {
-            Ok(Some(meta)) => written.push(meta),
-            Ok(None) => {}
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    match failure {
-        None => Ok(written),
-        Some(e) => {
-            tree.discard(&written);
-            Err(e)
-        }
-    }
-}

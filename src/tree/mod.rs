@@ -220,7 +220,25 @@ impl Tree {
 
     /// Applies `edit` durably and makes it current. Files removed by it are
     /// deleted once no pinned version lists them.
+    ///
+    /// When it fails, the files it would add are removed unless CURRENT on
+    /// disk already lists them (a failed folder fsync after CURRENT's
+    /// rename, or CURRENT unreadable): a caller's retry writes them anew,
+    /// and would otherwise leave one more set of orphans each time.
     pub fn install(&self, edit: Edit) -> Result<Arc<Version>> {
+        let added: Vec<FileMeta> = edit.add.clone();
+        let installed = self.install_edit(edit);
+        if installed.is_err() && !added.is_empty() {
+            let ids: HashSet<u64> = added.iter().map(|m| m.id).collect();
+            let published = read_current(&self.dir).map_or(true, |r| r.files.iter().any(|f| ids.contains(&f.id)));
+            if !published {
+                remove_unlisted(added.iter().map(|m| self.dir.join(m.relative_path())));
+            }
+        }
+        installed
+    }
+
+    fn install_edit(&self, edit: Edit) -> Result<Arc<Version>> {
         let _serial = self.install_lock()?;
         if self.sealed.load(Ordering::SeqCst) {
             return Err(Error::Poisoned {
@@ -235,15 +253,7 @@ impl Tree {
         let mut files: Vec<Arc<LiveFile>> =
             old.files.iter().filter(|f| !removed.contains(&f.meta.id)).cloned().collect();
         let opened: Result<Vec<LiveFile>> = edit.add.iter().map(|meta| open_live(&self.dir, meta)).collect();
-        let opened = match opened {
-            Ok(o) => o,
-            Err(e) => {
-                // Nothing names the new files yet: a retry writes its own,
-                // so these would only pile up as orphans until the next open.
-                self.discard(&edit.add);
-                return Err(e);
-            }
-        };
+        let opened = opened?;
         for (meta, live) in edit.add.into_iter().zip(opened) {
             files.push(Arc::new(live));
             record.files.push(meta);
@@ -262,20 +272,6 @@ impl Tree {
             f.obsolete.store(true, Ordering::SeqCst);
         }
         Ok(self.publish(old.record.number, Version { record, files }))
-    }
-
-    /// Removes segment files that were written but never installed (a failed
-    /// flush or compaction), so retries do not leave one set each.
-    pub fn discard(&self, files: &[FileMeta]) {
-        for meta in files {
-            let path = self.dir.join(meta.relative_path());
-            if let Err(e) = fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                // Harmless: the next open removes files no version names.
-                tracing::warn!(path = %path.display(), error = %e, "could not remove an uninstalled segment");
-            }
-        }
     }
 
     /// Refuses every later install (see [`Tree::install`]).
@@ -324,6 +320,42 @@ impl Tree {
             Err(poisoned) => *poisoned.into_inner() = version.clone(),
         }
         version
+    }
+}
+
+/// The outcome of writing new segment files in parallel (a flush's, a
+/// compaction's), each with the path it was allocated once it got that
+/// far: every value, or, when any failed, the first error after removing
+/// every file of the run, written or half written (a failed folder fsync
+/// leaves a whole file under its name). Without that each failed retry
+/// would leave more files no version lists, until the next open's sweep.
+pub(crate) fn keep_all_or_discard<T>(results: Vec<(Option<PathBuf>, Result<T>)>) -> Result<Vec<T>> {
+    let mut kept = Vec::with_capacity(results.len());
+    let mut paths = Vec::with_capacity(results.len());
+    let mut failed = None;
+    for (path, result) in results {
+        paths.extend(path);
+        match result {
+            Ok(value) => kept.push(value),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    let Some(error) = failed else { return Ok(kept) };
+    remove_unlisted(paths);
+    Err(error)
+}
+
+/// Removes segment files no version lists (of a failed run).
+fn remove_unlisted(paths: impl IntoIterator<Item = PathBuf>) {
+    for path in paths {
+        if let Err(e) = fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            // Harmless: the next open removes files no version lists.
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a file of a failed run");
+        }
     }
 }
 
