@@ -689,8 +689,15 @@ impl CatalogStore {
                         return Ok(());
                     }
                     Err(e) => {
-                        // The log's tail is unknown now: the next change
-                        // starts a new snapshot instead.
+                        // The change was refused: take its record back, so
+                        // that an open before the next change does not
+                        // replay it (best effort; if this fails too, the
+                        // open replays a catalog entry without rows). The
+                        // log's tail is unknown now either way: the next
+                        // change starts a new snapshot instead.
+                        if let Some(file) = tip.log.as_ref() {
+                            let _ = file.set_len(tip.log_len);
+                        }
                         *guard = None;
                         return Err(Error::Io { path, source: e });
                     }
@@ -767,6 +774,8 @@ fn append(path: &Path, tip: &mut Tip, record: &[u8]) -> std::io::Result<()> {
     bytes.extend_from_slice(record);
     file.seek(SeekFrom::Start(tip.log_len))?;
     file.write_all(&bytes)?;
+    crate::failpoint::check("catalog-log", "write")?;
+    crate::failpoint::check("catalog-log", "fsync")?;
     if created {
         file.sync_all()?;
         crate::fs::sync_dir(path.parent().unwrap_or(Path::new(".")))?;

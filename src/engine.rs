@@ -40,14 +40,17 @@ use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
 use crate::swap::{self, SwapRecord};
+use crate::time_range::TimeRange;
 use crate::tree::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
-use crate::wal::{Wal, WalOptions};
+use crate::wal::{Wal, WalError, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
 
 /// The lock file in the data folder.
 pub const LOCK_FILE: &str = "LOCK";
 /// Writes wait while the active buffer holds this many times `flush_bytes`.
 pub const STALL_FACTOR: usize = 4;
+/// The write buffer's hard limit, unless set: this many times `flush_bytes`.
+pub const BUFFER_LIMIT_FACTOR: usize = 8;
 /// The WAL folder in the data folder.
 pub const WAL_DIR: &str = "wal";
 /// The catalog folder in the data folder.
@@ -94,6 +97,7 @@ pub struct LiveFileInfo {
 #[derive(Debug, Clone)]
 struct Config {
     flush_bytes: usize,
+    max_buffer_bytes: Option<usize>,
     flush_age: Duration,
     durability: Durability,
     background: bool,
@@ -106,6 +110,12 @@ struct Config {
     export_warm: bool,
     limits: crate::catalog::Limits,
     catalog_checkpoint_bytes: u64,
+}
+
+impl Config {
+    fn buffer_limit(&self) -> usize {
+        self.max_buffer_bytes.unwrap_or_else(|| self.flush_bytes.saturating_mul(BUFFER_LIMIT_FACTOR))
+    }
 }
 
 /// Configures and opens an [`Engine`].
@@ -123,6 +133,18 @@ impl EngineBuilder {
     #[must_use]
     pub fn flush_bytes(mut self, bytes: usize) -> Self {
         self.config.flush_bytes = bytes.max(1);
+        self
+    }
+
+    /// The most memory the write buffer (active and flushing) may hold, as
+    /// [`Engine::buffer_usage`] counts it. A write that alone would need more
+    /// is refused with [`Error::BufferFull`] (HTTP 413); one that would push
+    /// a full buffer over it while flushes catch up, with the same error
+    /// (HTTP 503). Either is refused before it reaches the WAL. Default
+    /// [`BUFFER_LIMIT_FACTOR`] times `flush_bytes` (512 MiB).
+    #[must_use]
+    pub fn max_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_buffer_bytes = Some(bytes.max(1));
         self
     }
 
@@ -359,6 +381,7 @@ impl Engine {
             dir: dir.as_ref().to_path_buf(),
             config: Config {
                 flush_bytes: 64 << 20,
+                max_buffer_bytes: None,
                 flush_age: Duration::from_secs(60),
                 durability: Durability::Sync,
                 background: true,
@@ -917,7 +940,7 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
         return Ok(None);
     }
     let (lo, hi) = tb.time_range();
-    if hi < plan.time.0 || lo >= plan.time.1 {
+    if !plan.time.overlaps(lo, hi) {
         return Ok(None);
     }
     let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
@@ -926,6 +949,14 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
     let rows =
         tb.rows(&Selection { columns: &plan.fields, time: plan.time, series, keep_null_rows: plan.keep_null_rows })?;
     Ok((!rows.is_empty()).then_some(rows))
+}
+
+/// An I/O error that kept a write from being logged, nothing of it applied.
+fn not_stored(e: Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::WriteNotStored { path, source },
+        e => e,
+    }
 }
 
 impl Inner {
@@ -948,10 +979,38 @@ impl Inner {
         lock(&self.poisoned).get_or_insert(reason);
     }
 
+    /// A failed WAL step poisons the engine only if it poisoned the WAL (an
+    /// fsync failed, or a failed step could not be undone); otherwise the
+    /// WAL undid it and writes go on (see ARCHITECTURE.md, "I/O errors").
+    fn wal_failed(&self, e: WalError) -> Error {
+        if self.wal.is_poisoned() {
+            self.poison(e.to_string());
+        }
+        e.into()
+    }
+
+    /// A failed append: [`Error::WriteNotStored`] when the WAL cut the
+    /// record off again.
+    fn append_failed(&self, e: WalError) -> Error {
+        match e {
+            WalError::Io { path, source } if !self.wal.is_poisoned() => Error::WriteNotStored { path, source },
+            e => self.wal_failed(e),
+        }
+    }
+
     /// Resolves a write against the catalog; persists a changed catalog
     /// before the write can reach the WAL, so replay always finds its ids.
     fn resolve(&self, f: impl Fn(&Catalog) -> Result<Resolved>, accept_partial: bool, db: &str) -> Result<Resolved> {
         let first = f(&self.catalog())?;
+        // Before a new column reaches the catalog or a row the WAL.
+        let request_bytes = Buffer::cost(&first.batch);
+        if request_bytes > self.config.buffer_limit() {
+            return Err(Error::BufferFull {
+                request_bytes,
+                buffered_bytes: 0,
+                limit_bytes: self.config.buffer_limit(),
+            });
+        }
         if first.catalog.is_none() {
             return self.reject_unless_partial(first, accept_partial, db);
         }
@@ -967,7 +1026,7 @@ impl Inner {
             return self.reject_unless_partial(resolved, accept_partial, db);
         }
         if let Some(changed) = resolved.catalog.take() {
-            self.catalog_store.persist(&changed)?;
+            self.catalog_store.persist(&changed).map_err(not_stored)?;
             match self.catalog.write() {
                 Ok(mut c) => *c = Arc::new(changed),
                 Err(p) => *p.into_inner() = Arc::new(changed),
@@ -1025,19 +1084,26 @@ impl Inner {
         }
         self.throttle();
         let payload = batch.encode();
+        let request_bytes = Buffer::cost(&batch);
         let (pos, flush_due) = {
             let mut active = lock(&self.active);
             self.check_writable()?;
             if self.epoch.load(Ordering::SeqCst) != epoch {
                 return Ok(false);
             }
-            let pos = match self.wal.append(&payload) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.poison(e.to_string());
-                    return Err(e.into());
-                }
-            };
+            // Flushes that fail or fall behind keep their buffers frozen:
+            // count them too, so memory stays bounded either way.
+            let frozen: usize =
+                self.frozen.read().map(|f| f.iter().map(|f| f.buffer.bytes()).sum()).unwrap_or_default();
+            let buffered_bytes = active.bytes() + frozen;
+            let limit_bytes = self.config.buffer_limit();
+            if request_bytes.saturating_add(buffered_bytes) > limit_bytes {
+                drop(active);
+                lock(&self.signal).flush_wanted = true;
+                self.wake.notify_all();
+                return Err(Error::BufferFull { request_bytes, buffered_bytes, limit_bytes });
+            }
+            let pos = self.wal.append(&payload).map_err(|e| self.append_failed(e))?;
             active.insert(&batch, self.clock.now_ns());
             (pos, active.bytes() >= self.config.flush_bytes)
         };
@@ -1072,13 +1138,7 @@ impl Inner {
         let mut active = lock(&self.active);
         let _install = self.tree.install_lock()?;
         self.check_writable()?;
-        let wal_from = match self.wal.rotate() {
-            Ok(n) => n,
-            Err(e) => {
-                self.poison(e.to_string());
-                return Err(e.into());
-            }
-        };
+        let wal_from = self.wal.rotate().map_err(|e| self.wal_failed(e))?;
         let old = self.tree.current();
         // Above every snapshot on disk too: one a failed persist left behind
         // must not outrank the restored catalog at the next open.
@@ -1151,13 +1211,7 @@ impl Inner {
         {
             let mut active = lock(&self.active);
             if active.rows() > 0 {
-                let wal_next = match self.wal.rotate() {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.poison(e.to_string());
-                        return Err(e.into());
-                    }
-                };
+                let wal_next = self.wal.rotate().map_err(|e| self.wal_failed(e))?;
                 let buffer = Arc::new(mem::take(&mut *active));
                 self.frozen
                     .write()
@@ -1188,56 +1242,66 @@ impl Inner {
     fn write_gen0(&self, buffer: &Buffer, catalog: &Catalog) -> Result<Vec<FileMeta>> {
         let now = self.clock.now_ns();
         let tables: Vec<_> = buffer.tables().collect();
-        tables
+        let results: Vec<(Option<PathBuf>, Result<FileMeta>)> = tables
             .par_iter()
             .map(|&((db_id, table_id), tb)| {
-                let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
-                    path: self.dir.join(CATALOG_DIR),
-                    what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
-                })?;
-                let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
-                    path: self.dir.join(CATALOG_DIR),
-                    what: format!(
-                        "buffered rows for table id {table_id} of {}, which the catalog lacks",
-                        database.name
-                    ),
-                })?;
-                let present: Vec<u32> = tb.column_ids().collect();
-                let mut families = Vec::new();
-                for family in &table.families {
-                    let ids: Vec<u32> = present
-                        .iter()
-                        .copied()
-                        .filter(|id| table.column_by_id(*id).is_some_and(|c| c.family == Some(family.id)))
-                        .collect();
-                    if ids.is_empty() {
-                        continue;
-                    }
-                    let rows = tb.rows(&Selection {
-                        columns: &ids,
-                        time: (i64::MIN, i64::MAX),
-                        series: None,
-                        keep_null_rows: false,
+                let mut allocated = None;
+                let result = (|| -> Result<FileMeta> {
+                    let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
+                        path: self.dir.join(CATALOG_DIR),
+                        what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
                     })?;
-                    families.push((family.clone(), rows));
-                }
-                let (id, path) = self.tree.allocate();
-                let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
-                let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
-                Ok(FileMeta {
-                    id,
-                    db_id,
-                    table_id,
-                    level: LEVEL_GEN0,
-                    window_start_ns: None,
-                    size: written.size,
-                    blake3: written.blake3,
-                    rows: written.rows,
-                    time_min: written.time_min,
-                    time_max: written.time_max,
-                })
+                    let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
+                        path: self.dir.join(CATALOG_DIR),
+                        what: format!(
+                            "buffered rows for table id {table_id} of {}, which the catalog lacks",
+                            database.name
+                        ),
+                    })?;
+                    // Buffered columns by family in one pass: a wide table has
+                    // hundreds of families.
+                    let mut by_family: Vec<Vec<u32>> = vec![Vec::new(); table.families.len()];
+                    for id in tb.column_ids() {
+                        if let Some(ids) =
+                            table.column_by_id(id).and_then(|c| c.family).and_then(|f| by_family.get_mut(f as usize))
+                        {
+                            ids.push(id);
+                        }
+                    }
+                    let mut families = Vec::new();
+                    for (family, ids) in table.families.iter().zip(by_family) {
+                        if ids.is_empty() {
+                            continue;
+                        }
+                        let rows = tb.rows(&Selection {
+                            columns: &ids,
+                            time: TimeRange::ALL,
+                            series: None,
+                            keep_null_rows: false,
+                        })?;
+                        families.push((family.clone(), rows));
+                    }
+                    let (id, path) = self.tree.allocate();
+                    allocated = Some(path.clone());
+                    let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
+                    let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
+                    Ok(FileMeta {
+                        id,
+                        db_id,
+                        table_id,
+                        level: LEVEL_GEN0,
+                        window_start_ns: None,
+                        size: written.size,
+                        blake3: written.blake3,
+                        rows: written.rows,
+                        time_min: written.time_min,
+                        time_max: written.time_max,
+                    })
+                })();
+                (allocated, result)
             })
-            .collect()
+            .collect();
+        crate::tree::keep_all_or_discard(results)
     }
 
     fn compact(&self) -> Result<()> {

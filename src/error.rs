@@ -26,10 +26,23 @@ pub enum Error {
     /// A file written by a format version this build cannot read.
     #[error("{path} has format version {found}; this build reads version {supported}")]
     UnsupportedVersion { path: PathBuf, found: u16, supported: u16 },
-    /// A durable write failed earlier (fsync or write error): the engine no
-    /// longer acknowledges writes, because it can no longer promise they are on disk.
+    /// A durable write failed earlier (an fsync error, or a write error that
+    /// could not be rolled back): the engine no longer acknowledges writes,
+    /// because it can no longer promise they are on disk.
     #[error("write path poisoned by an earlier I/O failure ({reason}); restart the engine")]
     Poisoned { reason: String },
+    /// A write failed before anything of it was acknowledged (a full disk,
+    /// too many open files, an I/O error while logging it or its catalog
+    /// change) and was rolled back: the engine still accepts writes, and the
+    /// same write can be retried once the cause is gone (space freed).
+    #[error(
+        "write not stored, nothing of it was acknowledged; retry it once the cause is fixed: I/O error on {path}: {source}"
+    )]
+    WriteNotStored {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The engine was closed.
     #[error("engine is closed")]
     Closed,
@@ -43,6 +56,12 @@ pub enum Error {
     /// An Arrow batch that cannot be written (schema or type conflict); nothing was applied.
     #[error("batch for {db}.{table} rejected: {reason}")]
     BatchRejected { db: String, table: String, reason: String },
+    /// A write the write buffer cannot take within its memory limit
+    /// (`--max-buffer-bytes`); nothing of it was applied or logged. When the
+    /// write alone needs more than the limit it must be split (HTTP 413);
+    /// otherwise the buffer is full while flushes catch up: retry (HTTP 503).
+    #[error("{}", buffer_full_message(*request_bytes, *buffered_bytes, *limit_bytes))]
+    BufferFull { request_bytes: usize, buffered_bytes: usize, limit_bytes: usize },
     /// A bad argument (precision, name, request).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -50,6 +69,15 @@ pub enum Error {
     /// bad syntax, an unknown table or column, a type error).
     #[error("query: {0}")]
     Query(String),
+    /// A query stopped by a limit it cannot run within: more memory than
+    /// one query may use, or longer than the query timeout. The same query
+    /// fails again.
+    #[error("query stopped: {0}")]
+    QueryLimit(String),
+    /// A query refused memory because the queries running at the same time
+    /// hold what all queries share; it may succeed later.
+    #[error("query refused for now: {0}")]
+    QueryBusy(String),
     #[error("database {db} not found")]
     DatabaseNotFound { db: String },
     #[error("table {table} not found in database {db}")]
@@ -71,6 +99,20 @@ pub enum Error {
     /// An Arrow error while building results.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+}
+
+fn buffer_full_message(request: usize, buffered: usize, limit: usize) -> String {
+    if request > limit {
+        format!(
+            "write refused: it needs about {request} bytes of write buffer, more than the limit of {limit} bytes \
+             (--max-buffer-bytes); split it into smaller writes"
+        )
+    } else {
+        format!(
+            "write refused: the write buffer holds {buffered} bytes and this write needs about {request} more, \
+             over the limit of {limit} bytes (--max-buffer-bytes), while flushes catch up; retry shortly"
+        )
+    }
 }
 
 /// `Result` with [`Error`].

@@ -3,9 +3,12 @@
 //! folder) and folder fsync. Every metadata file quipu publishes goes through
 //! here, so the crash-safety argument lives in one place.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use crate::failpoint;
 
 /// Fsyncs a folder so that a rename or create inside it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -44,24 +47,59 @@ pub fn atomic_write(target: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Like [`atomic_write`], with the content produced by `fill` straight into
 /// the temp file (for large files that should not be built in memory).
+///
+/// On an error the temp file is removed and `target` is as it was, except
+/// when the folder fsync after the rename fails: then `target` may already
+/// be the new file, not yet durable. Every error leaves the caller free to
+/// retry, since a later publish of the same name replaces it and fsyncs the
+/// folder again; none of them poisons anything (the fail points
+/// `<kind>.write`, `.fsync`, `.rename`, `.dirsync` of [`crate::failpoint`],
+/// with `<kind>` from [`file_kind`]).
 pub fn atomic_write_with<F>(target: &Path, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut File) -> io::Result<()>,
 {
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = temp_path(target);
+    let kind = file_kind(target);
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         fill(&mut file)?;
+        failpoint::check(&kind, "write")?;
+        failpoint::check(&kind, "fsync")?;
         file.sync_all()?;
         drop(file);
+        failpoint::check(&kind, "rename")?;
         fs::rename(&tmp, target)?;
+        failpoint::check(&kind, "dirsync")?;
         sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// What kind of file `target` is, for fail point names: the folder it is
+/// published in for the folders that hold one kind (`segments` → `segment`,
+/// `versions` → `version`, `catalog`, `manifests` → `manifest`, `jobs` →
+/// `job`, `restores` → `restore-job`), otherwise its lowercased file name
+/// (`CURRENT` → `current`, `RESTORE` → `restore`).
+pub fn file_kind(target: &Path) -> Cow<'static, str> {
+    let folder = target.parent().and_then(Path::file_name).and_then(|n| n.to_str());
+    let kind = match folder {
+        Some("segments") => "segment",
+        Some("versions") => "version",
+        Some("catalog") => "catalog",
+        Some("manifests") => "manifest",
+        Some("jobs") => "job",
+        Some("restores") => "restore-job",
+        _ => {
+            let name = target.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            return Cow::Owned(name);
+        }
+    };
+    Cow::Borrowed(kind)
 }
 
 /// Removes leftover `*.tmp` files in `dir` (from a crash mid-publish).
@@ -98,6 +136,19 @@ mod tests {
         assert_eq!(err.to_string(), "boom");
         assert_eq!(fs::read(&target).unwrap(), b"old");
         assert!(!temp_path(&target).exists());
+    }
+
+    #[test]
+    fn file_kind_names_the_folder_or_the_file() {
+        let kind = |p: &str| file_kind(Path::new(p)).into_owned();
+        assert_eq!(kind("/d/segments/00000000000000000001.seg"), "segment");
+        assert_eq!(kind("/d/versions/00000000000000000002.ver"), "version");
+        assert_eq!(kind("/d/catalog/00000000000000000003.cat"), "catalog");
+        assert_eq!(kind("/r/manifests/b1.json"), "manifest");
+        assert_eq!(kind("/r/jobs/b1.json"), "job");
+        assert_eq!(kind("/r/restores/01H.json"), "restore-job");
+        assert_eq!(kind("/d/CURRENT"), "current");
+        assert_eq!(kind("RESTORE"), "restore");
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod engine;
 pub mod envelope;
 pub mod error;
 pub mod export;
+pub mod failpoint;
 pub mod fs;
 pub mod hash;
 pub mod inspect;
@@ -41,6 +42,7 @@ pub mod server;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod swap;
+pub mod time_range;
 pub mod tree;
 pub mod tsbs;
 pub mod wal;
@@ -53,3 +55,4 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use lp::{LineError, Precision};
 pub use query::{ScanFigures, ScanRequest, ScanStats};
+pub use time_range::TimeRange;

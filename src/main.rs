@@ -257,6 +257,12 @@ struct ServeArgs {
     /// Largest request body in bytes (before and after gzip).
     #[arg(long, default_value_t = quipu::server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Most memory the write buffer may hold, in bytes. A write that alone
+    /// needs more is refused with 413 (split it); one arriving while the
+    /// buffer is full and flushes catch up, with 503 and Retry-After. Either
+    /// is refused before it is logged.
+    #[arg(long, default_value_t = 512 << 20)]
+    max_buffer_bytes: usize,
     /// Flush buffered writes to a segment file once the oldest is this old.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     flush_age: std::time::Duration,
@@ -296,6 +302,47 @@ struct ServeArgs {
     /// written as usual.
     #[arg(long, default_value_t = quipu::catalog::DEFAULT_TABLES_PER_DATABASE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     num_tables_per_database_limit: u64,
+    /// Keep at most this many segment files mapped in memory; the least
+    /// recently read are mapped again on their next read. Stay well under
+    /// the kernel's `vm.max_map_count` (65,530 by default).
+    #[arg(long, default_value_t = quipu::segment::maps::DEFAULT_MAX_MAPPED_SEGMENTS)]
+    max_mapped_segments: usize,
+    /// Memory one SQL query may reserve (sort buffers, hash tables,
+    /// aggregate state); past it a sort or grouping spills to disk, and a
+    /// query that still needs more fails with 400.
+    #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_MEMORY_BYTES)]
+    query_memory_bytes: usize,
+    /// Memory all running SQL queries together may reserve; a query refused
+    /// memory because the others hold it fails with 503 and Retry-After.
+    #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_MEMORY_POOL_BYTES)]
+    query_memory_pool_bytes: usize,
+    /// How long a SQL query may run, to its last row (0s: no limit): it is
+    /// stopped then, with 400 before its first row or a cut-off response after.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    query_timeout: std::time::Duration,
+    /// Where queries spill (a temporary folder inside it). Default: the OS temp folder.
+    #[arg(long)]
+    query_spill_dir: Option<PathBuf>,
+    /// Bytes of spill files all queries together may hold (0 turns spilling off).
+    #[arg(long, default_value_t = quipu::sql::DEFAULT_QUERY_SPILL_BYTES)]
+    query_spill_bytes: u64,
+    /// Most client connections open at once; past it new ones wait in the
+    /// listen backlog. Default: the open-file limit (raised to its hard
+    /// limit at start) less 128 descriptors kept for the engine's own files
+    /// (half the limit if smaller), at most 4096. A value that would eat
+    /// into that reserve is refused.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Close a connection that takes longer than this to send a request's
+    /// headers, counted from when it connects or from its previous answer
+    /// (so this is also the idle keep-alive timeout).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// On SIGTERM or SIGINT, wait at most this long for requests in flight
+    /// (a slow client's streaming query included), then drop their
+    /// connections and close the engine.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: std::time::Duration,
 }
 
 /// `<data-dir>-backups`, beside the data folder.
@@ -310,6 +357,13 @@ fn default_backup_dir(data_dir: &std::path::Path) -> PathBuf {
 fn serve(args: ServeArgs) -> Result<(), String> {
     use quipu::server::{AppState, resolve_admin_token};
 
+    let query_limits = quipu::sql::QueryLimits {
+        memory_bytes: args.query_memory_bytes,
+        memory_pool_bytes: args.query_memory_pool_bytes,
+        timeout: Some(args.query_timeout).filter(|t| !t.is_zero()),
+        spill_dir: args.query_spill_dir.clone(),
+        spill_bytes: args.query_spill_bytes,
+    };
     let backup_dir =
         if args.no_backup { None } else { Some(args.backup_dir.unwrap_or_else(|| default_backup_dir(&args.data_dir))) };
     let ServeArgs {
@@ -317,6 +371,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         http_bind: bind,
         admin_token_file: token_file,
         max_body_bytes,
+        max_buffer_bytes,
         flush_age,
         compact_age,
         backup_mode,
@@ -324,10 +379,31 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         export_warm,
         num_total_columns_per_table_limit,
         num_tables_per_database_limit,
+        max_mapped_segments,
+        max_connections,
+        header_read_timeout,
+        shutdown_timeout,
         ..
     } = args;
+    quipu::segment::maps::set_max_mapped_segments(max_mapped_segments);
+    quipu::server::raise_open_file_limit();
+    let allowed = quipu::server::max_connections_allowed();
+    if let (Some(n), Some(allowed)) = (max_connections, allowed)
+        && n > allowed
+    {
+        return Err(format!(
+            "--max-connections {n} leaves the engine too few of the open-file limit's descriptors: \
+             at most {allowed} here (raise `ulimit -n` for more)"
+        ));
+    }
+    let limits = quipu::server::ConnectionLimits {
+        max_connections: max_connections.unwrap_or_else(quipu::server::default_max_connections),
+        header_read_timeout,
+        shutdown_timeout,
+    };
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
+        .max_buffer_bytes(max_buffer_bytes)
         .compact_after_age(compact_age)
         .export_cache_bytes(export_cache_bytes)
         .export_warm(export_warm)
@@ -343,7 +419,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         eprintln!("Generated an admin token (shown only now; only its hash is stored in {}):", data_dir.display());
         println!("{token}");
     }
-    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes);
+    let query_runtime = quipu::sql::QueryRuntime::new(query_limits).map_err(|e| e.to_string())?;
+    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes).with_query_runtime(query_runtime);
     let backups = match backup_dir {
         Some(dir) => {
             let config = quipu::backup::BackupConfig { mode: backup_mode, ..Default::default() };
@@ -360,14 +437,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|source| quipu::server::ServerError::Bind { addr: bind, source })?;
-        quipu::server::serve_listener(listener, state, shutdown_signal()).await
+        quipu::server::serve_listener_with(listener, state, limits, shutdown_signal()).await
     });
-    // In-flight requests have finished; running backups stop (their records
-    // say cancelled), then the buffer becomes durable as segments.
+    // In-flight requests have finished (or were dropped at the shutdown
+    // timeout); running backups stop (their records say cancelled), then the
+    // buffer becomes durable as segments.
     if let Some(backups) = backups {
         backups.shutdown();
     }
     let closed = engine.close();
+    // A dropped query's blocking task may still be computing: it is not
+    // waited for (dropping the runtime would wait without bound).
+    runtime.shutdown_timeout(shutdown_timeout);
     result.map_err(|e| e.to_string())?;
     closed.map_err(|e| e.to_string())
 }

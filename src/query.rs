@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::Read;
 use crate::segment::reader::{BlockCost, FamilyPlan};
+use crate::time_range::TimeRange;
 use crate::tree::{LEVEL_GEN0, LiveFile, Version};
 use crate::write::SeriesKey;
 
@@ -30,8 +31,9 @@ pub const BATCH_ROWS: usize = 65_536;
 /// What to read from one table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanRequest {
-    /// Half-open `[start, end)` in ns; `None` reads all time.
-    pub time_range: Option<(i64, i64)>,
+    /// The timestamps to read; `None` reads all time, `i64::MIN` and
+    /// `i64::MAX` included.
+    pub time_range: Option<TimeRange>,
     /// Column names to return; `None` returns all.
     pub columns: Option<Vec<String>>,
     /// Tag equality predicates, all of which must hold.
@@ -51,7 +53,15 @@ impl ScanRequest {
     /// Only `[start, end)`.
     #[must_use]
     pub fn time_range(mut self, start: i64, end: i64) -> Self {
-        self.time_range = Some((start, end));
+        self.time_range = Some(TimeRange::half_open(start, end));
+        self
+    }
+
+    /// Only `[min, max]`, both ends included (the only way to name a range
+    /// that ends at `i64::MAX`).
+    #[must_use]
+    pub fn time_between(mut self, min: i64, max: i64) -> Self {
+        self.time_range = Some(TimeRange::inclusive(min, max));
         self
     }
 
@@ -227,7 +237,7 @@ pub struct Plan {
     /// Tag predicates as (tag column id, value); `None` when a predicate names
     /// an unknown tag, so nothing can match.
     pub tag_filter: Option<Vec<(u32, String)>>,
-    pub time: (i64, i64),
+    pub time: TimeRange,
     pub keep_null_rows: bool,
 }
 
@@ -273,7 +283,7 @@ impl Plan {
             .iter()
             .map(|(k, v)| table.column(k).filter(|c| c.kind == ColumnKind::Tag).map(|c| (c.id, v.clone())))
             .collect::<Option<Vec<_>>>();
-        let time = req.time_range.unwrap_or((i64::MIN, i64::MAX));
+        let time = req.time_range.unwrap_or(TimeRange::ALL);
         // Without fields every row is returned anyway.
         let keep_null_rows = req.keep_null_rows && !fields.is_empty();
         Ok(Plan { output, fields, tag_filter, time, keep_null_rows })
@@ -317,7 +327,7 @@ pub fn plan_files(plan: &Plan, table: &Table, db_id: u32, version: &Version) -> 
     let series: Option<&dyn Fn(&SeriesKey) -> bool> =
         if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
     for file in version.table_files(db_id, table.id) {
-        if file.meta.time_max < plan.time.0 || file.meta.time_min >= plan.time.1 {
+        if !plan.time.overlaps(file.meta.time_min, file.meta.time_max) {
             continue;
         }
         for (i, fam) in file.reader.footer().families.iter().enumerate() {

@@ -6,7 +6,7 @@
 //! - **projection**: only the columns a query reads are decoded (whole
 //!   column families are skipped when none of their columns is read);
 //! - **time ranges**: comparisons of `time` with a literal (`<`, `<=`, `>`,
-//!   `>=`, `=`, `BETWEEN`) become the scan's half-open range, so files and
+//!   `>=`, `=`, `BETWEEN`) become the scan's inclusive range, so files and
 //!   blocks outside it are never read;
 //! - **tag equality**: `tag = 'literal'` becomes the scan's tag filter,
 //!   applied to the series directory before any block is decoded.
@@ -16,18 +16,25 @@
 //! nanosecond boundary, say) stays exact in the result.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, ParamValues, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -35,10 +42,12 @@ use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::Stream;
 
 use crate::catalog::{ColumnKind, TIME_COLUMN};
 use crate::error::{Error, Result};
 use crate::query::{self, Plan};
+use crate::time_range::TimeRange;
 use crate::{Engine, ScanFigures, ScanRequest, ScanStats};
 
 /// Batches decoded ahead of the query.
@@ -94,12 +103,12 @@ impl QuipuTable {
     /// counted, a row rewritten in a newer file is counted twice, and
     /// rows outside the range within a file are counted.
     fn statistics(&self, req: &ScanRequest) -> Statistics {
-        let (start, end) = req.time_range.unwrap_or((i64::MIN, i64::MAX));
+        let range = req.time_range.unwrap_or(TimeRange::ALL);
         let version = self.engine.version();
         let files: Vec<_> = version
             .table_files(self.db_id, self.table_id)
             .into_iter()
-            .filter(|f| f.meta.time_max >= start && f.meta.time_min < end)
+            .filter(|f| range.overlaps(f.meta.time_min, f.meta.time_max))
             .collect();
         let rows: u64 = files.iter().map(|f| f.meta.rows).sum();
         let bytes: u64 = files.iter().map(|f| f.meta.size).sum();
@@ -107,8 +116,8 @@ impl QuipuTable {
         stats.num_rows = Precision::Inexact(rows as usize);
         stats.total_byte_size = Precision::Inexact(bytes as usize);
         if let (Some(lo), Some(hi), Ok(i)) = (
-            files.iter().map(|f| f.meta.time_min.max(start)).min(),
-            files.iter().map(|f| f.meta.time_max.min(end.saturating_sub(1))).max(),
+            files.iter().map(|f| f.meta.time_min.max(range.min())).min(),
+            files.iter().map(|f| f.meta.time_max.min(range.max())).max(),
             self.schema.index_of(TIME_COLUMN),
         ) && lo <= hi
         {
@@ -123,19 +132,18 @@ impl QuipuTable {
     /// The scan request `filters` allow: a time range and tag equalities.
     fn scan_request(&self, filters: &[Expr]) -> ScanRequest {
         let mut req = ScanRequest::all();
-        let (mut start, mut end) = (i64::MIN, i64::MAX);
+        let mut range = TimeRange::ALL;
         for filter in filters {
             for conjunct in split_and(filter) {
-                if let Some((lo, hi)) = time_bounds(conjunct) {
-                    start = start.max(lo);
-                    end = end.min(hi);
+                if let Some(bounds) = time_bounds(conjunct) {
+                    range = range.intersect(bounds);
                 } else if let Some((tag, value)) = self.tag_equality(conjunct) {
                     req = req.tag_eq(tag, value);
                 }
             }
         }
-        if start > i64::MIN || end < i64::MAX {
-            req = req.time_range(start, end.max(start));
+        if !range.is_all() {
+            req.time_range = Some(range);
         }
         req
     }
@@ -290,8 +298,11 @@ impl DisplayAs for ScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "QuipuScan: {}.{}, time={:?}, tags={:?}",
-            self.splitter.db, self.splitter.table, self.splitter.req.time_range, self.splitter.req.tag_equals
+            "QuipuScan: {}.{}, time={}, tags={:?}",
+            self.splitter.db,
+            self.splitter.table,
+            self.splitter.req.time_range.unwrap_or(TimeRange::ALL),
+            self.splitter.req.tag_equals
         )?;
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
@@ -442,8 +453,8 @@ fn time_literal(expr: &Expr) -> Option<i64> {
     }
 }
 
-/// The half-open ns range a comparison of `time` with a literal allows.
-fn time_bounds(expr: &Expr) -> Option<(i64, i64)> {
+/// The ns range a comparison of `time` with a literal allows.
+fn time_bounds(expr: &Expr) -> Option<TimeRange> {
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, t) = match (column_name(left).as_deref(), column_name(right).as_deref()) {
@@ -452,41 +463,346 @@ fn time_bounds(expr: &Expr) -> Option<(i64, i64)> {
                 _ => return None,
             };
             match op {
-                Operator::Gt => Some((t.saturating_add(1), i64::MAX)),
-                Operator::GtEq => Some((t, i64::MAX)),
-                Operator::Lt => Some((i64::MIN, t)),
-                Operator::LtEq => Some((i64::MIN, t.saturating_add(1))),
-                Operator::Eq => Some((t, t.saturating_add(1))),
+                Operator::Gt => Some(t.checked_add(1).map_or(TimeRange::EMPTY, TimeRange::from)),
+                Operator::GtEq => Some(TimeRange::from(t)),
+                Operator::Lt => Some(t.checked_sub(1).map_or(TimeRange::EMPTY, TimeRange::until)),
+                Operator::LtEq => Some(TimeRange::until(t)),
+                Operator::Eq => Some(TimeRange::inclusive(t, t)),
                 _ => None,
             }
         }
         Expr::Between(Between { expr, negated: false, low, high })
             if column_name(expr).as_deref() == Some(TIME_COLUMN) =>
         {
-            Some((time_literal(low)?, time_literal(high)?.saturating_add(1)))
+            Some(TimeRange::inclusive(time_literal(low)?, time_literal(high)?))
         }
         _ => None,
     }
 }
 
-/// A DataFusion session with every table of `db` registered under its name.
-/// [`Error::DatabaseNotFound`] when `db` does not exist.
+/// A DataFusion session over the tables of `db`, each known by its exact
+/// name (see [`DatabaseSchema`]). [`Error::DatabaseNotFound`] when `db` does
+/// not exist.
 pub fn session(engine: &Engine, db: &str) -> Result<SessionContext> {
-    session_with(engine, db, None)
+    session_with(engine, db, None, Arc::new(RuntimeEnv::default()))
 }
 
-fn session_with(engine: &Engine, db: &str, telemetry: Option<&Arc<QueryTelemetry>>) -> Result<SessionContext> {
-    let catalog = engine.catalog();
-    let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-    for table in database.tables() {
-        let mut provider = QuipuTable::new(engine, db, &table.name)?;
-        if let Some(t) = telemetry {
-            provider = provider.with_telemetry(t.clone());
-        }
-        ctx.register_table(table.name.as_str(), Arc::new(provider)).map_err(|e| Error::Query(e.to_string()))?;
+fn session_with(
+    engine: &Engine,
+    db: &str,
+    telemetry: Option<&Arc<QueryTelemetry>>,
+    runtime: Arc<RuntimeEnv>,
+) -> Result<SessionContext> {
+    if engine.catalog().database(db).is_none() {
+        return Err(Error::DatabaseNotFound { db: db.to_string() });
     }
+    let config = SessionConfig::new().with_information_schema(true);
+    let (catalog, schema) =
+        (config.options().catalog.default_catalog.clone(), config.options().catalog.default_schema.clone());
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let tables = DatabaseSchema { engine: engine.clone(), db: db.to_string(), telemetry: telemetry.cloned() };
+    ctx.catalog(&catalog)
+        .ok_or_else(|| Error::Query(format!("no catalog {catalog}")))?
+        .register_schema(&schema, Arc::new(tables))
+        .map_err(query_error)?;
     Ok(ctx)
+}
+
+/// The tables of one database as DataFusion's default schema, answered by
+/// exact name when a query names them. A table name is never parsed as SQL:
+/// `system.cpu` is one table (read as `"system.cpu"`), `CPU` and `cpu` are
+/// two (`"CPU"` and `cpu`), and a name no query reads costs nothing.
+#[derive(Debug)]
+pub struct DatabaseSchema {
+    engine: Engine,
+    db: String,
+    telemetry: Option<Arc<QueryTelemetry>>,
+}
+
+#[async_trait]
+impl SchemaProvider for DatabaseSchema {
+    fn table_names(&self) -> Vec<String> {
+        let catalog = self.engine.catalog();
+        catalog.database(&self.db).map(|d| d.tables().map(|t| t.name.clone()).collect()).unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        match QuipuTable::new(&self.engine, &self.db, name) {
+            Ok(table) => {
+                let table = match &self.telemetry {
+                    Some(t) => table.with_telemetry(t.clone()),
+                    None => table,
+                };
+                Ok(Some(Arc::new(table)))
+            }
+            Err(Error::TableNotFound { .. }) => Ok(None),
+            Err(e) => Err(external(e)),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.engine.catalog().database(&self.db).is_some_and(|d| d.table(name).is_some())
+    }
+}
+
+/// Default of [`QueryLimits::memory_bytes`]: 512 MiB.
+pub const DEFAULT_QUERY_MEMORY_BYTES: usize = 512 << 20;
+/// Default of [`QueryLimits::memory_pool_bytes`]: 2 GiB.
+pub const DEFAULT_QUERY_MEMORY_POOL_BYTES: usize = 2 << 30;
+/// Default of [`QueryLimits::timeout`]: 5 minutes.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default of [`QueryLimits::spill_bytes`]: 16 GiB.
+pub const DEFAULT_QUERY_SPILL_BYTES: u64 = 16 << 30;
+
+/// What queries may use (the `quipu serve --query-*` flags).
+///
+/// Memory is what DataFusion's operators reserve: hash tables, sort
+/// buffers, aggregate state, a join's build side. An operator that can
+/// spill (sort, grouped aggregation) writes to disk when refused memory;
+/// one that cannot stops the query. Rows streamed through are not counted.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Bytes one query may reserve. Past it (after spilling what can
+    /// spill) the query fails with [`Error::QueryLimit`].
+    pub memory_bytes: usize,
+    /// Bytes all running queries together may reserve. A query refused
+    /// memory because the others hold it fails with [`Error::QueryBusy`].
+    pub memory_pool_bytes: usize,
+    /// How long a query may run, from planning to its last row
+    /// ([`Error::QueryLimit`] past it, also in the middle of its rows);
+    /// `None` for no limit.
+    pub timeout: Option<Duration>,
+    /// The folder spill files go in (a temporary folder inside it, removed
+    /// when the [`QueryRuntime`] is dropped); `None` for the OS's.
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes of spill files all queries together may hold; 0 turns spilling off.
+    pub spill_bytes: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            memory_bytes: DEFAULT_QUERY_MEMORY_BYTES,
+            memory_pool_bytes: DEFAULT_QUERY_MEMORY_POOL_BYTES,
+            timeout: Some(DEFAULT_QUERY_TIMEOUT),
+            spill_dir: None,
+            spill_bytes: DEFAULT_QUERY_SPILL_BYTES,
+        }
+    }
+}
+
+/// The memory pool and spill files queries share under [`QueryLimits`]:
+/// one per server, handed to each query in [`QueryOptions::runtime`].
+#[derive(Debug)]
+pub struct QueryRuntime {
+    limits: QueryLimits,
+    /// The spill files and DataFusion's caches, shared by every query.
+    base: Arc<RuntimeEnv>,
+    /// All queries' memory.
+    shared: Arc<dyn MemoryPool>,
+}
+
+impl QueryRuntime {
+    /// The runtime of `limits`; creates the spill folder if missing.
+    pub fn new(limits: QueryLimits) -> Result<Arc<QueryRuntime>> {
+        let mode = match &limits.spill_dir {
+            _ if limits.spill_bytes == 0 => DiskManagerMode::Disabled,
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+                DiskManagerMode::Directories(vec![dir.clone()])
+            }
+            None => DiskManagerMode::OsTmpDirectory,
+        };
+        let disk = DiskManagerBuilder::default().with_mode(mode).with_max_temp_directory_size(limits.spill_bytes);
+        let base = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(disk)
+            .build_arc()
+            .map_err(|e| Error::InvalidArgument(format!("query spill folder: {e}")))?;
+        let shared: Arc<dyn MemoryPool> = Arc::new(FairSpillPool::new(limits.memory_pool_bytes));
+        Ok(Arc::new(QueryRuntime { limits, base, shared }))
+    }
+
+    /// The limits it enforces.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    /// Bytes the running queries hold now.
+    pub fn memory_reserved(&self) -> usize {
+        self.shared.reserved()
+    }
+
+    /// A runtime for one query: its own pool inside the shared one.
+    fn for_query(self: &Arc<Self>) -> Result<(Arc<RuntimeEnv>, Arc<QueryPool>)> {
+        let pool = Arc::new(QueryPool {
+            own: FairSpillPool::new(self.limits.memory_bytes),
+            shared: self.shared.clone(),
+            refused: AtomicU8::new(NOT_REFUSED),
+        });
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.base)
+            .with_memory_pool(pool.clone())
+            .build_arc()
+            .map_err(query_error)?;
+        Ok((runtime, pool))
+    }
+}
+
+const NOT_REFUSED: u8 = 0;
+const REFUSED_OWN: u8 = 1;
+const REFUSED_SHARED: u8 = 2;
+
+/// One query's memory: its own limit, inside the pool all queries share.
+/// Records which of the two refused memory last, so that a query that
+/// fails for memory can say whether it is too big or the server is busy.
+#[derive(Debug)]
+struct QueryPool {
+    own: FairSpillPool,
+    shared: Arc<dyn MemoryPool>,
+    refused: AtomicU8,
+}
+
+impl fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "query pool ({} of the shared {})", self.own, self.shared)
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "quipu-query"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.own.register(consumer);
+        self.shared.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.own.unregister(consumer);
+        self.shared.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.own.grow(reservation, additional);
+        self.shared.grow(reservation, additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.own.shrink(reservation, shrink);
+        self.shared.shrink(reservation, shrink);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> datafusion::error::Result<()> {
+        if let Err(e) = self.own.try_grow(reservation, additional) {
+            self.refused.store(REFUSED_OWN, Ordering::Relaxed);
+            return Err(e);
+        }
+        if let Err(e) = self.shared.try_grow(reservation, additional) {
+            self.own.shrink(reservation, additional);
+            self.refused.store(REFUSED_SHARED, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.own.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.own.memory_limit()
+    }
+}
+
+/// What a query runs within when it has a [`QueryRuntime`].
+struct Bounds {
+    runtime: Arc<QueryRuntime>,
+    pool: Arc<QueryPool>,
+    deadline: Option<Instant>,
+}
+
+impl Bounds {
+    /// `e` as [`Error::QueryLimit`] or [`Error::QueryBusy`] when a limit
+    /// caused it; else `e`.
+    fn error(&self, e: DataFusionError) -> DataFusionError {
+        let root = e.find_root();
+        if !matches!(root, DataFusionError::ResourcesExhausted(_)) {
+            return e;
+        }
+        let limits = &self.runtime.limits;
+        let detail = root.to_string();
+        external(match self.pool.refused.load(Ordering::Relaxed) {
+            REFUSED_SHARED => Error::QueryBusy(format!(
+                "the queries running now hold the memory all queries share ({} bytes); retry later ({detail})",
+                limits.memory_pool_bytes
+            )),
+            _ => Error::QueryLimit(format!(
+                "the query needs more memory than one query may use ({} bytes){} ({detail})",
+                limits.memory_bytes,
+                if limits.spill_bytes == 0 { "" } else { ", also after spilling what can spill" }
+            )),
+        })
+    }
+
+    fn timed_out(&self) -> Error {
+        let timeout = self.runtime.limits.timeout.unwrap_or_default();
+        Error::QueryLimit(format!(
+            "the query ran longer than the query timeout ({})",
+            humantime::format_duration(timeout)
+        ))
+    }
+
+    /// `fut`, cut off at the deadline.
+    async fn within<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        match self.deadline {
+            Some(at) => tokio::time::timeout_at(at.into(), fut).await.unwrap_or_else(|_| Err(self.timed_out())),
+            None => fut.await,
+        }
+    }
+}
+
+/// A query's batches under its [`Bounds`]: at the deadline the plan is
+/// dropped (its tasks aborted, its scans stopped) and the stream ends with
+/// [`Error::QueryLimit`]; a memory error says which limit it met.
+struct BoundedStream {
+    inner: Option<SendableRecordBatchStream>,
+    schema: SchemaRef,
+    bounds: Bounds,
+    /// Made at the first poll, inside the runtime that polls.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Stream for BoundedStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        if let Some(at) = this.bounds.deadline {
+            let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at.into())));
+            if sleep.as_mut().poll(cx).is_ready() {
+                this.inner = None;
+                return Poll::Ready(Some(Err(external(this.bounds.timed_out()))));
+            }
+        }
+        match inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                this.inner = None;
+                Poll::Ready(Some(Err(this.bounds.error(e))))
+            }
+            Poll::Ready(None) => {
+                this.inner = None;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}
+
+impl RecordBatchStream for BoundedStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
 }
 
 /// Plans `sql` against the tables of `db` and streams its result.
@@ -503,17 +819,20 @@ pub struct QueryOptions {
     pub params: Option<ParamValues>,
     /// Where the query's scans report what they read.
     pub telemetry: Option<Arc<QueryTelemetry>>,
+    /// The memory, spill and time limits to run within; `None` for none.
+    pub runtime: Option<Arc<QueryRuntime>>,
 }
 
-/// [`query`] with bind parameters and telemetry.
+/// [`query`] with bind parameters, telemetry and limits.
 ///
 /// ```no_run
 /// # async fn run(engine: &quipu::Engine) -> quipu::Result<()> {
 /// use futures::StreamExt;
-/// use quipu::sql::{QueryOptions, params_from_json};
+/// use quipu::sql::{QueryLimits, QueryOptions, QueryRuntime, params_from_json};
 ///
 /// let params = params_from_json(&serde_json::json!({"host": "h1"}))?;
-/// let options = QueryOptions { params: Some(params), ..Default::default() };
+/// let runtime = QueryRuntime::new(QueryLimits::default())?;
+/// let options = QueryOptions { params: Some(params), runtime: Some(runtime), ..Default::default() };
 /// let mut rows = quipu::sql::query_with(engine, "db", "SELECT max(usage) FROM cpu WHERE host = $host", options).await?;
 /// while let Some(batch) = rows.next().await {
 ///     println!("{} rows", batch.map_err(quipu::sql::query_error)?.num_rows());
@@ -532,22 +851,37 @@ pub async fn query_with(
 /// A planned query, not started yet.
 pub struct Prepared {
     frame: datafusion::dataframe::DataFrame,
+    bounds: Option<Bounds>,
 }
 
 /// Plans `sql` against the tables of `db`: [`Error::Query`] for bad SQL, an
 /// unknown table or column, DDL, DML or a parameter that does not fit;
-/// [`Error::DatabaseNotFound`].
+/// [`Error::DatabaseNotFound`]. With a [`QueryOptions::runtime`], its
+/// timeout counts from here.
 pub async fn prepare(engine: &Engine, db: &str, sql: &str, options: QueryOptions) -> Result<Prepared> {
-    let ctx = session_with(engine, db, options.telemetry.as_ref())?;
+    let started = Instant::now();
+    let (runtime, bounds) = match &options.runtime {
+        Some(shared) => {
+            let (runtime, pool) = shared.for_query()?;
+            let deadline = shared.limits.timeout.and_then(|t| started.checked_add(t));
+            (runtime, Some(Bounds { runtime: shared.clone(), pool, deadline }))
+        }
+        None => (Arc::new(RuntimeEnv::default()), None),
+    };
+    let ctx = session_with(engine, db, options.telemetry.as_ref(), runtime)?;
     let sql_options = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let mut frame = ctx.sql_with_options(sql, sql_options).await.map_err(query_error)?;
+    let plan = async { ctx.sql_with_options(sql, sql_options).await.map_err(query_error) };
+    let mut frame = match &bounds {
+        Some(b) => b.within(plan).await?,
+        None => plan.await?,
+    };
     if let Some(params) = options.params {
         frame = frame.with_param_values(params).map_err(query_error)?;
     }
-    Ok(Prepared { frame })
+    Ok(Prepared { frame, bounds })
 }
 
 impl Prepared {
@@ -574,13 +908,21 @@ impl Prepared {
 
     /// Starts the query: its result as a stream of batches.
     pub async fn execute(self) -> Result<SendableRecordBatchStream> {
-        self.frame.execute_stream().await.map_err(query_error)
+        let Some(bounds) = self.bounds else {
+            return self.frame.execute_stream().await.map_err(query_error);
+        };
+        let frame = self.frame;
+        let stream =
+            bounds.within(async { frame.execute_stream().await.map_err(|e| query_error(bounds.error(e))) }).await?;
+        let schema = stream.schema();
+        Ok(Box::pin(BoundedStream { inner: Some(stream), schema, bounds, sleep: None }))
     }
 }
 
 /// An error of planning or running a query: the engine's own error when a
-/// scan failed (a corrupt file stays [`Error::Corrupt`]), else
-/// [`Error::Query`] with DataFusion's message.
+/// scan failed (a corrupt file stays [`Error::Corrupt`]) or a limit stopped
+/// it ([`Error::QueryLimit`], [`Error::QueryBusy`]), else [`Error::Query`]
+/// with DataFusion's message.
 pub fn query_error(e: DataFusionError) -> Error {
     match e {
         DataFusionError::External(inner) => match inner.downcast::<Error>() {
@@ -662,7 +1004,7 @@ pub struct QueryTelemetry {
 #[derive(Debug)]
 struct Chunk {
     table: String,
-    time_range: Option<(i64, i64)>,
+    time_range: Option<TimeRange>,
     tags: Vec<(String, String)>,
     stats: Arc<ScanStats>,
 }
@@ -693,18 +1035,31 @@ pub struct TelemetryReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChunkReport {
     pub table: String,
-    /// The pushed-down half-open range `[start_ns, end_ns)`, if any.
-    pub time_range: Option<TimeRange>,
+    /// The pushed-down range `[start_ns, end_ns)`, if any.
+    pub time_range: Option<PushedRange>,
     /// Pushed-down tag equalities.
     pub tag_filters: std::collections::BTreeMap<String, String>,
     #[serde(flatten)]
     pub figures: ScanFigures,
 }
 
+/// A pushed-down time range as telemetry reports it, half-open. `end_ns` is
+/// an `i128` so that a range holding `i64::MAX` can say so (its end is
+/// 2^63); an empty range has `end_ns == start_ns`.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct TimeRange {
+pub struct PushedRange {
     pub start_ns: i64,
-    pub end_ns: i64,
+    pub end_ns: i128,
+}
+
+impl From<TimeRange> for PushedRange {
+    fn from(r: TimeRange) -> Self {
+        if r.is_empty() {
+            PushedRange { start_ns: r.min(), end_ns: i128::from(r.min()) }
+        } else {
+            PushedRange { start_ns: r.min(), end_ns: i128::from(r.max()) + 1 }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -760,7 +1115,7 @@ impl QueryTelemetry {
             .iter()
             .map(|c| ChunkReport {
                 table: c.table.clone(),
-                time_range: c.time_range.map(|(start_ns, end_ns)| TimeRange { start_ns, end_ns }),
+                time_range: c.time_range.map(PushedRange::from),
                 tag_filters: c.tags.iter().cloned().collect(),
                 figures: c.stats.figures(),
             })

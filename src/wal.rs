@@ -93,14 +93,30 @@
 //! the last file can have a torn tail. [`Wal::open`] deletes every `*.tmp`
 //! file in the folder: records in an unpublished file were never
 //! acknowledged.
+//!
+//! ## Failures
+//!
+//! A failed append (`write` returned an error, perhaps after writing part of
+//! the record: ENOSPC, EIO) is undone: the file is truncated to the end of
+//! the last good record, the write offset moved back there and the new
+//! length fdatasynced; the caller gets [`WalError::Io`] and later appends
+//! follow the last good record. A rotation whose new file cannot be created
+//! (ENOSPC, EMFILE) removes the half-created file and keeps appending to the
+//! old one. Neither record nor file was acknowledged, so nothing is lost.
+//! A failed fdatasync, a failed undo, and a failed rename or folder fsync
+//! at rotation **poison** the WAL: the page cache may have dropped data that
+//! was reported written, so every later append, sync and rotation gets
+//! [`WalError::Poisoned`] until the WAL is reopened. [`Wal::is_poisoned`]
+//! tells the two outcomes apart after an error.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::io::{self, BufReader, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use crate::failpoint;
 use crate::fs::{create_dir_durable, remove_temp_files, sync_dir, temp_path};
 
 /// Magic bytes at the start of every WAL file.
@@ -130,10 +146,13 @@ pub enum WalError {
     /// A WAL file that fails validation and is not a torn tail.
     #[error("corrupt WAL file {path} at byte {offset}: {what}")]
     Corrupt { path: PathBuf, offset: u64, what: String },
-    /// An earlier write or fsync failed; durability can no longer be promised
-    /// (the page cache may have dropped the data), so the WAL refuses all
-    /// further appends, syncs and rotations. Reopen to recover.
-    #[error("WAL poisoned by an earlier write or fsync failure; reopen to recover")]
+    /// An earlier fsync failed (or a failed write or rotation could not be
+    /// undone); durability can no longer be promised (the page cache may have
+    /// dropped the data), so the WAL refuses all further appends, syncs and
+    /// rotations. Reopen to recover.
+    #[error(
+        "WAL poisoned by an earlier fsync failure (or a write failure that could not be undone); reopen to recover"
+    )]
     Poisoned,
     /// A payload larger than [`WalOptions::max_record_bytes`].
     #[error("WAL record of {len} bytes exceeds the limit of {max} bytes")]
@@ -348,6 +367,7 @@ fn create_file(path: &Path, number: u64) -> Result<File, WalError> {
     let io = |e| WalError::io(path, e);
     let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io)?;
     file.write_all(&encode_file_header(number)).map_err(io)?;
+    failpoint::check("wal", "create").map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok(file)
 }
@@ -364,6 +384,14 @@ fn write_all_vectored(mut out: &File, mut bufs: &mut [IoSlice<'_>]) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// Writes the first half of a record: what a failed append (the fail point
+/// `wal.write`) leaves, as a filling disk does with a short write.
+fn write_half(file: &File, header: &[u8], payload: &[u8]) -> io::Result<()> {
+    let half = (header.len() + payload.len()) / 2;
+    let head = header.len().min(half);
+    write_all_vectored(file, &mut [IoSlice::new(&header[..head]), IoSlice::new(&payload[..half - head])])
 }
 
 /// WAL files in `dir`, sorted by number.
@@ -611,24 +639,48 @@ impl Wal {
         // Checked under the lock so that no append follows a failed one.
         self.check_poisoned()?;
         let mut bufs = [IoSlice::new(&header), IoSlice::new(payload)];
-        #[cfg(test)]
-        let written = self
-            .failpoints
-            .write(&active.file, &mut bufs)
-            .unwrap_or_else(|| write_all_vectored(&active.file, &mut bufs));
-        #[cfg(not(test))]
-        let written = write_all_vectored(&active.file, &mut bufs);
+        let written = match failpoint::check("wal", "write") {
+            Err(injected) => write_half(&active.file, &header, payload).and(Err(injected)),
+            #[cfg(test)]
+            Ok(()) => self
+                .failpoints
+                .write(&active.file, &mut bufs)
+                .unwrap_or_else(|| write_all_vectored(&active.file, &mut bufs)),
+            #[cfg(not(test))]
+            Ok(()) => write_all_vectored(&active.file, &mut bufs),
+        };
         match written {
             Ok(()) => {
                 active.written += RECORD_HEADER_LEN + u64::from(len);
                 Ok(active.position())
             }
             Err(source) => {
-                // Part of the record may be in the file; nothing may follow it.
-                self.poisoned.store(true, Ordering::Release);
+                // Part of the record may be in the file. Nobody was told
+                // about it, so cutting it off undoes the append and the next
+                // one can follow the last good record (a full disk may have
+                // room again later). If that fails, nothing may follow it.
+                if let Err(e) = self.roll_back(&active) {
+                    tracing::error!(path = %active.path.display(), error = %e, "could not cut a failed WAL append off");
+                    self.poison();
+                }
                 Err(WalError::io(&active.path, source))
             }
         }
+    }
+
+    /// Truncates the active file to its last good record after a failed
+    /// append, moves the write offset back there and makes the new length
+    /// durable (so that no piece of the failed record can reappear after a
+    /// crash behind later records).
+    fn roll_back(&self, active: &ActiveFile) -> io::Result<()> {
+        #[cfg(test)]
+        if self.failpoints.fail_rollback.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::other("injected truncate failure"));
+        }
+        failpoint::check("wal", "truncate")?;
+        active.file.set_len(active.written)?;
+        (&*active.file).seek(SeekFrom::Start(active.written))?;
+        self.sync_file(&active.file)
     }
 
     /// Makes every record up to `pos` durable (fdatasync). Group commit: one
@@ -696,7 +748,25 @@ impl Wal {
         // tail, which is only recoverable while it is the last file.
         let path = self.dir.join(file_name(next));
         let temp = temp_path(&path);
-        let file = create_file(&temp, next).inspect_err(|_| self.poison())?;
+        let created = create_file(&temp, next);
+        #[cfg(test)]
+        let created = created.and_then(|file| self.failpoints.create(&temp).map(|()| file));
+        let file = match created {
+            Ok(file) => file,
+            Err(e) => {
+                // Nothing is in the new file: drop it and keep appending to
+                // the old one. A leftover would block every later rotation.
+                match fs::remove_file(&temp) {
+                    Ok(()) => {}
+                    Err(r) if r.kind() == io::ErrorKind::NotFound => {}
+                    Err(r) => {
+                        tracing::error!(path = %temp.display(), error = %r, "could not remove a half-created WAL file");
+                        self.poison();
+                    }
+                }
+                return Err(e);
+            }
+        };
 
         // Rotation leads a sync of the old file: no other leader may report a
         // position in the new file durable before the old file is.
@@ -763,7 +833,7 @@ impl Wal {
         self.sync_count.load(Ordering::Relaxed)
     }
 
-    /// Whether a write or fsync failure has poisoned the WAL.
+    /// Whether a failure has poisoned the WAL (see "Failures" in the module doc).
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
@@ -793,6 +863,7 @@ impl Wal {
         if let Some(result) = self.failpoints.sync() {
             return result;
         }
+        failpoint::check("wal", "fsync")?;
         file.sync_data()
     }
 
@@ -836,6 +907,10 @@ mod tests {
         fail_write: AtomicBool,
         /// The next fdatasync fails.
         fail_sync: AtomicBool,
+        /// The next rollback of a failed append fails.
+        pub(super) fail_rollback: AtomicBool,
+        /// The next rotation fails after creating its file.
+        fail_create: AtomicBool,
         /// The next fdatasync first blocks until this receives a message.
         hold_sync: Mutex<Option<mpsc::Receiver<()>>>,
     }
@@ -851,6 +926,13 @@ mod tests {
                 write_all_vectored(file, &mut [IoSlice::new(&record[..half])])
                     .and(Err(io::Error::other("injected write failure"))),
             )
+        }
+
+        pub(super) fn create(&self, path: &Path) -> Result<(), WalError> {
+            match self.fail_create.swap(false, Ordering::SeqCst) {
+                true => Err(WalError::io(path, io::Error::other("injected create failure"))),
+                false => Ok(()),
+            }
         }
 
         /// Arms the fdatasync failure (for tests outside this module).
@@ -1352,12 +1434,36 @@ mod tests {
     }
 
     #[test]
-    fn failed_write_poisons_and_reopen_drops_the_partial_record() {
+    fn failed_write_is_cut_off_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open_collect(dir.path()).unwrap();
+        let pos = wal.append(b"durable").unwrap();
+        wal.sync(pos).unwrap();
+        let syncs = wal.sync_count();
+        wal.failpoints.fail_write.store(true, Ordering::SeqCst);
+        assert!(matches!(wal.append(&payload(100, 9)), Err(WalError::Io { .. })));
+        assert!(!wal.is_poisoned());
+        // The half record is gone, durably, and the next append follows the last good one.
+        assert_eq!(fs::metadata(wal_path(dir.path(), 1)).unwrap().len(), pos.offset);
+        assert_eq!(wal.sync_count(), syncs + 1);
+        let next = wal.append(b"after").unwrap();
+        assert_eq!(next.offset, pos.offset + RECORD_HEADER_LEN + 5);
+        wal.sync(next).unwrap();
+        wal.rotate().unwrap();
+        drop(wal);
+        let (wal, replayed) = open_collect(dir.path()).unwrap();
+        assert_eq!(payloads(&replayed), vec![b"durable".to_vec(), b"after".to_vec()]);
+        assert_eq!(wal.recovery().torn_tail, None);
+    }
+
+    #[test]
+    fn failed_rollback_of_a_write_poisons_and_reopen_drops_the_partial_record() {
         let dir = tempfile::tempdir().unwrap();
         let (wal, _) = open_collect(dir.path()).unwrap();
         let pos = wal.append(b"durable").unwrap();
         wal.sync(pos).unwrap();
         wal.failpoints.fail_write.store(true, Ordering::SeqCst);
+        wal.failpoints.fail_rollback.store(true, Ordering::SeqCst);
         assert!(matches!(wal.append(&payload(100, 9)), Err(WalError::Io { .. })));
         assert!(wal.is_poisoned());
         assert!(matches!(wal.append(b"x"), Err(WalError::Poisoned)));
@@ -1368,6 +1474,27 @@ mod tests {
         assert_eq!(payloads(&replayed), vec![b"durable".to_vec()]);
         assert_eq!(wal.recovery().torn_tail.as_ref().unwrap().offset, pos.offset);
         assert!(!wal.is_poisoned());
+    }
+
+    #[test]
+    fn failed_file_creation_at_rotation_is_dropped_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open_collect(dir.path()).unwrap();
+        let a = wal.append(b"a").unwrap();
+        wal.failpoints.fail_create.store(true, Ordering::SeqCst);
+        assert!(matches!(wal.rotate(), Err(WalError::Io { .. })));
+        assert!(!wal.is_poisoned());
+        assert!(!temp_path(&wal_path(dir.path(), 2)).exists());
+        let b = wal.append(b"b").unwrap();
+        assert_eq!(b.file, 1);
+        wal.sync(b).unwrap();
+        assert_eq!(wal.rotate().unwrap(), 2);
+        let c = wal.append(b"c").unwrap();
+        wal.sync(c).unwrap();
+        assert!(a < b && b < c);
+        drop(wal);
+        let (_, replayed) = open_collect(dir.path()).unwrap();
+        assert_eq!(payloads(&replayed), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
     }
 
     #[test]

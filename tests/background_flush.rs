@@ -54,8 +54,9 @@ fn flushes_by_age_on_the_injected_clock_and_compacts() {
 #[test]
 fn writers_wait_for_flushes_instead_of_growing_the_buffer_without_bound() {
     let dir = tempfile::tempdir().unwrap();
-    // Every write is far above 4 x flush_bytes, so each later write must wait for a flush.
-    let e = Engine::builder(dir.path()).flush_bytes(64).compaction(false).open().unwrap();
+    // Every write is far above 4 x flush_bytes, so each later write must wait
+    // for a flush (the buffer limit, not under test here, is set above them).
+    let e = Engine::builder(dir.path()).flush_bytes(64).max_buffer_bytes(1 << 20).compaction(false).open().unwrap();
     for i in 0..20 {
         let body: String = (0..50).map(|j| format!("m,host=h v={i}i {}\n", i * 50 + j)).collect();
         e.write_lp("db", &body, Precision::Nanosecond, WriteOptions::default()).unwrap();

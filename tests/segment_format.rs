@@ -158,7 +158,7 @@ proptest! {
         for (i, fam) in reader.footer().families.iter().enumerate() {
             let want = if fam.id == 0 { &a } else { &b };
             let ids: Vec<u32> = want.columns.iter().map(|(id, _)| *id).collect();
-            let chunks = reader.read_family(i, &Read { columns: &ids, time: (t0, t0 + len), series, keep_null_rows: false }).unwrap();
+            let chunks = reader.read_family(i, &Read { columns: &ids, time: quipu::TimeRange::half_open(t0, t0 + len), series, keep_null_rows: false }).unwrap();
             let got: Vec<_> = chunks.iter().flat_map(flat).collect();
             let expected: Vec<_> = flat(want).into_iter().filter(|(k, t, _)| *t >= t0 && *t < t0 + len && matches(k)).collect();
             prop_assert_eq!(got, expected);

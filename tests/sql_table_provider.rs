@@ -124,7 +124,7 @@ fn time_ranges_and_tags_reach_the_scan_and_give_its_rows() {
         .flat_map(|b| b.column(1).as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string()).collect::<Vec<_>>())
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(text.contains("QuipuScan: db.cpu, time=Some((5, 9223372036854775807))"), "{text}");
+    assert!(text.contains("QuipuScan: db.cpu, time=[5, 9223372036854775807]"), "{text}");
     assert!(text.contains(r#"tags=[("host", "h2")]"#), "{text}");
     // RFC 3339 strings, as users write them, are pushed down too.
     let plan = run(&engine, "EXPLAIN SELECT usage FROM cpu WHERE time >= '1970-01-02T00:00:00Z'").unwrap();
@@ -133,7 +133,7 @@ fn time_ranges_and_tags_reach_the_scan_and_give_its_rows() {
         .flat_map(|b| b.column(1).as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string()).collect::<Vec<_>>())
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(text.contains(&format!("time=Some(({DAY}, 9223372036854775807))")), "{text}");
+    assert!(text.contains(&format!("time=[{DAY}, 9223372036854775807]")), "{text}");
 }
 
 #[test]

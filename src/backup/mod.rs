@@ -325,6 +325,11 @@ struct State {
     restore: Option<Arc<restore::RestoreJob>>,
     /// The newest restore id handed out, so ids sort by start even within a millisecond.
     last_restore_id: Option<ulid::Ulid>,
+    /// Ended restores whose final record could not be written (its file
+    /// still says in progress): answered from here, and written again
+    /// when the next restore ends. After a restart the record is judged by
+    /// the data folder instead ([`BackupService::recover_restores`]).
+    unrecorded_restores: BTreeMap<String, restore::RestoreInfo>,
     threads: Vec<JoinHandle<()>>,
     shutting_down: bool,
 }
@@ -790,7 +795,17 @@ impl BackupService {
             added_objects: counters.added_objects.load(Ordering::Relaxed),
             added_bytes: counters.added_bytes.load(Ordering::Relaxed),
         };
-        repo.write_manifest(&manifest)?;
+        if let Err(e) = repo.write_manifest(&manifest) {
+            // Only a failed folder fsync leaves the manifest published, but
+            // not durable: withdrawn, so that the backup is failed for
+            // status, list and GC alike instead of completed now and
+            // perhaps gone after a crash.
+            let published = repo.read_manifest(&job.name).ok().flatten().is_some_and(|(m, _)| m == manifest);
+            if published && let Err(removal) = repo.delete_manifest(&job.name) {
+                tracing::error!(backup = %job.name, error = %removal, "could not withdraw the manifest of a failed backup");
+            }
+            return Err(e);
+        }
         counters.phase.store(3, Ordering::Relaxed);
         // The manifest is the commit point: a failure from here on must not
         // turn a committed backup into a failed one.

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::BackupError;
 use super::manifest::{self, Manifest, ObjectRef};
 use crate::error::{Error, IoContext, Result};
+use crate::failpoint;
 
 /// The file that marks a folder as a repository.
 pub const REPO_FILE: &str = "QUIPU-REPO";
@@ -237,7 +238,7 @@ impl Repository {
         }
         self.shard_dir(&object.blake3)?;
         let target = self.object_path(&object.blake3);
-        match fs::hard_link(src, &target) {
+        match failpoint::check("backup-object", "link").and_then(|()| fs::hard_link(src, &target)) {
             Ok(()) => Ok(Placed::Added),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 // A wrong-sized leftover under the name: replace it.
@@ -273,7 +274,7 @@ impl Repository {
         self.shard_dir(&object.blake3)?;
         let target = self.object_path(&object.blake3);
         let tmp = temp_object_path(&target, &nonce.to_string());
-        let result = copy_file(src, &tmp, object, rehash, cancel, on_bytes)
+        let result = copy_file(src, &tmp, object, rehash, cancel, on_bytes, "backup-object")
             .and_then(|hashed| match hashed {
                 Some(actual) if actual != object.blake3 => Err(Error::Corrupt {
                     path: src.to_path_buf(),
@@ -281,7 +282,9 @@ impl Repository {
                 }),
                 _ => Ok(()),
             })
-            .and_then(|()| fs::rename(&tmp, &target).at(&target));
+            .and_then(|()| {
+                failpoint::check("backup-object", "rename").and_then(|()| fs::rename(&tmp, &target)).at(&target)
+            });
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -300,7 +303,10 @@ impl Repository {
         let result = (|| {
             let mut file = File::create(&tmp)?;
             file.write_all(bytes)?;
+            failpoint::check("backup-catalog", "write")?;
+            failpoint::check("backup-catalog", "fsync")?;
             file.sync_all()?;
+            failpoint::check("backup-catalog", "rename")?;
             fs::rename(&tmp, &target)
         })();
         if let Err(e) = result {
@@ -319,7 +325,7 @@ impl Repository {
         let shards: BTreeSet<&str> = objects.into_iter().map(shard_of).collect();
         shards.into_par_iter().try_for_each(|shard| {
             let path = self.dir.join(OBJECTS_DIR).join(shard);
-            crate::fs::sync_dir(&path).at(&path)
+            failpoint::check("backup-object", "dirsync").and_then(|()| crate::fs::sync_dir(&path)).at(&path)
         })?;
         let objects = self.dir.join(OBJECTS_DIR);
         crate::fs::sync_dir(&objects).at(&objects)
@@ -658,6 +664,8 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 /// Copies `src` to `tmp` (fsynced), checking `cancel` between chunks and
 /// that exactly `object.size` bytes came. With `rehash` the bytes go through
 /// user space and their blake3 is returned, for the caller to judge.
+/// `kind` names the fail points `<kind>.write` (after the bytes were
+/// written) and `<kind>.fsync`.
 pub(crate) fn copy_file(
     src: &Path,
     tmp: &Path,
@@ -665,6 +673,7 @@ pub(crate) fn copy_file(
     rehash: bool,
     cancel: &AtomicBool,
     on_bytes: &(dyn Fn(u64) + Sync),
+    kind: &str,
 ) -> Result<Option<String>> {
     let mut from = File::open(src).at(src)?;
     let mut to = OpenOptions::new().write(true).create(true).truncate(true).open(tmp).at(tmp)?;
@@ -712,6 +721,8 @@ pub(crate) fn copy_file(
             what: format!("{copied} bytes, {} expected", object.size),
         });
     }
+    failpoint::check(kind, "write").at(tmp)?;
+    failpoint::check(kind, "fsync").at(tmp)?;
     to.sync_all().at(tmp)?;
     Ok(hashed)
 }

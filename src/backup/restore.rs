@@ -190,7 +190,15 @@ impl BackupService {
         };
         let id = job.id.clone();
         if let Err(e) = repo.write_restore_record(&job.info(BackupStatus::InProgress, None, None)) {
-            lock(&self.inner.state).restore = None;
+            let mut state = lock(&self.inner.state);
+            state.restore = None;
+            // A failed folder fsync leaves the record in place, saying in
+            // progress: answered as failed, and written so by the next end.
+            if repo.read_restore_record(&id).ok().flatten().is_some() {
+                let ended =
+                    job.info(BackupStatus::Failed, Some(self.now()), Some(format!("{e}; the live data is unchanged")));
+                state.unrecorded_restores.insert(id, ended);
+            }
             return Err(e);
         }
         let service = self.clone();
@@ -316,10 +324,27 @@ impl BackupService {
 
     fn end_restore(&self, job: &RestoreJob, status: BackupStatus, error: Option<String>) {
         let record = job.info(status, Some(self.now()), error);
-        if let Err(e) = self.inner.repo.write_restore_record(&record) {
-            tracing::error!(restore = %job.id, error = %e, "could not record the end of a restore");
+        // Earlier ends that could not be recorded, then this one; the
+        // memory copies stay until their record is on disk.
+        let earlier: Vec<RestoreInfo> = lock(&self.inner.state).unrecorded_restores.values().cloned().collect();
+        let mut written = Vec::new();
+        let mut failed = Vec::new();
+        for record in earlier.into_iter().chain([record]) {
+            match self.inner.repo.write_restore_record(&record) {
+                Ok(()) => written.push(record.restore_id),
+                Err(e) => {
+                    tracing::error!(restore = %record.restore_id, error = %e, "could not record the end of a restore; its status is answered from memory until a restart");
+                    failed.push(record);
+                }
+            }
         }
         let mut state = lock(&self.inner.state);
+        for id in written {
+            state.unrecorded_restores.remove(&id);
+        }
+        for record in failed {
+            state.unrecorded_restores.insert(record.restore_id.clone(), record);
+        }
         if state.restore.as_ref().is_some_and(|r| r.id == job.id) {
             state.restore = None;
         }
@@ -388,9 +413,15 @@ impl BackupService {
 
     /// One restore, running or ended.
     pub fn restore_info(&self, id: &str) -> Result<RestoreInfo> {
-        let running = lock(&self.inner.state).restore.clone();
+        let (running, unrecorded) = {
+            let state = lock(&self.inner.state);
+            (state.restore.clone(), state.unrecorded_restores.get(id).cloned())
+        };
         if let Some(job) = running.filter(|r| r.id == id) {
             return Ok(job.info(BackupStatus::InProgress, None, None));
+        }
+        if let Some(info) = unrecorded {
+            return Ok(info);
         }
         // Ids become file names: anything but a ULID is no restore's.
         if ulid::Ulid::from_string(id).is_err() {
@@ -401,8 +432,13 @@ impl BackupService {
 
     /// Every restore, newest first.
     pub fn list_restores(&self) -> Result<Vec<RestoreInfo>> {
-        let running = lock(&self.inner.state).restore.clone();
+        let (running, unrecorded) = {
+            let state = lock(&self.inner.state);
+            (state.restore.clone(), state.unrecorded_restores.clone())
+        };
         let mut list = self.inner.repo.restore_records()?;
+        list.retain(|r| !unrecorded.contains_key(&r.restore_id));
+        list.extend(unrecorded.into_values());
         if let Some(job) = running {
             list.retain(|r| r.restore_id != job.id);
             list.push(job.info(BackupStatus::InProgress, None, None));
@@ -462,7 +498,7 @@ fn stage(
     }
     match mode {
         PlaceMode::Link => {
-            fs::hard_link(&src, &t.path).at(&t.path)?;
+            crate::failpoint::check("restore-stage", "link").and_then(|()| fs::hard_link(&src, &t.path)).at(&t.path)?;
             if verify == RestoreVerify::Full {
                 let actual = repo::hash_file(&t.path).at(&t.path)?;
                 if actual != object.blake3 {
@@ -475,7 +511,7 @@ fn stage(
             let on_bytes = |n: u64| {
                 counters.bytes_done.fetch_add(n, Ordering::Relaxed);
             };
-            let actual = repo::copy_file(&src, &t.path, &object, true, cancel, &on_bytes)?;
+            let actual = repo::copy_file(&src, &t.path, &object, true, cancel, &on_bytes, "restore-stage")?;
             if let Some(actual) = actual.filter(|a| *a != object.blake3) {
                 return Err(bad_object(manifest, ObjectProblem::Corrupt { blake3: object.blake3, actual }));
             }

@@ -21,6 +21,11 @@
 //!   damaged after its check is removed and the export fails (the HTTP
 //!   transfer is cut off, so no client takes a damaged file for whole); the
 //!   next export converts again.
+//! - An entry that cannot be created or renamed into place (a full disk,
+//!   an I/O error) is skipped: the window is converted into an unnamed
+//!   temporary file and streamed, and nothing is kept. One whose bytes
+//!   cannot be written fails the export with the error, and its temporary
+//!   file is removed.
 //! - The cache holds derived data only: losing it loses nothing. Entries of
 //!   segments no longer in the current version are removed after each
 //!   compaction and restore, and the least recently used entries go when the
@@ -311,6 +316,7 @@ impl ExportCache {
     pub fn spool(&self) -> crate::Result<Spool> {
         if self.enabled() {
             let made = crate::fs::create_dir_durable(&self.dir)
+                .and_then(|()| crate::failpoint::check("export-cache", "create"))
                 .and_then(|()| tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir));
             match made {
                 Ok(file) => return Ok(Spool::Entry(file)),
@@ -343,7 +349,11 @@ impl ExportCache {
         let path = self.path_of(&key, &content);
         // Renamed under the lock: an eviction or discard of the same name
         // (which also unlinks under the lock) cannot remove it afterwards.
-        let file = match file.persist(&path) {
+        let persisted = match crate::failpoint::check("export-cache", "rename") {
+            Ok(()) => file.persist(&path),
+            Err(error) => Err(tempfile::PersistError { error, file }),
+        };
+        let file = match persisted {
             Ok(file) => file,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e.error, "could not keep a converted window in the export cache");

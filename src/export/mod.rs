@@ -46,7 +46,8 @@ use crate::hash::{HashingReader, HashingWriter};
 use crate::query::{self, Plan};
 use crate::rows::Rows;
 use crate::segment::Read;
-use crate::tree::{LEVEL_COMPACTED, LiveFile, Version, WINDOW_NS};
+use crate::time_range::TimeRange;
+use crate::tree::{LEVEL_COMPACTED, LiveFile, Version, window_end, window_start, window_start_of_day};
 use crate::write::{SeriesKey, TAG_METADATA_KEY};
 use crate::{Engine, ScanRequest};
 
@@ -76,9 +77,11 @@ const WINDOW_FORMAT: &str = "%Y-%m-%d";
 pub struct WindowInfo {
     /// The window's UTC date, `YYYY-MM-DD`: what `windows=` takes.
     pub window: String,
-    /// First nanosecond of the window (inclusive).
+    /// First nanosecond of the window (inclusive; `i64::MIN` for the
+    /// first window, 1677-09-21, which begins before it).
     pub start_ns: i64,
-    /// End of the window (exclusive).
+    /// End of the window (exclusive), except for the last window,
+    /// 2262-04-11, which ends at `i64::MAX` and holds it too.
     pub end_ns: i64,
     /// Rows in the compacted file.
     pub rows: u64,
@@ -102,9 +105,15 @@ pub fn parse_window(name: &str) -> Result<i64> {
         return Err(bad("expected a UTC date as YYYY-MM-DD"));
     }
     let date = NaiveDate::parse_from_str(name, WINDOW_FORMAT).map_err(|_| bad("expected a UTC date as YYYY-MM-DD"))?;
-    date.and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_utc().timestamp_nanos_opt())
-        .ok_or_else(|| bad("outside the nanosecond timestamp range (1677-09-21 to 2262-04-11)"))
+    let day = (date - DateTime::UNIX_EPOCH.date_naive()).num_days();
+    let start = window_start_of_day(day);
+    // The first and last windows are cut by the i64 range; a day beyond them
+    // holds no timestamp at all.
+    if window_start(start) == start && window_name(start) == name {
+        Ok(start)
+    } else {
+        Err(bad("outside the nanosecond timestamp range (1677-09-21 to 2262-04-11)"))
+    }
 }
 
 /// Parses the `windows=` list: comma-separated window names, blanks
@@ -232,7 +241,7 @@ impl TableExport {
                 let info = WindowInfo {
                     window: window_name(w),
                     start_ns: w,
-                    end_ns: w.saturating_add(WINDOW_NS),
+                    end_ns: window_end(w),
                     rows: f.meta.rows,
                     time_min_ns: f.meta.time_min,
                     time_max_ns: f.meta.time_max,
@@ -459,6 +468,9 @@ impl TableExport {
         let summary = self.write_parquet(i, &mut out)?;
         let hashing = out.into_inner().map_err(|e| e.into_error()).at(self.entry_name(i))?;
         let (_, content, len) = hashing.finish();
+        if matches!(spool, Spool::Entry(_)) {
+            crate::failpoint::check("export-cache", "write").at(self.entry_name(i))?;
+        }
         Ok((spool, ParquetSummary { rows: summary.rows, bytes: len }, content))
     }
 
@@ -758,8 +770,7 @@ fn for_each_batch(
         let mut sources: Vec<Vec<Rows>> = Vec::with_capacity(families.len());
         for fam in 0..families.len() {
             let ids = columns_of(fam);
-            let read =
-                Read { columns: &ids, time: (i64::MIN, i64::MAX), series: Some(&in_group), keep_null_rows: false };
+            let read = Read { columns: &ids, time: TimeRange::ALL, series: Some(&in_group), keep_null_rows: false };
             sources.push(reader.read_family(fam, &read)?);
         }
         for batch in query::finish(plan, table, sources)? {
@@ -803,6 +814,7 @@ fn series_groups(reader: &crate::segment::SegmentReader, group_rows: u64) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::WINDOW_NS;
 
     #[test]
     fn window_names_round_trip() {
@@ -812,6 +824,26 @@ mod tests {
         assert_eq!(window_name(0), "1970-01-01");
         assert_eq!(window_name(-WINDOW_NS), "1969-12-31");
         assert_eq!(parse_window("2026-01-15").unwrap(), 20_468 * WINDOW_NS);
+    }
+
+    #[test]
+    fn windows_at_the_ends_of_the_range_have_their_own_names() {
+        let first = window_start(i64::MIN);
+        assert_eq!(first, i64::MIN);
+        assert_eq!(window_start(i64::MIN + 762 * 1_000_000_000), first);
+        assert_eq!(window_name(first), "1677-09-21");
+        let second = window_start(i64::MIN + 86_400 * 1_000_000_000);
+        assert_ne!(second, first);
+        assert_eq!(window_name(second), "1677-09-22");
+        let last = window_start(i64::MAX);
+        assert_eq!(window_name(last), "2262-04-11");
+        for name in ["1677-09-21", "1677-09-22", "2262-04-10", "2262-04-11"] {
+            assert_eq!(window_name(parse_window(name).unwrap()), name);
+        }
+        assert_eq!(parse_window("1677-09-21").unwrap(), i64::MIN);
+        for beyond in ["1677-09-20", "2262-04-12"] {
+            assert!(matches!(parse_window(beyond), Err(Error::InvalidArgument(_))), "{beyond}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod format;
+pub mod maps;
 pub mod reader;
 pub mod writer;
 

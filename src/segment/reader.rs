@@ -3,7 +3,6 @@
 //! reads only have to check each block's own crc32; nothing read from the
 //! file is trusted before it is checked.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,18 +11,23 @@ use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray
 use arrow::buffer::NullBuffer;
 use memmap2::{Advice, Mmap};
 
+use super::maps::{Mapping, map_file};
+
 use super::codec;
 use super::format::*;
 use crate::catalog::{ColumnKind, FieldType};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::rows::Rows;
+use crate::time_range::TimeRange;
 use crate::write::SeriesKey;
 
 /// An open, validated segment.
 #[derive(Debug)]
 pub struct SegmentReader {
     path: PathBuf,
-    map: Mmap,
+    len: u64,
+    /// Held within the process's mapping budget (see [`super::maps`]).
+    map: Mapping,
     footer: Footer,
     series: Arc<Vec<SeriesKey>>,
     /// Per family, the first row of each series run.
@@ -39,6 +43,31 @@ pub struct BlockCost {
     pub bytes: u64,
     /// All of those bytes were in the OS page cache before the read.
     pub resident: Option<bool>,
+}
+
+/// Whether every page of `[offset, offset + len)` of the mapping is in
+/// the page cache (`mincore(2)`).
+#[cfg(unix)]
+fn resident_pages(map: &Mmap, offset: usize, len: usize) -> Option<bool> {
+    let page = page_size()?;
+    let end = offset.checked_add(len).filter(|&e| e <= map.len())?;
+    if len == 0 {
+        return Some(true);
+    }
+    let start = offset - offset % page;
+    let mut pages = vec![0u8; (end - start).div_ceil(page)];
+    // SAFETY: `[start, end)` lies inside `map`, which stays mapped while
+    // borrowed; mmap returns a page-aligned base and `start` is
+    // a multiple of the page size, as mincore requires; `pages` holds
+    // one byte per page of the span. mincore only reads page tables.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::mincore(map.as_ptr().add(start) as *mut libc::c_void, end - start, pages.as_mut_ptr()) };
+    (rc == 0).then(|| pages.iter().all(|p| p & 1 == 1))
+}
+
+#[cfg(not(unix))]
+fn resident_pages(_map: &Mmap, _offset: usize, _len: usize) -> Option<bool> {
+    None
 }
 
 /// The system's page size, read once.
@@ -58,8 +87,7 @@ fn page_size() -> Option<usize> {
 pub struct Read<'a> {
     /// Field column ids; rows where all of them are null are left out.
     pub columns: &'a [u32],
-    /// Half-open `[start, end)`.
-    pub time: (i64, i64),
+    pub time: TimeRange,
     pub series: Option<&'a dyn Fn(&SeriesKey) -> bool>,
     /// Keep rows where every one of `columns` is null, and read the row
     /// keys of a section that holds none of `columns`.
@@ -73,7 +101,7 @@ pub struct FamilyPlan {
     pub family: usize,
     /// Field column ids present in the section.
     pub columns: Vec<u32>,
-    pub time: (i64, i64),
+    pub time: TimeRange,
     /// Row ranges of the wanted series, ascending.
     ranges: Vec<Range<usize>>,
     /// The blocks to read, in row order.
@@ -94,7 +122,7 @@ pub struct BlockPick {
 impl Read<'_> {
     /// Every row and the given columns.
     pub fn all(columns: &[u32]) -> Read<'_> {
-        Read { columns, time: (i64::MIN, i64::MAX), series: None, keep_null_rows: false }
+        Read { columns, time: TimeRange::ALL, series: None, keep_null_rows: false }
     }
 }
 
@@ -115,13 +143,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 impl SegmentReader {
     /// Opens and validates `path`.
     pub fn open(path: &Path) -> Result<SegmentReader> {
-        let file = File::open(path).at(path)?;
-        // SAFETY: segment files are immutable once published (written to a
-        // temp file, fsynced, renamed); quipu never opens one for writing
-        // again and deletes them only by unlinking, which keeps this mapping
-        // valid. A foreign process truncating the file is outside our model.
-        #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let map = map_file(path)?;
         // Opening touches only the header and the footer; with the default
         // advice each of those faults reads ahead megabytes of blocks, which
         // made a cold open of a data folder read most of it. Scans read
@@ -129,7 +151,9 @@ impl SegmentReader {
         // Advice is a hint: a kernel that refuses it changes nothing.
         let _ = map.advise(Advice::Random);
         let reader = Self::from_map(path, map)?;
-        let _ = reader.map.advise(Advice::Normal);
+        if let Ok(map) = reader.map.get() {
+            let _ = map.advise(Advice::Normal);
+        }
         Ok(reader)
     }
 
@@ -172,7 +196,8 @@ impl SegmentReader {
             postcard::from_bytes(footer_bytes).map_err(|e| corrupt(format!("undecodable footer: {e}")))?;
         let run_starts = validate(&footer, footer_start as u64).map_err(corrupt)?;
         let series = Arc::new(footer.series.clone());
-        Ok(SegmentReader { path: path.to_path_buf(), map, footer, series, run_starts })
+        let len = b.len() as u64;
+        Ok(SegmentReader { path: path.to_path_buf(), len, map: Mapping::new(path, map), footer, series, run_starts })
     }
 
     /// The file's path.
@@ -192,7 +217,13 @@ impl SegmentReader {
 
     /// The file's length.
     pub fn len(&self) -> u64 {
-        self.map.len() as u64
+        self.len
+    }
+
+    /// Whether the file is mapped now; the process's mapping budget drops
+    /// the least recently read mappings (see [`super::maps`]).
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_mapped()
     }
 
     /// Always false: a valid segment has a header and a trailer.
@@ -200,9 +231,11 @@ impl SegmentReader {
         false
     }
 
-    fn block(&self, meta: &BlockMeta) -> Result<&[u8]> {
-        // Offsets were validated at open.
-        let bytes = &self.map[meta.offset as usize..meta.offset as usize + meta.len as usize];
+    fn block<'m>(&self, map: &'m Mmap, meta: &BlockMeta) -> Result<&'m [u8]> {
+        // Offsets were validated at open, against this file's length.
+        let bytes = map
+            .get(meta.offset as usize..meta.offset as usize + meta.len as usize)
+            .ok_or_else(|| Error::Corrupt { path: self.path.clone(), what: "file shorter than at open".into() })?;
         if crc32fast::hash(bytes) != meta.crc32 {
             return Err(Error::Corrupt {
                 path: self.path.clone(),
@@ -232,9 +265,10 @@ impl SegmentReader {
         if !probe {
             return BlockCost { rows, bytes, resident: None };
         }
+        let Ok(map) = self.map.get() else { return BlockCost { rows, bytes, resident: None } };
         let mut resident = Some(true);
         for m in &metas {
-            match self.resident(m.offset as usize, m.len as usize) {
+            match resident_pages(&map, m.offset as usize, m.len as usize) {
                 Some(true) => {}
                 Some(false) => {
                     resident = Some(false);
@@ -244,33 +278,6 @@ impl SegmentReader {
             }
         }
         BlockCost { rows, bytes, resident }
-    }
-
-    /// Whether every page of `[offset, offset + len)` of the mapping is in
-    /// the page cache (`mincore(2)`).
-    #[cfg(unix)]
-    fn resident(&self, offset: usize, len: usize) -> Option<bool> {
-        let page = page_size()?;
-        let end = offset.checked_add(len).filter(|&e| e <= self.map.len())?;
-        if len == 0 {
-            return Some(true);
-        }
-        let start = offset - offset % page;
-        let mut pages = vec![0u8; (end - start).div_ceil(page)];
-        // SAFETY: `[start, end)` lies inside `self.map`, which stays mapped
-        // while `self` lives; mmap returns a page-aligned base and `start` is
-        // a multiple of the page size, as mincore requires; `pages` holds
-        // one byte per page of the span. mincore only reads page tables.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::mincore(self.map.as_ptr().add(start) as *mut libc::c_void, end - start, pages.as_mut_ptr())
-        };
-        (rc == 0).then(|| pages.iter().all(|p| p & 1 == 1))
-    }
-
-    #[cfg(not(unix))]
-    fn resident(&self, _offset: usize, _len: usize) -> Option<bool> {
-        None
     }
 
     fn codec_err(&self, meta: &BlockMeta, e: codec::CodecError) -> Error {
@@ -306,10 +313,8 @@ impl SegmentReader {
         };
         let Some(fam) = self.footer.families.get(family) else { return plan };
         plan.columns = read.columns.iter().copied().filter(|id| fam.columns.iter().any(|c| c.column == *id)).collect();
-        let (t0, t1) = read.time;
         if (plan.columns.is_empty() && !read.columns.is_empty() && !read.keep_null_rows)
-            || fam.time_max < t0
-            || fam.time_min >= t1
+            || !read.time.overlaps(fam.time_min, fam.time_max)
         {
             return plan;
         }
@@ -329,7 +334,7 @@ impl SegmentReader {
         for (b, tmeta) in fam.time_blocks.iter().enumerate() {
             let (bs, be) = (b * step, ((b + 1) * step).min(rows));
             let (Stat::I64(bmin), Stat::I64(bmax)) = (tmeta.min, tmeta.max) else { continue };
-            if bmax < t0 || bmin >= t1 {
+            if !read.time.overlaps(bmin, bmax) {
                 continue;
             }
             while range_i < plan.ranges.len() && plan.ranges[range_i].end <= bs {
@@ -341,7 +346,11 @@ impl SegmentReader {
                 .map(|r| r.end.min(be) - r.start.max(bs))
                 .sum::<usize>();
             if covered > 0 {
-                plan.blocks.push(BlockPick { block: b, range_i, whole: covered == be - bs && bmin >= t0 && bmax < t1 });
+                plan.blocks.push(BlockPick {
+                    block: b,
+                    range_i,
+                    whole: covered == be - bs && read.time.covers(bmin, bmax),
+                });
             }
         }
         plan
@@ -355,8 +364,9 @@ impl SegmentReader {
         let (bs, be) = (b * step, ((b + 1) * step).min(fam.rows as usize));
         let n = be - bs;
         let tmeta = &fam.time_blocks[b];
+        let map = self.map.get()?;
         let mut time = Vec::with_capacity(n);
-        codec::decode_timestamps(self.block(tmeta)?, n, &mut time).map_err(|e| self.codec_err(tmeta, e))?;
+        codec::decode_timestamps(self.block(&map, tmeta)?, n, &mut time).map_err(|e| self.codec_err(tmeta, e))?;
         let mut series = Vec::with_capacity(n);
         self.push_series(plan.family, bs, be, &mut series);
         let mut columns = Vec::with_capacity(plan.columns.len());
@@ -364,12 +374,11 @@ impl SegmentReader {
             let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) else { continue };
             let meta = &chunk.blocks[b];
             let mut acc = Acc::new(self.field_type(chunk.column).unwrap_or(FieldType::Float), n);
-            acc.push_block(self.block(meta)?, n, meta.nulls as usize).map_err(|e| self.codec_err(meta, e))?;
+            acc.push_block(self.block(&map, meta)?, n, meta.nulls as usize).map_err(|e| self.codec_err(meta, e))?;
             columns.push((chunk.column, acc.finish()));
         }
         let mut rows = Rows { series_keys: self.series.clone(), series, time, columns };
         if !pick.whole {
-            let (t0, t1) = plan.time;
             let mut keep = Vec::with_capacity(n);
             let mut r = pick.range_i;
             for row in bs..be {
@@ -378,7 +387,7 @@ impl SegmentReader {
                 }
                 let in_series = r < plan.ranges.len() && plan.ranges[r].start <= row;
                 let t = rows.time[row - bs];
-                keep.push(in_series && t >= t0 && t < t1);
+                keep.push(in_series && plan.time.contains(t));
             }
             rows = rows.filter(&keep)?;
         }

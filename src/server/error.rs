@@ -51,7 +51,11 @@ impl ApiError {
     /// an unknown database, table or export window is 404, and backup
     /// and restore outcomes map as their endpoints document (409, 404, 400,
     /// 503), a write a restore rolled back in flight is 503 with
-    /// `Retry-After`, anything else (I/O, corruption) is ours (500).
+    /// `Retry-After`, a write the write buffer cannot take is 413 when it
+    /// alone is over the limit (split it) and 503 with `Retry-After` while
+    /// the buffer is full, a write not stored (rolled back, retryable) is 507
+    /// when the disk is full and 503 otherwise, anything else (I/O,
+    /// corruption) is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
         use crate::backup::BackupError;
         let status = match &err {
@@ -70,6 +74,14 @@ impl ApiError {
             crate::Error::Poisoned { .. } | crate::Error::Closed | crate::Error::RolledBack => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            crate::Error::BufferFull { request_bytes, limit_bytes, .. } if request_bytes > limit_bytes => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            crate::Error::BufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            crate::Error::WriteNotStored { source, .. } => match source.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
             crate::Error::DatabaseNotFound { .. }
             | crate::Error::TableNotFound { .. }
             | crate::Error::WindowNotFound { .. } => StatusCode::NOT_FOUND,
@@ -79,10 +91,15 @@ impl ApiError {
             | crate::Error::BatchRejected { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() {
+        // A full buffer is load, not a fault: the client is told, the log is not.
+        if status.is_server_error() && !matches!(err, crate::Error::BufferFull { .. }) {
             tracing::error!(error = %err, "engine error");
         }
-        let retry_after = matches!(err, crate::Error::RolledBack).then_some(1);
+        let retryable = matches!(
+            err,
+            crate::Error::RolledBack | crate::Error::BufferFull { .. } | crate::Error::WriteNotStored { .. }
+        );
+        let retry_after = (retryable && status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
         ApiError { retry_after, ..Self::new(status, err.to_string()) }
     }
 }

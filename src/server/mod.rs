@@ -12,14 +12,31 @@
 //! `GET /metrics` ([`metrics`]), `/api/v3/enterprise/backup[/{name}[/verify]]`
 //! ([`backup`]), `/api/v3/enterprise/restore[/{id}]` ([`restore`]).
 //!
-//! Every endpoint requires the admin token: the reference declares one global
+//! Every request needs the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
 //! `/api/v1/health` and `/ping` that they require authentication "by default
-//! in InfluxDB 3 Enterprise". See [`auth`] for the accepted schemes.
+//! in InfluxDB 3 Enterprise". The token is checked before routing, so a
+//! request without it gets 401 also on an unknown path (not 404) or with a
+//! wrong method (not 405): which endpoints exist is not told to a client
+//! that cannot use them. See [`auth`] for the accepted schemes.
 //!
 //! Every error answer is the reference's `ErrorMessage` schema,
 //! `{"error": string, "data": object|null}`, also for unknown paths (404),
-//! wrong methods (405) and bodies over the limit (413).
+//! wrong methods (405), bodies over the limit (413) and the rejections of
+//! axum's extractors (rewritten by [`json_errors`]).
+//!
+//! Connections ([`ConnectionLimits`]): at most `max_connections` at once
+//! (past it the listener stops accepting and new connections wait in the
+//! kernel's backlog), by default the open-file limit less a reserve kept for
+//! the engine's own files ([`ENGINE_FD_RESERVE`]), so that a crowd of clients
+//! cannot make a WAL rotation or a flush fail with EMFILE. A connection has
+//! `header_read_timeout` to send each request's headers, counted from when
+//! it connects or from its previous answer, so idle connections are closed
+//! too. A connection closed while its client is still sending a body that
+//! will not be read (after an early 401 or 413) is first half-closed and
+//! drained, up to four times the body limit and for at most the header
+//! timeout, so that the client receives its answer instead of a reset. On shutdown, requests in flight get
+//! `shutdown_timeout` to finish; then their connections are dropped.
 
 pub mod auth;
 mod backup;
@@ -33,24 +50,43 @@ mod write;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 
 pub use auth::{ADMIN_TOKEN_HASH_FILE, AdminToken, SERVER_DIR, resolve_admin_token};
 pub use error::ApiError;
+pub use write::{WriteEndpoint, write_body};
 
 /// Default limit of a request body, before and after gzip decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
 
 /// The version reported by `/ping`: quipu's package version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Default of [`ConnectionLimits::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`ConnectionLimits::shutdown_timeout`].
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// File descriptors the default connection limit leaves to the engine (or
+/// half the open-file limit, if that is smaller): the WAL, the segment and
+/// catalog files a flush or compaction writes, backup and export files, and
+/// the directories fsynced on the way. Mapped segments hold no descriptor.
+pub const ENGINE_FD_RESERVE: usize = 128;
+
+/// The default connection limit never exceeds this, however high the
+/// open-file limit.
+pub const MAX_DEFAULT_CONNECTIONS: usize = 4096;
 
 /// The git revision reported by `/ping`, if the build sets
 /// `QUIPU_GIT_REVISION`.
@@ -72,13 +108,93 @@ pub struct ServerConfig {
     /// Default [`DEFAULT_MAX_BODY_BYTES`] (10 MiB).
     pub max_body_bytes: usize,
     pub admin_token: AdminToken,
+    pub limits: ConnectionLimits,
 }
 
 impl ServerConfig {
-    /// A config with the default body limit.
+    /// A config with the default body and connection limits.
     pub fn new(bind: SocketAddr, admin_token: AdminToken) -> Self {
-        ServerConfig { bind, max_body_bytes: DEFAULT_MAX_BODY_BYTES, admin_token }
+        ServerConfig { bind, max_body_bytes: DEFAULT_MAX_BODY_BYTES, admin_token, limits: ConnectionLimits::default() }
     }
+}
+
+/// What the listener allows its clients (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most connections open at once; past it no more are accepted until
+    /// one closes. Default [`default_max_connections`].
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted
+    /// from when it is accepted or from the end of its previous answer; a
+    /// connection that sends nothing for this long is closed. Default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// On shutdown, how long requests in flight may still take; then their
+    /// connections are dropped. Default [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: default_max_connections(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+/// The process's soft open-file limit (RLIMIT_NOFILE), if it has one.
+pub fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct it is given.
+    #[allow(unsafe_code)]
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
+
+/// Raises the soft open-file limit to the hard one (as Go programs do at
+/// start) and returns the soft limit then in force. A server's descriptors
+/// are its connections plus the engine's files; the soft limit is often far
+/// below what the system allows.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read or write the struct given.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur != limit.rlim_max
+            && limit.rlim_max != libc::RLIM_INFINITY
+        {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                tracing::debug!("cannot raise the open-file limit to its hard limit");
+            }
+        }
+    }
+    open_file_limit()
+}
+
+/// The descriptors kept for the engine under an open-file limit of `nofile`:
+/// [`ENGINE_FD_RESERVE`], or half the limit if that is smaller.
+pub fn engine_fd_reserve(nofile: u64) -> usize {
+    ENGINE_FD_RESERVE.min(usize::try_from(nofile / 2).unwrap_or(usize::MAX))
+}
+
+/// The most connections that leave [`engine_fd_reserve`] descriptors to the
+/// engine under the current open-file limit (None: no limit).
+pub fn max_connections_allowed() -> Option<usize> {
+    let nofile = open_file_limit()?;
+    let nofile_usize = usize::try_from(nofile).unwrap_or(usize::MAX);
+    Some(nofile_usize.saturating_sub(engine_fd_reserve(nofile)).max(1))
+}
+
+/// The open-file limit less the engine's reserve, at most
+/// [`MAX_DEFAULT_CONNECTIONS`].
+pub fn default_max_connections() -> usize {
+    max_connections_allowed().map_or(MAX_DEFAULT_CONNECTIONS, |n| n.min(MAX_DEFAULT_CONNECTIONS))
 }
 
 /// Why the server could not start or run.
@@ -136,6 +252,8 @@ struct Shared {
     process_id: String,
     /// The telemetry of the query started last.
     last_query: Arc<std::sync::Mutex<Option<Arc<crate::sql::QueryTelemetry>>>>,
+    /// The memory, spill and time limits of queries.
+    query_runtime: Option<Arc<crate::sql::QueryRuntime>>,
 }
 
 impl AppState {
@@ -151,8 +269,22 @@ impl AppState {
                 max_body_bytes,
                 process_id,
                 last_query: Arc::default(),
+                query_runtime: default_query_runtime(),
             }),
         }
+    }
+
+    /// Runs queries within `runtime`'s limits instead of the defaults
+    /// ([`crate::sql::QueryLimits::default`]).
+    #[must_use]
+    pub fn with_query_runtime(mut self, runtime: Arc<crate::sql::QueryRuntime>) -> Self {
+        Arc::make_mut(&mut self.inner).query_runtime = Some(runtime);
+        self
+    }
+
+    /// The limits queries run within.
+    pub fn query_runtime(&self) -> Option<&Arc<crate::sql::QueryRuntime>> {
+        self.inner.query_runtime.as_ref()
     }
 
     pub fn engine(&self) -> &crate::Engine {
@@ -186,6 +318,14 @@ impl AppState {
     }
 }
 
+/// The default limits; their runtime needs no folder, so it only fails if
+/// DataFusion cannot set up at all, and then queries run unbounded.
+fn default_query_runtime() -> Option<Arc<crate::sql::QueryRuntime>> {
+    crate::sql::QueryRuntime::new(crate::sql::QueryLimits::default())
+        .inspect_err(|e| tracing::error!(error = %e, "queries run without memory and time limits"))
+        .ok()
+}
+
 /// A u128 as RFC 9562 text with the version-4 and variant bits set.
 fn uuid_text(id: u128) -> String {
     let id = (id & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
@@ -195,6 +335,7 @@ fn uuid_text(id: u128) -> String {
 
 /// The API's routes with authentication, body handling and request logging.
 pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.inner.max_body_bytes;
     Router::new()
         .route("/api/v3/write_lp", post(write::write_v3))
         .route("/api/v2/write", post(write::write_v2))
@@ -217,11 +358,46 @@ pub fn router(state: AppState) -> Router {
         // The reference: "HEAD requests return `404 Not Found`".
         .route("/ping", get(ping).post(ping).head(ping_head))
         .route_layer(middleware::from_fn_with_state(state.clone(), write::check_body_headers))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // After the fallbacks, so that it guards them too (see the module doc).
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        // The `Bytes` extractor's own limit (2 MiB by default) is ours.
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Rewrites an error answer that is not JSON (axum's extractors answer
+/// their rejections, such as a body over the limit or a malformed path, in
+/// plain text) into the `ErrorMessage` schema, its text as the `error`.
+async fn json_errors(req: Request, next: Next) -> Response {
+    /// An extractor's rejection text is a line or two.
+    const MAX_TEXT: usize = 4096;
+    let response = next.run(req).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match http_body_util::Limited::new(body, MAX_TEXT).collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
+    let mut rewritten = ApiError::new(status, text).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
 }
 
 /// Binds `config.bind` and serves until `shutdown` resolves; requests in
@@ -236,20 +412,157 @@ pub async fn serve(
         .await
         .map_err(|source| ServerError::Bind { addr: config.bind, source })?;
     let state = AppState::new(engine, config.admin_token, config.max_body_bytes);
-    serve_listener(listener, state, shutdown).await
+    serve_listener_with(listener, state, config.limits, shutdown).await
 }
 
 /// [`serve`] on a listener bound by the caller (tests bind port 0 and read
-/// the port back).
+/// the port back), with the default [`ConnectionLimits`].
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_listener_with(listener, state, ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve_listener`] with the given connection limits.
+pub async fn serve_listener_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "quipu serve listening");
+        tracing::info!(%addr, max_connections = limits.max_connections, "quipu serve listening");
     }
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
+    let linger =
+        Linger { max_bytes: state.inner.max_body_bytes.saturating_mul(4), timeout: limits.header_read_timeout };
+    let app = router(state);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        // The permit is taken before accepting: at the limit, new
+        // connections wait in the kernel's backlog and cost us no descriptor.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // EMFILE and the like: give closing connections a moment.
+                    tracing::error!(error = %e, "cannot accept a connection");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            },
+        };
+        connections.spawn(serve_connection(http.clone(), stream, app.clone(), stop_rx.clone(), permit, linger));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained =
+        tokio::time::timeout(limits.shutdown_timeout, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            timeout = ?limits.shutdown_timeout,
+            "shutdown timeout: dropping the connections still open"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Accept errors about one connection only (the peer gave up before we
+/// took it); the listener carries on at once.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// How much of an unread request body is drained before a connection closes.
+#[derive(Debug, Clone, Copy)]
+struct Linger {
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+/// Serves one connection until it ends, or until shutdown is signalled and
+/// its request in flight is answered. Holds its permit throughout.
+async fn serve_connection(
+    http: hyper::server::conn::http1::Builder,
+    stream: tokio::net::TcpStream,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    linger: Linger,
+) {
+    let app = hyper_util::service::TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        // Boxed: the connection is Unpin (needed to take its socket back at
+        // the end) only with an Unpin future.
+        Box::pin(hyper::service::Service::call(&app, req))
+    });
+    let mut conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut stop = Box::pin(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    });
+    let mut stopping = false;
+    let served = std::future::poll_fn(|cx| {
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            Pin::new(&mut conn).graceful_shutdown();
+        }
+        conn.poll_without_shutdown(cx)
+    })
+    .await;
+    match served {
+        Ok(()) => drain_and_close(conn.into_parts().io.into_inner(), linger).await,
+        Err(e) => tracing::debug!(error = %e, "connection ended"),
+    }
+}
+
+/// Closes a connection whose answer is sent. When the client is still
+/// sending (a body the server did not read, as after an early 401 or 413),
+/// closing at once would make the kernel answer its data with a reset, and
+/// the client would lose the answer waiting in its buffers; so the socket is
+/// half-closed and read to its end first, within `linger`'s bounds.
+async fn drain_and_close(mut stream: tokio::net::TcpStream, linger: Linger) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 << 10];
+    match stream.try_read(&mut buf) {
+        Ok(n) if n > 0 => {}
+        _ => return,
+    }
+    let _ = stream.shutdown().await;
+    let mut left = linger.max_bytes;
+    let _ = tokio::time::timeout(linger.timeout, async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// The API served from a thread with its own tokio runtime, for a program
@@ -276,6 +589,15 @@ impl BackgroundServer {
     /// Binds `bind` (port 0 picks a free port; see [`BackgroundServer::addr`])
     /// and serves `state` until stopped.
     pub fn start(state: AppState, bind: SocketAddr) -> Result<BackgroundServer, ServerError> {
+        Self::start_with(state, bind, ConnectionLimits::default())
+    }
+
+    /// [`BackgroundServer::start`] with the given connection limits.
+    pub fn start_with(
+        state: AppState,
+        bind: SocketAddr,
+        limits: ConnectionLimits,
+    ) -> Result<BackgroundServer, ServerError> {
         let listener = std::net::TcpListener::bind(bind).map_err(|source| ServerError::Bind { addr: bind, source })?;
         listener.set_nonblocking(true).map_err(ServerError::Serve)?;
         let addr = listener.local_addr().map_err(ServerError::Serve)?;
@@ -286,7 +608,7 @@ impl BackgroundServer {
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).map_err(ServerError::Serve)?;
-                    serve_listener(listener, state, async move {
+                    serve_listener_with(listener, state, limits, async move {
                         let _ = rx.await;
                     })
                     .await

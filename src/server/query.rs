@@ -27,6 +27,9 @@
 //! byte cuts the response off.
 
 use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit, TimestampNanosecondType, UInt64Type};
@@ -200,7 +203,7 @@ async fn run_sql(state: AppState, body: SqlBody, headers: &HeaderMap) -> Respons
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let Started { schema, first, stream, telemetry, .. } = started;
+    let Started { schema, first, stream, telemetry, deadline, .. } = started;
     if format == Format::Pretty {
         return pretty(schema, first, stream, telemetry).await;
     }
@@ -213,7 +216,7 @@ async fn run_sql(state: AppState, body: SqlBody, headers: &HeaderMap) -> Respons
         // Answered above.
         Format::Pretty => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "pretty").into_response(),
     };
-    stream_response(content_type, schema, first, stream, telemetry, encoder)
+    stream_response(content_type, schema, first, stream, telemetry, deadline, encoder)
 }
 
 /// A query planned and started, with its first batch in hand.
@@ -223,6 +226,8 @@ struct Started {
     first: Option<RecordBatch>,
     stream: SendableRecordBatchStream,
     telemetry: std::sync::Arc<QueryTelemetry>,
+    /// When the query timeout cuts it off.
+    deadline: Option<Instant>,
 }
 
 /// Plans and starts `q`, and waits for its first rows so that a failure
@@ -239,9 +244,11 @@ async fn start(
     state.set_last_query(telemetry.clone());
     let fail = |e: crate::Error| {
         telemetry.finish(Some(e.to_string()));
-        ApiError::from_engine(e)
+        query_api_error(e)
     };
-    let options = QueryOptions { params, telemetry: Some(telemetry.clone()) };
+    let runtime = state.query_runtime().cloned();
+    let deadline = runtime.as_ref().and_then(|r| r.limits().timeout).and_then(|t| Instant::now().checked_add(t));
+    let options = QueryOptions { params, telemetry: Some(telemetry.clone()), runtime };
     let prepared = sql::prepare(&engine, db, q, options).await.map_err(fail)?;
     let tables = prepared.tables();
     let schema = prepared.schema();
@@ -256,7 +263,20 @@ async fn start(
     };
     // The stream's schema is the one the rows carry.
     let schema = first.as_ref().map(|b| b.schema()).unwrap_or(schema);
-    Ok(Started { schema, tables, first, stream, telemetry })
+    Ok(Started { schema, tables, first, stream, telemetry, deadline })
+}
+
+/// The answer to a query that failed before its first byte: a limit it
+/// cannot run within is the client's (400, the same query fails again);
+/// memory the other running queries hold is a 503 worth retrying.
+fn query_api_error(e: crate::Error) -> ApiError {
+    match e {
+        crate::Error::QueryLimit(_) => ApiError::bad_request(e.to_string()),
+        crate::Error::QueryBusy(_) => {
+            ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()) }
+        }
+        other => ApiError::from_engine(other),
+    }
 }
 
 /// Encodes rows into the response body, batch by batch.
@@ -267,13 +287,16 @@ trait RowEncoder: Send {
 }
 
 /// Streams the rows through `encoder` from a blocking thread that pulls
-/// the query's batches.
+/// the query's batches. At `deadline` the body is cut off, also while the
+/// client is slow to read: the thread then finds the channel closed and
+/// drops the query.
 fn stream_response(
     content_type: HeaderValue,
     schema: SchemaRef,
     first: Option<RecordBatch>,
     mut stream: SendableRecordBatchStream,
     telemetry: std::sync::Arc<QueryTelemetry>,
+    deadline: Option<Instant>,
     mut encoder: Box<dyn RowEncoder>,
 ) -> Response {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -295,6 +318,10 @@ fn stream_response(
         let result = run();
         match &result {
             Ok(()) => telemetry.finish(None),
+            Err(_) if out.closed() && deadline.is_some_and(|d| Instant::now() >= d) => {
+                tracing::debug!(query = telemetry.id(), "query stopped: the query timeout");
+                telemetry.finish(Some("the query ran longer than the query timeout".into()));
+            }
             Err(_) if out.closed() => {
                 tracing::debug!(query = telemetry.id(), "query stopped: the client went away");
                 telemetry.finish(Some("the client closed the connection".into()));
@@ -307,7 +334,41 @@ fn stream_response(
             }
         }
     });
-    ([(header::CONTENT_TYPE, content_type)], Body::from_stream(ChunkStream::new(rx))).into_response()
+    let body = UntilDeadline {
+        chunks: Some(ChunkStream::new(rx)),
+        sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+    };
+    ([(header::CONTENT_TYPE, content_type)], Body::from_stream(body)).into_response()
+}
+
+/// A response body that ends with an error at its deadline, which makes
+/// the server abort the response: the client cannot take it for whole.
+struct UntilDeadline {
+    /// Dropped at the deadline, so that the encoding thread stops at once.
+    chunks: Option<ChunkStream>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl futures_core::Stream for UntilDeadline {
+    type Item = io::Result<bytes::Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(sleep) = self.sleep.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            self.sleep = None;
+            if self.chunks.take().is_some() {
+                return Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the query ran longer than the query timeout",
+                ))));
+            }
+        }
+        match self.chunks.as_mut() {
+            Some(chunks) => chunks.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        }
+    }
 }
 
 /// `format=pretty`: every row (up to [`PRETTY_MAX_ROWS`]) as one table.
@@ -328,7 +389,7 @@ async fn pretty(
             Err(e) => {
                 let e = sql::query_error(e);
                 telemetry.finish(Some(e.to_string()));
-                return ApiError::from_engine(e).into_response();
+                return query_api_error(e).into_response();
             }
         }
         if rows > PRETTY_MAX_ROWS {
@@ -832,8 +893,8 @@ async fn run_v1(state: AppState, p: V1Params, headers: &HeaderMap) -> Response {
     } else {
         ("application/json", Box::new(V1Json::new(name, time, chunked.then_some(chunk_rows))))
     };
-    let Started { schema, first, stream, telemetry, .. } = started;
-    stream_response(HeaderValue::from_static(content_type), schema, first, stream, telemetry, encoder)
+    let Started { schema, first, stream, telemetry, deadline, .. } = started;
+    stream_response(HeaderValue::from_static(content_type), schema, first, stream, telemetry, deadline, encoder)
 }
 
 /// The v1 JSON answer: one document, or with `chunked` one document per

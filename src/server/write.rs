@@ -122,6 +122,17 @@ enum Flavor {
     Compat,
 }
 
+/// The three write endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteEndpoint {
+    /// `POST /api/v3/write_lp`
+    V3,
+    /// `POST /api/v2/write`
+    V2,
+    /// `POST /write`
+    V1,
+}
+
 /// A validated write request.
 struct WriteRequest {
     db: String,
@@ -130,71 +141,83 @@ struct WriteRequest {
     flavor: Flavor,
 }
 
-pub async fn write_v3(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let request = (|| {
-        let p: V3Params = query(&uri)?;
-        let precision = match p.precision.as_deref() {
-            None => crate::Precision::Auto,
-            Some(
-                name @ ("auto" | "nanosecond" | "microsecond" | "millisecond" | "second" | "ns" | "n" | "us" | "u"
-                | "ms" | "s"),
-            ) => parse_precision(name)?,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid precision {other:?}: expected one of auto, nanosecond, microsecond, millisecond, second \
-                     (or ns, n, us, u, ms, s)"
-                )));
+impl WriteRequest {
+    /// The query string's parameters, checked as `endpoint` takes them.
+    fn parse(endpoint: WriteEndpoint, query_string: Option<&str>) -> Result<WriteRequest, ApiError> {
+        match endpoint {
+            WriteEndpoint::V3 => {
+                let p: V3Params = query_str(query_string)?;
+                let precision = match p.precision.as_deref() {
+                    None => crate::Precision::Auto,
+                    Some(
+                        name @ ("auto" | "nanosecond" | "microsecond" | "millisecond" | "second" | "ns" | "n" | "us"
+                        | "u" | "ms" | "s"),
+                    ) => parse_precision(name)?,
+                    Some(other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid precision {other:?}: expected one of auto, nanosecond, microsecond, millisecond, \
+                             second (or ns, n, us, u, ms, s)"
+                        )));
+                    }
+                };
+                Ok(WriteRequest {
+                    db: database("db", p.db)?,
+                    precision,
+                    options: crate::WriteOptions {
+                        accept_partial: boolean("accept_partial", p.accept_partial, true)?,
+                        no_sync: boolean("no_sync", p.no_sync, false)?,
+                    },
+                    flavor: Flavor::V3,
+                })
             }
-        };
-        Ok(WriteRequest {
-            db: database("db", p.db)?,
-            precision,
-            options: crate::WriteOptions {
-                accept_partial: boolean("accept_partial", p.accept_partial, true)?,
-                no_sync: boolean("no_sync", p.no_sync, false)?,
-            },
-            flavor: Flavor::V3,
-        })
-    })();
-    run(state, is_gzip(&headers), request, body).await
+            WriteEndpoint::V2 => {
+                let p: V2Params = query_str(query_string)?;
+                // A v2 bucket may name a v1 database and retention policy as `db/rp`.
+                let bucket = p.bucket.map(|b| match b.split_once('/') {
+                    Some((db, _rp)) => db.to_owned(),
+                    None => b,
+                });
+                Ok(WriteRequest {
+                    db: database("bucket", bucket)?,
+                    precision: compat_precision(p.precision)?,
+                    options: crate::WriteOptions {
+                        accept_partial: boolean("accept_partial", p.accept_partial, true)?,
+                        no_sync: false,
+                    },
+                    flavor: Flavor::Compat,
+                })
+            }
+            WriteEndpoint::V1 => {
+                let p: V1Params = query_str(query_string)?;
+                Ok(WriteRequest {
+                    db: database("db", p.db)?,
+                    precision: compat_precision(p.precision)?,
+                    options: crate::WriteOptions { accept_partial: true, no_sync: false },
+                    flavor: Flavor::Compat,
+                })
+            }
+        }
+    }
+}
+
+pub async fn write_v3(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    run(state, WriteEndpoint::V3, &uri, &headers, body).await
 }
 
 pub async fn write_v2(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let request = (|| {
-        let p: V2Params = query(&uri)?;
-        // A v2 bucket may name a v1 database and retention policy as `db/rp`.
-        let bucket = p.bucket.map(|b| match b.split_once('/') {
-            Some((db, _rp)) => db.to_owned(),
-            None => b,
-        });
-        Ok(WriteRequest {
-            db: database("bucket", bucket)?,
-            precision: compat_precision(p.precision)?,
-            options: crate::WriteOptions {
-                accept_partial: boolean("accept_partial", p.accept_partial, true)?,
-                no_sync: false,
-            },
-            flavor: Flavor::Compat,
-        })
-    })();
-    run(state, is_gzip(&headers), request, body).await
+    run(state, WriteEndpoint::V2, &uri, &headers, body).await
 }
 
 pub async fn write_v1(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let request = (|| {
-        let p: V1Params = query(&uri)?;
-        Ok(WriteRequest {
-            db: database("db", p.db)?,
-            precision: compat_precision(p.precision)?,
-            options: crate::WriteOptions { accept_partial: true, no_sync: false },
-            flavor: Flavor::Compat,
-        })
-    })();
-    run(state, is_gzip(&headers), request, body).await
+    run(state, WriteEndpoint::V1, &uri, &headers, body).await
 }
 
 pub(super) fn query<T: for<'de> Deserialize<'de> + Default>(uri: &Uri) -> Result<T, ApiError> {
-    match uri.query() {
+    query_str(uri.query())
+}
+
+fn query_str<T: for<'de> Deserialize<'de> + Default>(query_string: Option<&str>) -> Result<T, ApiError> {
+    match query_string {
         None => Ok(T::default()),
         Some(q) => {
             serde_urlencoded::from_str(q).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
@@ -233,10 +256,11 @@ fn boolean(param: &str, value: Option<String>, default: bool) -> Result<bool, Ap
     }
 }
 
-/// Reads the body up to the limit, decompresses it (again up to the limit)
-/// and writes it.
-async fn run(state: AppState, gzip: bool, request: Result<WriteRequest, ApiError>, body: Body) -> Response {
-    let request = match request {
+/// Checks the parameters, reads the body up to the limit, then leaves the
+/// rest to [`write_body`] on a blocking thread.
+async fn run(state: AppState, endpoint: WriteEndpoint, uri: &Uri, headers: &HeaderMap, body: Body) -> Response {
+    // Parameters first: a bad one is answered before the body is read.
+    let request = match WriteRequest::parse(endpoint, uri.query()) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -245,34 +269,60 @@ async fn run(state: AppState, gzip: bool, request: Result<WriteRequest, ApiError
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    // The reference marks the line protocol body as required.
-    if bytes.is_empty() {
-        return ApiError::bad_request("empty request body: send line protocol to write").into_response();
-    }
     let engine = state.engine().clone();
-    let WriteRequest { db, precision, options, flavor } = request;
-    let outcome = tokio::task::spawn_blocking(move || {
-        let bytes = if gzip { gunzip(&bytes, limit)? } else { bytes };
-        let text = utf8(&bytes)?;
-        Ok::<_, ApiError>(engine.write_lp(&db, text, precision, options))
-    })
-    .await;
-    match outcome {
+    let gzip = is_gzip(headers);
+    match tokio::task::spawn_blocking(move || apply(&engine, request, gzip, bytes, limit)).await {
         Err(join) => {
             tracing::error!(error = %join, "write task failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error while writing").into_response()
         }
         Ok(Err(e)) => e.into_response(),
-        Ok(Ok(Ok(summary))) if summary.errors.is_empty() => StatusCode::NO_CONTENT.into_response(),
-        Ok(Ok(Ok(summary))) if summary.lines_written == 0 => rejected_all(flavor, &summary.errors).into_response(),
-        Ok(Ok(Ok(summary))) => ApiError::with_data(
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// What a write endpoint does with a request whose body has arrived
+/// (`query_string` its parameters, `gzip` whether it says
+/// `Content-Encoding: gzip`, `max_body_bytes` the limit after
+/// decompression): `Ok` is the 204, an error the answer as sent. The
+/// handlers run exactly this (on a blocking thread); it is public for the
+/// `http_write` fuzz target.
+pub fn write_body(
+    engine: &crate::Engine,
+    endpoint: WriteEndpoint,
+    query_string: Option<&str>,
+    gzip: bool,
+    body: impl Into<Bytes>,
+    max_body_bytes: usize,
+) -> Result<(), ApiError> {
+    let request = WriteRequest::parse(endpoint, query_string)?;
+    apply(engine, request, gzip, body.into(), max_body_bytes)
+}
+
+fn apply(
+    engine: &crate::Engine,
+    request: WriteRequest,
+    gzip: bool,
+    bytes: Bytes,
+    limit: usize,
+) -> Result<(), ApiError> {
+    // The reference marks the line protocol body as required.
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("empty request body: send line protocol to write"));
+    }
+    let bytes = if gzip { gunzip(&bytes, limit)? } else { bytes };
+    let text = utf8(&bytes)?;
+    let WriteRequest { db, precision, options, flavor } = request;
+    match engine.write_lp(&db, text, precision, options) {
+        Ok(summary) if summary.errors.is_empty() => Ok(()),
+        Ok(summary) if summary.lines_written == 0 => Err(rejected_all(flavor, &summary.errors)),
+        Ok(summary) => Err(ApiError::with_data(
             StatusCode::BAD_REQUEST,
             "partial write of line protocol occurred",
             lines_json(&summary.errors),
-        )
-        .into_response(),
-        Ok(Ok(Err(crate::Error::WriteRejected { errors, .. }))) => rejected_all(flavor, &errors).into_response(),
-        Ok(Ok(Err(e))) => ApiError::from_engine(e).into_response(),
+        )),
+        Err(crate::Error::WriteRejected { errors, .. }) => Err(rejected_all(flavor, &errors)),
+        Err(e) => Err(ApiError::from_engine(e)),
     }
 }
 

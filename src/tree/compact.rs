@@ -4,11 +4,12 @@
 //! rule scans rely on: every compacted file is older than every gen0 file.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, LiveFile, Tree, Version, WINDOW_NS, window_start};
+use super::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, LiveFile, Tree, Version, window_start};
 use crate::catalog::Table;
 use crate::error::Result;
 use crate::rows::{Rows, merge};
@@ -30,17 +31,19 @@ pub fn plan(version: &Version) -> Vec<Job> {
         .into_iter()
         .map(|(db_id, table_id)| {
             let files = version.table_files(db_id, table_id);
-            let windows: BTreeSet<i64> = files
+            // The windows the gen0 files reach, as inclusive (first, last)
+            // window starts: a compacted file of any of them is merged again.
+            let reach: Vec<(i64, i64)> = files
                 .iter()
                 .filter(|f| f.meta.level == LEVEL_GEN0)
-                .flat_map(|f| {
-                    let (a, b) = (window_start(f.meta.time_min), window_start(f.meta.time_max));
-                    (0..=((b - a) / WINDOW_NS)).map(move |i| a + i * WINDOW_NS)
-                })
+                .map(|f| (window_start(f.meta.time_min), window_start(f.meta.time_max)))
                 .collect();
             let inputs = files
                 .into_iter()
-                .filter(|f| f.meta.level == LEVEL_GEN0 || f.meta.window_start_ns.is_some_and(|w| windows.contains(&w)))
+                .filter(|f| {
+                    f.meta.level == LEVEL_GEN0
+                        || f.meta.window_start_ns.is_some_and(|w| reach.iter().any(|&(a, b)| a <= w && w <= b))
+                })
                 .cloned()
                 .collect();
             Job { db_id, table_id, inputs }
@@ -66,41 +69,44 @@ pub fn run(job: &Job, tree: &Tree, db_name: &str, table: &Table, config: WriteCo
     let info =
         TableInfo { db_id: job.db_id, db: db_name.to_string(), table_id: job.table_id, table: table.name.clone() };
 
-    let outputs: Vec<FileMeta> = windows
+    let results: Vec<(Option<PathBuf>, Result<Option<FileMeta>>)> = windows
         .par_iter()
-        .map(|&w| -> Result<Option<FileMeta>> {
-            let mut families = Vec::new();
-            for (fid, rows) in &merged {
-                let Some(family) = table.family(*fid) else { continue };
-                let in_window = if windows.len() == 1 {
-                    rows.clone()
-                } else {
-                    let keep: Vec<bool> = rows.time.iter().map(|&t| window_start(t) == w).collect();
-                    rows.filter(&keep)?
-                };
-                families.push((family.clone(), in_window));
-            }
-            if families.iter().all(|(_, r)| r.is_empty()) {
-                return Ok(None);
-            }
-            let (id, path) = tree.allocate();
-            let written = write_segment(&path, &info, &table.columns, families, config, now_ns)?;
-            Ok(Some(FileMeta {
-                id,
-                db_id: job.db_id,
-                table_id: job.table_id,
-                level: LEVEL_COMPACTED,
-                window_start_ns: Some(w),
-                size: written.size,
-                blake3: written.blake3,
-                rows: written.rows,
-                time_min: written.time_min,
-                time_max: written.time_max,
-            }))
+        .map(|&w| {
+            let mut allocated = None;
+            let result = (|| -> Result<Option<FileMeta>> {
+                let mut families = Vec::new();
+                for (fid, rows) in &merged {
+                    let Some(family) = table.family(*fid) else { continue };
+                    let in_window = if windows.len() == 1 {
+                        rows.clone()
+                    } else {
+                        let keep: Vec<bool> = rows.time.iter().map(|&t| window_start(t) == w).collect();
+                        rows.filter(&keep)?
+                    };
+                    families.push((family.clone(), in_window));
+                }
+                if families.iter().all(|(_, r)| r.is_empty()) {
+                    return Ok(None);
+                }
+                let (id, path) = tree.allocate();
+                allocated = Some(path.clone());
+                let written = write_segment(&path, &info, &table.columns, families, config, now_ns)?;
+                Ok(Some(FileMeta {
+                    id,
+                    db_id: job.db_id,
+                    table_id: job.table_id,
+                    level: LEVEL_COMPACTED,
+                    window_start_ns: Some(w),
+                    size: written.size,
+                    blake3: written.blake3,
+                    rows: written.rows,
+                    time_min: written.time_min,
+                    time_max: written.time_max,
+                }))
+            })();
+            (allocated, result)
         })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
         .collect();
+    let outputs: Vec<FileMeta> = super::keep_all_or_discard(results)?.into_iter().flatten().collect();
     Ok(Edit { add: outputs, remove: job.inputs.iter().map(|f| f.meta.id).collect(), ..Edit::default() })
 }

@@ -41,9 +41,27 @@ pub const LEVEL_COMPACTED: u8 = 1;
 /// Length of a compaction window.
 pub const WINDOW_NS: i64 = 86_400 * 1_000_000_000;
 
-/// The start of the 24h UTC window holding `t`.
+/// The start of the 24h UTC window holding `t`. The first window
+/// (1677-09-21) begins before `i64::MIN`, so its start is clamped to
+/// `i64::MIN`; every window still has its own start, and the start's UTC
+/// date is the window's day.
 pub fn window_start(t: i64) -> i64 {
-    t.div_euclid(WINDOW_NS) * WINDOW_NS
+    window_start_of_day(t.div_euclid(WINDOW_NS))
+}
+
+/// The end of the window holding `t`: the next window's start, so windows
+/// are half-open `[start, end)`; the last window (2262-04-11) ends at
+/// `i64::MAX` and holds `i64::MAX` too.
+pub fn window_end(t: i64) -> i64 {
+    window_start_of_day(t.div_euclid(WINDOW_NS).saturating_add(1))
+}
+
+/// The start of UTC day `day` (days since 1970-01-01), clamped to the
+/// `i64` range: only the first day (-106,752) needs it, as it begins before
+/// `i64::MIN`.
+pub fn window_start_of_day(day: i64) -> i64 {
+    let start = i128::from(day) * i128::from(WINDOW_NS);
+    i64::try_from(start).unwrap_or(if start < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// One live segment file.
@@ -202,7 +220,25 @@ impl Tree {
 
     /// Applies `edit` durably and makes it current. Files removed by it are
     /// deleted once no pinned version lists them.
+    ///
+    /// When it fails, the files it would add are removed unless CURRENT on
+    /// disk already lists them (a failed folder fsync after CURRENT's
+    /// rename, or CURRENT unreadable): a caller's retry writes them anew,
+    /// and would otherwise leave one more set of orphans each time.
     pub fn install(&self, edit: Edit) -> Result<Arc<Version>> {
+        let added: Vec<FileMeta> = edit.add.clone();
+        let installed = self.install_edit(edit);
+        if installed.is_err() && !added.is_empty() {
+            let ids: HashSet<u64> = added.iter().map(|m| m.id).collect();
+            let published = read_current(&self.dir).map_or(true, |r| r.files.iter().any(|f| ids.contains(&f.id)));
+            if !published {
+                remove_unlisted(added.iter().map(|m| self.dir.join(m.relative_path())));
+            }
+        }
+        installed
+    }
+
+    fn install_edit(&self, edit: Edit) -> Result<Arc<Version>> {
         let _serial = self.install_lock()?;
         if self.sealed.load(Ordering::SeqCst) {
             return Err(Error::Poisoned {
@@ -216,8 +252,10 @@ impl Tree {
         record.files.retain(|f| !removed.contains(&f.id));
         let mut files: Vec<Arc<LiveFile>> =
             old.files.iter().filter(|f| !removed.contains(&f.meta.id)).cloned().collect();
-        for meta in edit.add {
-            files.push(Arc::new(open_live(&self.dir, &meta)?));
+        let opened: Result<Vec<LiveFile>> = edit.add.iter().map(|meta| open_live(&self.dir, meta)).collect();
+        let opened = opened?;
+        for (meta, live) in edit.add.into_iter().zip(opened) {
+            files.push(Arc::new(live));
             record.files.push(meta);
         }
         if let Some(w) = edit.wal_replay_from {
@@ -282,6 +320,42 @@ impl Tree {
             Err(poisoned) => *poisoned.into_inner() = version.clone(),
         }
         version
+    }
+}
+
+/// The outcome of writing new segment files in parallel (a flush's, a
+/// compaction's), each with the path it was allocated once it got that
+/// far: every value, or, when any failed, the first error after removing
+/// every file of the run, written or half written (a failed folder fsync
+/// leaves a whole file under its name). Without that each failed retry
+/// would leave more files no version lists, until the next open's sweep.
+pub(crate) fn keep_all_or_discard<T>(results: Vec<(Option<PathBuf>, Result<T>)>) -> Result<Vec<T>> {
+    let mut kept = Vec::with_capacity(results.len());
+    let mut paths = Vec::with_capacity(results.len());
+    let mut failed = None;
+    for (path, result) in results {
+        paths.extend(path);
+        match result {
+            Ok(value) => kept.push(value),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    let Some(error) = failed else { return Ok(kept) };
+    remove_unlisted(paths);
+    Err(error)
+}
+
+/// Removes segment files no version lists (of a failed run).
+fn remove_unlisted(paths: impl IntoIterator<Item = PathBuf>) {
+    for path in paths {
+        if let Err(e) = fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            // Harmless: the next open removes files no version lists.
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a file of a failed run");
+        }
     }
 }
 
@@ -404,6 +478,22 @@ mod tests {
         assert_eq!(window_start(WINDOW_NS - 1), 0);
         assert_eq!(window_start(WINDOW_NS), WINDOW_NS);
         assert_eq!(window_start(-1), -WINDOW_NS);
+    }
+
+    #[test]
+    fn window_start_does_not_overflow_at_the_ends() {
+        // The first day begins before i64::MIN: its start is clamped, and the
+        // next day's start is the real one.
+        assert_eq!(window_start(i64::MIN), i64::MIN);
+        assert_eq!(window_start(i64::MIN + 763 * 1_000_000_000), i64::MIN);
+        let next = i64::MIN.div_euclid(WINDOW_NS) + 1;
+        assert_eq!(window_start(i64::MIN + WINDOW_NS), next * WINDOW_NS);
+        assert_eq!(window_start(i64::MAX), i64::MAX.div_euclid(WINDOW_NS) * WINDOW_NS);
+        assert_eq!(window_end(i64::MIN), next * WINDOW_NS);
+        assert_eq!(window_end(i64::MAX), i64::MAX);
+        assert_eq!(window_end(0), WINDOW_NS);
+        assert_eq!(window_start_of_day(i64::MIN), i64::MIN);
+        assert_eq!(window_start_of_day(i64::MAX), i64::MAX);
     }
 
     #[test]

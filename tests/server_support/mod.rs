@@ -31,8 +31,20 @@ impl TestServer {
     }
 
     pub fn with_limit(max_body_bytes: usize) -> Self {
+        Self::with_engine_and_limit(|b| b, max_body_bytes)
+    }
+
+    /// A server whose engine (background off) `configure` sets up further.
+    pub fn with_engine(configure: impl FnOnce(quipu::EngineBuilder) -> quipu::EngineBuilder) -> Self {
+        Self::with_engine_and_limit(configure, DEFAULT_MAX_BODY_BYTES)
+    }
+
+    fn with_engine_and_limit(
+        configure: impl FnOnce(quipu::EngineBuilder) -> quipu::EngineBuilder,
+        max_body_bytes: usize,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let engine = configure(Engine::builder(dir.path()).background(false)).open().unwrap();
         let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), max_body_bytes);
         let server = BackgroundServer::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
         TestServer {

@@ -1,0 +1,121 @@
+//! Named fail points for fault-injection tests (cargo feature `failpoints`,
+//! off by default). Each commit point of the write path, of backups,
+//! restores and the export cache calls [`check`]
+//! with its name; a test arms a name with an errno ([`set`]) and every later
+//! pass through that point fails with that OS error until it is cleared. The
+//! registry is process-wide, so tests that arm points must not run
+//! concurrently with other engine work in the same process.
+//!
+//! Without the feature, [`check`] is an empty inline function and the names
+//! are never built.
+//!
+//! The points:
+//!
+//! | name | where it fails |
+//! |---|---|
+//! | `wal.write` | a WAL append, after half of the record reached the file |
+//! | `wal.truncate` | undoing a failed append (the truncate back to the last good record) |
+//! | `wal.fsync` | a WAL fdatasync (group commit, or the old file at rotation) |
+//! | `wal.create` | creating the next WAL file at rotation (and at open) |
+//! | `<kind>.write` | [`crate::fs::atomic_write_with`]: after the content was written to the temp file |
+//! | `<kind>.fsync` | the same, instead of the temp file's fsync |
+//! | `<kind>.rename` | the same, instead of the rename into place |
+//! | `<kind>.dirsync` | the same, after the rename, instead of the folder fsync |
+//! | `catalog-log.write` | a catalog change appended to `catalog/<base>.log`, after its record was written (the next change writes a snapshot) |
+//! | `catalog-log.fsync` | the same, instead of the log's fsync |
+//! | `backup-object.link` | a backup in link mode, instead of hard-linking a segment file into the repository |
+//! | `backup-object.write` | a backup in copy mode, after a segment file was copied to the object's temp file |
+//! | `backup-object.fsync` | the same, instead of the temp file's fsync |
+//! | `backup-object.rename` | the same, instead of the rename to the object's name |
+//! | `backup-object.dirsync` | a backup, instead of the fsync of a shard folder of new objects |
+//! | `backup-catalog.write` | a backup, after the catalog object was written to its temp file |
+//! | `backup-catalog.fsync` | the same, instead of its fsync |
+//! | `backup-catalog.rename` | the same, instead of its rename |
+//! | `restore-stage.link` | a restore in link mode, instead of hard-linking an object into `segments/` |
+//! | `restore-stage.write` | a restore in copy mode, after an object was copied into `segments/` |
+//! | `restore-stage.fsync` | the same, instead of that file's fsync |
+//! | `export-cache.create` | creating the temp file of an export cache entry (the export goes on without it) |
+//! | `export-cache.write` | after a conversion was written into an entry's temp file (the export fails) |
+//! | `export-cache.rename` | instead of renaming an entry into place (the export goes on, nothing is kept) |
+//!
+//! `<kind>` is derived from the published file ([`crate::fs::file_kind`]):
+//! `segment`, `version`, `current`, `catalog`, `manifest` (a backup's
+//! commit point), `job` (a backup's record), `restore-job` (a restore's
+//! record), or the lowercased file name for the rest (`restore`, the
+//! commit record of a restore's swap; `last_restore`; `quipu-repo`;
+//! `admin_token.blake3`).
+
+/// Fails with the OS error the fail point `<kind>.<op>` is armed with, if any.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn check(_kind: &str, _op: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(feature = "failpoints")]
+pub use armed::{clear, clear_all, hits, set};
+
+#[cfg(feature = "failpoints")]
+pub(crate) use armed::check;
+
+#[cfg(feature = "failpoints")]
+mod armed {
+    use std::collections::HashMap;
+    use std::io;
+    use std::sync::{Mutex, MutexGuard};
+
+    #[derive(Default)]
+    struct Point {
+        /// The errno this point fails with; `None` when cleared.
+        errno: Option<i32>,
+        /// How often it failed a caller since it was first armed.
+        hits: u64,
+    }
+
+    static POINTS: Mutex<Option<HashMap<String, Point>>> = Mutex::new(None);
+
+    fn points() -> MutexGuard<'static, Option<HashMap<String, Point>>> {
+        // The map holds plain values; a panic elsewhere cannot half-update it.
+        POINTS.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every pass through fail point `name` fail with OS error `errno`
+    /// (`libc::EIO`, `libc::ENOSPC`, ...) until [`clear`].
+    pub fn set(name: &str, errno: i32) {
+        points().get_or_insert_with(HashMap::new).entry(name.to_string()).or_default().errno = Some(errno);
+    }
+
+    /// Disarms fail point `name`.
+    pub fn clear(name: &str) {
+        if let Some(point) = points().as_mut().and_then(|m| m.get_mut(name)) {
+            point.errno = None;
+        }
+    }
+
+    /// Disarms every fail point and resets the hit counts.
+    pub fn clear_all() {
+        *points() = None;
+    }
+
+    /// How many callers fail point `name` failed since [`clear_all`].
+    pub fn hits(name: &str) -> u64 {
+        points().as_ref().and_then(|m| m.get(name)).map_or(0, |p| p.hits)
+    }
+
+    /// Fails with the OS error the fail point `<kind>.<op>` is armed with, if any.
+    pub(crate) fn check(kind: &str, op: &str) -> io::Result<()> {
+        let mut points = points();
+        let Some(map) = points.as_mut() else { return Ok(()) };
+        let name = format!("{kind}.{op}");
+        match map.get_mut(&name) {
+            Some(Point { errno: Some(errno), hits }) => {
+                *hits += 1;
+                let errno = *errno;
+                drop(points);
+                tracing::warn!(failpoint = %name, errno, "injected failure");
+                Err(io::Error::from_raw_os_error(errno))
+            }
+            _ => Ok(()),
+        }
+    }
+}
