@@ -110,12 +110,24 @@ fn segments(dir: &Path) -> usize {
 }
 
 fn write(addr: SocketAddr, line: &str) {
-    let resp = http()
-        .post(format!("http://{addr}/api/v3/write_lp?db=db1"))
-        .bearer_auth(TOKEN)
-        .body(line.to_owned())
-        .send()
-        .unwrap_or_else(|e| panic!("write {line:?}: {e:?}"));
+    // A client competes with the idle flood for the listen backlog, and on a
+    // loaded machine its connect can time out as any client's would; it
+    // tries again, as clients do. What must hold is that the write gets
+    // through and is stored, within a few attempts.
+    let mut attempts = 0;
+    let resp = loop {
+        attempts += 1;
+        match http()
+            .post(format!("http://{addr}/api/v3/write_lp?db=db1"))
+            .bearer_auth(TOKEN)
+            .body(line.to_owned())
+            .send()
+        {
+            Ok(resp) => break resp,
+            Err(e) if e.is_connect() && attempts < 3 => eprintln!("write {line:?}: {e}; connecting again"),
+            Err(e) => panic!("write {line:?}: {e:?}"),
+        }
+    };
     let status = resp.status();
     assert_eq!(status, 204, "write {line:?}: {}", resp.text().unwrap_or_default());
 }
