@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     };
     f.runtime.block_on(async {
         use futures::StreamExt;
-        let options = QueryOptions { params, telemetry: None };
+        let options = QueryOptions { params, ..QueryOptions::default() };
         let prepared = match prepare(&f.engine, "db", sql, options).await {
             Ok(p) => p,
             Err(quipu::Error::Query(_)) => return,
