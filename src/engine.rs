@@ -1285,18 +1285,7 @@ impl Inner {
                     allocated = Some(path.clone());
                     let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
                     let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
-                    Ok(FileMeta {
-                        id,
-                        db_id,
-                        table_id,
-                        level: LEVEL_GEN0,
-                        window_start_ns: None,
-                        size: written.size,
-                        blake3: written.blake3,
-                        rows: written.rows,
-                        time_min: written.time_min,
-                        time_max: written.time_max,
-                    })
+                    Ok(FileMeta::written(id, (db_id, table_id), LEVEL_GEN0, None, &written))
                 })();
                 (allocated, result)
             })

@@ -317,9 +317,16 @@ fn parse_file_name(name: &str) -> Option<&str> {
 
 /// The 20-byte header of WAL file `number`.
 pub fn encode_file_header(number: u64) -> [u8; FILE_HEADER_LEN as usize] {
-    let mut header = [0u8; FILE_HEADER_LEN as usize];
-    header[0..4].copy_from_slice(&MAGIC);
-    header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    encode_header(MAGIC, FORMAT_VERSION, number)
+}
+
+/// A 20-byte file header in the WAL's layout (magic, u16 version, u16 flags
+/// of zero, u64 number, crc32 of the 16 bytes before it), which the catalog
+/// log shares.
+pub(crate) fn encode_header(magic: [u8; 4], version: u16, number: u64) -> [u8; 20] {
+    let mut header = [0u8; 20];
+    header[0..4].copy_from_slice(&magic);
+    header[4..6].copy_from_slice(&version.to_le_bytes());
     header[8..16].copy_from_slice(&number.to_le_bytes());
     let crc = crc32fast::hash(&header[0..16]);
     header[16..20].copy_from_slice(&crc.to_le_bytes());

@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Rng;
@@ -56,29 +54,11 @@ fn killed_catalog_changes_keep_every_acknowledged_column() {
     let mut next_first = 0i64;
     let mut acked_all = Vec::new();
     for run in 0..runs {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "catalog_crash_child", "--nocapture", "--test-threads=1"])
-            .env("QUIPU_CATALOG_CRASH_DIR", &dir_s)
-            .env("QUIPU_CATALOG_CRASH_FIRST", next_first.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(k) = line.strip_prefix("ack ") {
-                    acked.push(k.parse::<i64>().unwrap());
-                }
-            }
-            acked
-        });
-        std::thread::sleep(Duration::from_millis(30 + rng.below(300)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let acked = reader.join().unwrap();
+        let acked = common::kill_child_after(
+            "catalog_crash_child",
+            &[("QUIPU_CATALOG_CRASH_DIR", dir_s.clone()), ("QUIPU_CATALOG_CRASH_FIRST", next_first.to_string())],
+            Duration::from_millis(30 + rng.below(300)),
+        );
         // The next child starts past anything this one may have begun.
         next_first = acked.last().map_or(next_first, |k| k + 1) + 1_000;
         acked_all.extend(acked);

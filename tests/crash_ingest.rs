@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
@@ -71,29 +69,11 @@ fn killed_ingest_keeps_every_acknowledged_write() {
     let mut acked_total = 0usize;
     for run in 0..runs {
         let first = (run as i64) * 1_000_000;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("QUIPU_CRASH_DIR", &dir_s)
-            .env("QUIPU_CRASH_FIRST", first.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(k) = line.strip_prefix("ack ") {
-                    acked.push(k.parse::<i64>().unwrap());
-                }
-            }
-            acked
-        });
-        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let acked = reader.join().unwrap();
+        let acked = common::kill_child_after(
+            "crash_child",
+            &[("QUIPU_CRASH_DIR", dir_s.clone()), ("QUIPU_CRASH_FIRST", first.to_string())],
+            Duration::from_millis(20 + rng.below(400)),
+        );
         acked_total += acked.len();
 
         let present = batches_present(&dir_s);

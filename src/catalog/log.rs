@@ -300,13 +300,7 @@ impl Table {
 
 /// The 20-byte header of the log of snapshot `base`.
 pub fn encode_header(base: u64) -> [u8; LOG_HEADER_LEN] {
-    let mut header = [0u8; LOG_HEADER_LEN];
-    header[0..4].copy_from_slice(&LOG_MAGIC);
-    header[4..6].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
-    header[8..16].copy_from_slice(&base.to_le_bytes());
-    let crc = crc32fast::hash(&header[0..16]);
-    header[16..20].copy_from_slice(&crc.to_le_bytes());
-    header
+    crate::wal::encode_header(LOG_MAGIC, LOG_FORMAT_VERSION, base)
 }
 
 /// What a log file holds.

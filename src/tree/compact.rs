@@ -91,18 +91,7 @@ pub fn run(job: &Job, tree: &Tree, db_name: &str, table: &Table, config: WriteCo
                 let (id, path) = tree.allocate();
                 allocated = Some(path.clone());
                 let written = write_segment(&path, &info, &table.columns, families, config, now_ns)?;
-                Ok(Some(FileMeta {
-                    id,
-                    db_id: job.db_id,
-                    table_id: job.table_id,
-                    level: LEVEL_COMPACTED,
-                    window_start_ns: Some(w),
-                    size: written.size,
-                    blake3: written.blake3,
-                    rows: written.rows,
-                    time_min: written.time_min,
-                    time_max: written.time_max,
-                }))
+                Ok(Some(FileMeta::written(id, (job.db_id, job.table_id), LEVEL_COMPACTED, Some(w), &written)))
             })();
             (allocated, result)
         })

@@ -81,6 +81,28 @@ pub struct FileMeta {
 }
 
 impl FileMeta {
+    /// The entry of segment file `id`, just written by `write_segment`.
+    pub fn written(
+        id: u64,
+        (db_id, table_id): (u32, u32),
+        level: u8,
+        window_start_ns: Option<i64>,
+        written: &crate::segment::Written,
+    ) -> FileMeta {
+        FileMeta {
+            id,
+            db_id,
+            table_id,
+            level,
+            window_start_ns,
+            size: written.size,
+            blake3: written.blake3,
+            rows: written.rows,
+            time_min: written.time_min,
+            time_max: written.time_max,
+        }
+    }
+
     /// The file's path relative to the data folder.
     pub fn relative_path(&self) -> PathBuf {
         Path::new(SEGMENTS_DIR).join(segment_file_name(self.id))
