@@ -53,7 +53,7 @@ pub(crate) fn check(_kind: &str, _op: &str) -> std::io::Result<()> {
 }
 
 #[cfg(feature = "failpoints")]
-pub use armed::{clear, clear_all, hits, set};
+pub use armed::{clear, clear_all, hits, set, set_after};
 
 #[cfg(feature = "failpoints")]
 pub(crate) use armed::check;
@@ -70,6 +70,8 @@ mod armed {
         errno: Option<i32>,
         /// How often it failed a caller since it was first armed.
         hits: u64,
+        /// Passes still let through before it starts failing.
+        passes: u64,
     }
 
     static POINTS: Mutex<Option<HashMap<String, Point>>> = Mutex::new(None);
@@ -82,7 +84,17 @@ mod armed {
     /// Makes every pass through fail point `name` fail with OS error `errno`
     /// (`libc::EIO`, `libc::ENOSPC`, ...) until [`clear`].
     pub fn set(name: &str, errno: i32) {
-        points().get_or_insert_with(HashMap::new).entry(name.to_string()).or_default().errno = Some(errno);
+        set_after(name, 0, errno);
+    }
+
+    /// Lets the next `passes` passes through fail point `name` succeed, then
+    /// fails every later one with OS error `errno` until [`clear`]: for a
+    /// point shared by a job's start and end (`job.rename`), the end alone.
+    pub fn set_after(name: &str, passes: u64, errno: i32) {
+        let mut points = points();
+        let point = points.get_or_insert_with(HashMap::new).entry(name.to_string()).or_default();
+        point.errno = Some(errno);
+        point.passes = passes;
     }
 
     /// Disarms fail point `name`.
@@ -108,7 +120,11 @@ mod armed {
         let Some(map) = points.as_mut() else { return Ok(()) };
         let name = format!("{kind}.{op}");
         match map.get_mut(&name) {
-            Some(Point { errno: Some(errno), hits }) => {
+            Some(Point { errno: Some(_), passes, .. }) if *passes > 0 => {
+                *passes -= 1;
+                Ok(())
+            }
+            Some(Point { errno: Some(errno), hits, .. }) => {
                 *hits += 1;
                 let errno = *errno;
                 drop(points);

@@ -467,6 +467,89 @@ fn a_failed_backup_job_record_fails_the_start() {
     }
 }
 
+/// The status of backup `name` in the repository's job records on disk.
+fn recorded_status(repo_dir: &Path, name: &str) -> Option<(BackupStatus, Option<String>)> {
+    let repo = Repository::open(repo_dir).unwrap();
+    repo.job_records().unwrap().into_iter().find(|r| r.name == name).map(|r| (r.status, r.error))
+}
+
+/// A backup that fails (a copy that cannot be written) and whose failed
+/// record cannot be written either, while the start's record went through:
+/// `wait`, `get` and `list` answer failed with the cause, from memory, not
+/// the in-progress record on disk; the next job's end writes the record; a
+/// delete removes the memory copy too; and a restart before anything could
+/// write it marks the record on disk failed (interrupted).
+#[test]
+fn a_backup_whose_end_cannot_be_recorded_is_answered_failed() {
+    let _serial = serial();
+    let cause = os_message(libc::EIO);
+    for op in ["write", "fsync", "rename"] {
+        let point = format!("job.{op}");
+        for errno in ERRNOS {
+            let context = format!("{point} (errno {errno})");
+            let root = tempfile::tempdir().unwrap();
+            let (data, repo_dir) = (root.path().join("data"), root.path().join("repo"));
+            let engine = open(&data);
+            let backups = backup_service(&engine, &repo_dir, ModeChoice::Copy);
+            let mut row = 0;
+            // New rows, so the backup has a new segment to copy.
+            let mut fail_the_next_backup_and_its_record = || {
+                write(&engine, "m", row).unwrap();
+                row += 1;
+                failpoint::set("backup-object.write", libc::EIO);
+                failpoint::set_after(&point, 1, errno);
+            };
+            fail_the_next_backup_and_its_record();
+            let name = backups.start(BackupRequest::full().named("failed")).unwrap();
+            let info = backups.wait(&name).unwrap();
+            assert!(failpoint::hits(&point) > 0, "{context}: not reached");
+            failpoint::clear_all();
+            assert_eq!(info.status, BackupStatus::Failed, "{context}: {info:?}");
+            assert!(info.error.as_deref().unwrap_or_default().contains(&cause), "{context}: {info:?}");
+            let listed = backups.list().unwrap();
+            let status = listed.iter().find(|b| b.name == "failed").map(|b| b.status);
+            assert_eq!(status, Some(BackupStatus::Failed), "{context}: listed");
+            let on_disk = recorded_status(&repo_dir, "failed").map(|r| r.0);
+            assert_eq!(on_disk, Some(BackupStatus::InProgress), "{context}: the record could not be written");
+
+            // The next job's end writes it.
+            let ok = backups.start(BackupRequest::full().named("ok")).unwrap();
+            assert_eq!(backups.wait(&ok).unwrap().status, BackupStatus::Completed, "{context}");
+            let (status, error) = recorded_status(&repo_dir, "failed").unwrap();
+            assert_eq!(status, BackupStatus::Failed, "{context}: written at the next end");
+            assert!(error.unwrap_or_default().contains(&cause), "{context}: the cause on disk");
+
+            // Deleted while only memory knows its end: gone, and stays gone.
+            fail_the_next_backup_and_its_record();
+            let deleted = backups.start(BackupRequest::full().named("deleted")).unwrap();
+            assert_eq!(backups.wait(&deleted).unwrap().status, BackupStatus::Failed, "{context}");
+            failpoint::clear_all();
+            backups.delete("deleted").unwrap();
+            assert!(backups.get("deleted").is_err(), "{context}: deleted");
+            let again = backups.start(BackupRequest::full().named("again")).unwrap();
+            assert_eq!(backups.wait(&again).unwrap().status, BackupStatus::Completed, "{context}");
+            assert_eq!(recorded_status(&repo_dir, "deleted"), None, "{context}: a deleted record came back");
+            assert!(backups.get("deleted").is_err(), "{context}: deleted");
+
+            // A restart before the record could be written.
+            fail_the_next_backup_and_its_record();
+            let lost = backups.start(BackupRequest::full().named("lost")).unwrap();
+            assert_eq!(backups.wait(&lost).unwrap().status, BackupStatus::Failed, "{context}");
+            failpoint::clear_all();
+            backups.shutdown();
+            drop(backups);
+            drop(engine);
+            let engine = open(&data);
+            let backups = backup_service(&engine, &repo_dir, ModeChoice::Copy);
+            let info = backups.get("lost").unwrap();
+            assert_eq!(info.status, BackupStatus::Failed, "{context}: after a restart: {info:?}");
+            assert_repo_consistent(&repo_dir, &context);
+            assert_eq!(backups.verify("ok").unwrap().status, "ok", "{context}");
+            backups.shutdown();
+        }
+    }
+}
+
 /// What fail point `point` does to a restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RestoreFailure {

@@ -330,6 +330,11 @@ struct State {
     /// when the next restore ends. After a restart the record is judged by
     /// the data folder instead ([`BackupService::recover_restores`]).
     unrecorded_restores: BTreeMap<String, restore::RestoreInfo>,
+    /// The same for backups: ended jobs whose failed or cancelled record
+    /// could not be written (a full disk, an I/O error). Answered from here
+    /// and written again at every later job end; after a restart,
+    /// [`BackupService::recover`] marks the record on disk interrupted.
+    unrecorded_backups: BTreeMap<String, JobRecord>,
     threads: Vec<JoinHandle<()>>,
     shutting_down: bool,
 }
@@ -595,6 +600,9 @@ impl BackupService {
                 counters: Counters::default(),
                 objects: Mutex::new(Vec::new()),
             });
+            // A retry under the name of a job whose end was never recorded:
+            // the new job's records replace that one's.
+            state.unrecorded_backups.remove(&name);
             state.running.insert(name, job.clone());
             job
         };
@@ -702,6 +710,7 @@ impl BackupService {
                 let mut state = lock(&self.inner.state);
                 state.running.remove(&job.name);
                 drop(state);
+                self.record_unrecorded_backups();
                 self.inner.job_ended.notify_all();
                 tracing::info!(backup = %job.name, files, "backup completed");
             }
@@ -842,23 +851,39 @@ impl BackupService {
         let record = self.record_of(job, status, Some(message));
         let recorded = self.inner.repo.write_job_record(&record);
         {
+            // In one step with the job's end, so no listing reads the record
+            // on disk (still in progress) without the memory copy over it.
             let mut state = lock(&self.inner.state);
             state.running.remove(&job.name);
+            if let Err(e) = recorded {
+                tracing::warn!(backup = %job.name, error = %e, "could not record the end of a backup; trying again after garbage collection");
+                state.unrecorded_backups.insert(job.name.clone(), record);
+            }
         }
         // Swept before anyone waiting looks, so a failed job is over, leftovers
         // and all, when `wait` returns. A full disk (the usual reason a backup
         // fails) may also have left no room for the record while the one on
         // disk still says in progress: the sweep makes room to write it again.
         let swept = self.collect_garbage();
-        if let Err(first) = recorded
-            && let Err(e) = self.inner.repo.write_job_record(&record)
-        {
-            tracing::error!(backup = %job.name, error = %e, first = %first, "could not record the end of a backup");
-        }
+        self.record_unrecorded_backups();
         self.inner.job_ended.notify_all();
         if let Err(e) = swept {
             tracing::warn!(error = %e, "garbage collection after a failed backup failed");
         }
+    }
+
+    /// Writes the records of ended backups that could not be written when
+    /// they ended; what fails again stays answered from memory. Under the
+    /// state lock, so a `delete` cannot interleave and see its record return.
+    fn record_unrecorded_backups(&self) {
+        let mut state = lock(&self.inner.state);
+        state.unrecorded_backups.retain(|name, record| match self.inner.repo.write_job_record(record) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::error!(backup = %name, error = %e, "could not record the end of a backup; its status is answered from memory until a restart");
+                true
+            }
+        });
     }
 
     /// Removes every object that no manifest and no running job references.
@@ -929,7 +954,7 @@ impl BackupService {
         }
         let repo = &self.inner.repo;
         let backup_type = {
-            let state = lock(&self.inner.state);
+            let mut state = lock(&self.inner.state);
             if state.running.contains_key(name) {
                 return Err(BackupError::Running { name: name.into() }.into());
             }
@@ -940,11 +965,13 @@ impl BackupService {
                 Err(e) => return Err(e),
             };
             let record = repo.job_records()?.into_iter().find(|r| r.name == name).map(|r| r.backup_type);
-            let Some(backup_type) = manifest.or(record) else {
+            let unrecorded = state.unrecorded_backups.get(name).map(|r| r.backup_type);
+            let Some(backup_type) = manifest.or(unrecorded).or(record) else {
                 return Err(BackupError::NotFound { name: name.into() }.into());
             };
             repo.delete_manifest(name)?;
             repo.delete_job_record(name)?;
+            state.unrecorded_backups.remove(name);
             backup_type
         };
         self.collect_garbage()?;
@@ -962,7 +989,10 @@ impl BackupService {
     /// Every backup: running, completed, failed and cancelled, oldest first.
     pub fn list(&self) -> Result<Vec<BackupInfo>> {
         let repo = &self.inner.repo;
-        let running: Vec<Arc<Job>> = lock(&self.inner.state).running.values().cloned().collect();
+        let (running, unrecorded) = {
+            let state = lock(&self.inner.state);
+            (state.running.values().cloned().collect::<Vec<Arc<Job>>>(), state.unrecorded_backups.clone())
+        };
         let mut manifests = Vec::new();
         let mut out: BTreeMap<String, BackupInfo> = BTreeMap::new();
         for name in repo.manifest_names()? {
@@ -991,7 +1021,10 @@ impl BackupService {
         for m in &manifests {
             out.insert(m.name.clone(), from_manifest(m, unique.get(m.name.as_str()).copied().unwrap_or(0)));
         }
-        for record in repo.job_records()? {
+        let mut records = repo.job_records()?;
+        records.retain(|r| !unrecorded.contains_key(&r.name));
+        records.extend(unrecorded.into_values());
+        for record in records {
             if running.iter().any(|j| j.name == record.name) {
                 continue;
             }
