@@ -106,6 +106,7 @@ struct Config {
     compact_age: Duration,
     gen0: WriteConfig,
     compacted: WriteConfig,
+    compaction_memory: usize,
     export_cache_bytes: u64,
     export_warm: bool,
     limits: crate::catalog::Limits,
@@ -207,6 +208,19 @@ impl EngineBuilder {
         let rows = rows.clamp(1, crate::segment::format::MAX_BLOCK_ROWS);
         self.config.gen0.block_rows = rows;
         self.config.compacted.block_rows = rows;
+        self
+    }
+
+    /// The memory compaction may use for its merges, in bytes (default
+    /// [`compact::DEFAULT_MEMORY`], 256 MiB). Compaction streams: it holds
+    /// one decoded block per input file of the window being merged plus the
+    /// output block being filled, and merges as many windows at once as
+    /// fit. A window whose blocks alone need more is merged by itself (the
+    /// budget is then exceeded by that window's blocks; see
+    /// docs/ARCHITECTURE.md, "Compaction").
+    #[must_use]
+    pub fn compaction_memory(mut self, bytes: usize) -> Self {
+        self.config.compaction_memory = bytes.max(1);
         self
     }
 
@@ -390,6 +404,7 @@ impl Engine {
                 compact_age: Duration::from_secs(600),
                 gen0: WriteConfig { zstd_level: 1, ..WriteConfig::default() },
                 compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
+                compaction_memory: compact::DEFAULT_MEMORY,
                 export_cache_bytes: 1 << 30,
                 export_warm: false,
                 limits: crate::catalog::Limits::default(),
@@ -1239,14 +1254,19 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes the buffer's rows as gen0 files: one per table and 24h window,
+    /// so a compaction reads only the files of the windows it merges (a
+    /// backfill in series order would otherwise flush files that each
+    /// span every window it covers).
     fn write_gen0(&self, buffer: &Buffer, catalog: &Catalog) -> Result<Vec<FileMeta>> {
         let now = self.clock.now_ns();
         let tables: Vec<_> = buffer.tables().collect();
         let results: Vec<(Option<PathBuf>, Result<FileMeta>)> = tables
             .par_iter()
-            .map(|&((db_id, table_id), tb)| {
-                let mut allocated = None;
-                let result = (|| -> Result<FileMeta> {
+            .flat_map_iter(|&((db_id, table_id), tb)| {
+                let mut out = Vec::new();
+                type Windows = Vec<(i64, Vec<crate::segment::writer::FamilyRows>)>;
+                let windows = (|| -> Result<(TableInfo, &crate::catalog::Table, Windows)> {
                     let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
                         path: self.dir.join(CATALOG_DIR),
                         what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
@@ -1281,13 +1301,25 @@ impl Inner {
                         })?;
                         families.push((family.clone(), rows));
                     }
-                    let (id, path) = self.tree.allocate();
-                    allocated = Some(path.clone());
                     let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
-                    let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now)?;
-                    Ok(FileMeta::written(id, (db_id, table_id), LEVEL_GEN0, None, &written))
+                    Ok((info, table, crate::tree::split_by_window(families)?))
                 })();
-                (allocated, result)
+                match windows {
+                    Err(e) => out.push((None, Err(e))),
+                    Ok((info, table, windows)) => {
+                        for (_, families) in windows {
+                            let (id, path) = self.tree.allocate();
+                            let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now);
+                            let meta = written.map(|w| FileMeta::written(id, (db_id, table_id), LEVEL_GEN0, None, &w));
+                            let failed = meta.is_err();
+                            out.push((Some(path), meta));
+                            if failed {
+                                break;
+                            }
+                        }
+                    }
+                }
+                out
             })
             .collect();
         crate::tree::keep_all_or_discard(results)
@@ -1315,8 +1347,15 @@ impl Inner {
         for job in jobs {
             let Some(database) = catalog.database_by_id(job.db_id) else { continue };
             let Some(table) = database.table_by_id(job.table_id) else { continue };
-            let edit =
-                compact::run(&job, &self.tree, &database.name, table, self.config.compacted, self.clock.now_ns())?;
+            let edit = compact::run(
+                &job,
+                &self.tree,
+                &database.name,
+                table,
+                self.config.compacted,
+                self.clock.now_ns(),
+                self.config.compaction_memory,
+            )?;
             drop(job);
             self.tree.install(edit)?;
             self.stats.compactions.fetch_add(1, Ordering::Relaxed);

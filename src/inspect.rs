@@ -41,7 +41,7 @@ pub fn segment(path: &Path) -> Result<String> {
     let _ = writeln!(out, "  format version {FORMAT_VERSION}, {} bytes, zstd level {}", r.len(), f.zstd_level);
     let _ = writeln!(out, "  table {}.{} (db id {}, table id {})", f.db, f.table, f.db_id, f.table_id);
     let _ = writeln!(out, "  rows {}, time {} .. {}", f.rows, time(f.time_min), time(f.time_max));
-    let _ = writeln!(out, "  series {}", f.series.len());
+    let _ = writeln!(out, "  series {}", r.series().len());
     let _ = writeln!(out, "  columns:");
     for c in &f.columns {
         let kind = match c.kind {

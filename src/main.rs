@@ -263,6 +263,11 @@ struct ServeArgs {
     /// is refused before it is logged.
     #[arg(long, default_value_t = 512 << 20)]
     max_buffer_bytes: usize,
+    /// Memory compaction may use for its merges, in bytes. Compaction
+    /// streams block by block, so this bounds it however much data a window
+    /// holds; more lets it merge several windows at once.
+    #[arg(long, default_value_t = quipu::tree::compact::DEFAULT_MEMORY)]
+    compaction_memory: usize,
     /// Flush buffered writes to a segment file once the oldest is this old.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     flush_age: std::time::Duration,
@@ -372,6 +377,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         admin_token_file: token_file,
         max_body_bytes,
         max_buffer_bytes,
+        compaction_memory,
         flush_age,
         compact_age,
         backup_mode,
@@ -404,6 +410,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let engine = quipu::Engine::builder(&data_dir)
         .flush_age(flush_age)
         .max_buffer_bytes(max_buffer_bytes)
+        .compaction_memory(compaction_memory)
         .compact_after_age(compact_age)
         .export_cache_bytes(export_cache_bytes)
         .export_warm(export_warm)

@@ -90,6 +90,18 @@ impl Rows {
         Ok(Rows { series_keys, series, time, columns })
     }
 
+    /// Rows `start..start + len`, sharing the directory (the columns are
+    /// zero-copy slices).
+    pub fn slice(&self, start: usize, len: usize) -> Rows {
+        let end = start + len;
+        Rows {
+            series_keys: self.series_keys.clone(),
+            series: self.series[start..end].to_vec(),
+            time: self.time[start..end].to_vec(),
+            columns: self.columns.iter().map(|(id, a)| (*id, a.slice(start, len))).collect(),
+        }
+    }
+
     /// Drops rows where every field column is null (after a projection).
     pub fn drop_all_null_rows(self) -> Result<Rows> {
         if self.columns.is_empty() || self.columns.iter().any(|(_, a)| a.null_count() == 0) {
@@ -108,26 +120,50 @@ impl Rows {
     }
 }
 
-/// Rewrites `inputs` to share one series directory (the union of theirs).
+/// Rewrites `inputs` to share one series directory: the union of the
+/// series their rows use (not of their whole directories: a scan of one
+/// series in files of a million series must not copy a million keys).
 pub fn unify_directories(inputs: &mut [Rows]) {
     let Some(first) = inputs.first() else { return };
     if inputs.iter().all(|r| Arc::ptr_eq(&r.series_keys, &first.series_keys)) {
         return;
     }
-    let mut all: Vec<&SeriesKey> = inputs.iter().flat_map(|r| r.series_keys.iter()).collect();
+    // Series indices are non-decreasing within an input: one key per run.
+    let runs = |rows: &Rows| {
+        let mut starts = Vec::new();
+        for (i, &s) in rows.series.iter().enumerate() {
+            if i == 0 || rows.series[i - 1] != s {
+                starts.push(s);
+            }
+        }
+        starts
+    };
+    let used: Vec<Vec<u32>> = inputs.iter().map(runs).collect();
+    let mut all: Vec<&SeriesKey> = inputs
+        .iter()
+        .zip(&used)
+        .flat_map(|(r, used)| used.iter().filter_map(|&s| r.series_keys.get(s as usize)))
+        .collect();
     all.sort_unstable();
     all.dedup();
     let keys: Arc<Vec<SeriesKey>> = Arc::new(all.into_iter().cloned().collect());
-    for rows in inputs.iter_mut() {
-        if !Arc::ptr_eq(&rows.series_keys, &keys) {
-            // Every local key is in the union, so the search always succeeds.
-            let map: Vec<u32> =
-                rows.series_keys.iter().map(|k| keys.binary_search(k).map_or(0, |i| i as u32)).collect();
-            for s in &mut rows.series {
-                *s = map[*s as usize];
+    for (rows, used) in inputs.iter_mut().zip(&used) {
+        // Every used key is in the union, so the search always succeeds.
+        let mapped: Vec<(u32, u32)> = used
+            .iter()
+            .map(|&s| {
+                let new = rows.series_keys.get(s as usize).and_then(|k| keys.binary_search(k).ok()).unwrap_or(0);
+                (s, new as u32)
+            })
+            .collect();
+        let mut run = 0;
+        for (i, s) in rows.series.iter_mut().enumerate() {
+            if i > 0 && mapped[run].0 != *s {
+                run += 1;
             }
-            rows.series_keys = keys.clone();
+            *s = mapped[run].1;
         }
+        rows.series_keys = keys.clone();
     }
 }
 
@@ -151,8 +187,10 @@ pub fn merge(mut inputs: Vec<Rows>) -> Result<Rows> {
     unify_directories(&mut inputs);
     let series_keys = inputs[0].series_keys.clone();
 
-    // Runs of each series per input, bucketed by global series.
-    let mut runs_by_series: Vec<Vec<Run>> = vec![Vec::new(); series_keys.len()];
+    // Runs of each series per input, grouped by series (input order kept
+    // within a series). Sorting the runs, not bucketing them by series,
+    // keeps a merge of a few rows of a million-series directory small.
+    let mut runs: Vec<(u32, Run)> = Vec::new();
     for (input, rows) in inputs.iter().enumerate() {
         let mut start = 0;
         while start < rows.len() {
@@ -161,8 +199,20 @@ pub fn merge(mut inputs: Vec<Rows>) -> Result<Rows> {
             while end < rows.len() && rows.series[end] == s {
                 end += 1;
             }
-            runs_by_series[s as usize].push(Run { input, start, end });
+            runs.push((s, Run { input, start, end }));
             start = end;
+        }
+    }
+    runs.sort_by_key(|(s, _)| *s);
+    let mut runs_by_series: Vec<Vec<Run>> = Vec::new();
+    for (i, (s, run)) in runs.iter().enumerate() {
+        match i.checked_sub(1).map(|p| runs[p].0) {
+            Some(prev) if prev == *s => {
+                if let Some(group) = runs_by_series.last_mut() {
+                    group.push(*run);
+                }
+            }
+            _ => runs_by_series.push(vec![*run]),
         }
     }
 

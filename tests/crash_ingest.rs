@@ -1,5 +1,6 @@
-//! A child process ingests (with background flushes and compactions) and is
-//! killed with SIGKILL at a random moment, over and over on the same folder.
+//! A child process ingests (with background flushes and streaming
+//! compactions over several windows) and is killed with SIGKILL at a random
+//! moment, over and over on the same folder.
 //! After each kill the folder must open cleanly and hold every acknowledged
 //! write; a write is one WAL record, so it is there entirely or not at all.
 //!
@@ -29,9 +30,12 @@ fn crash_child() {
     let e = engine(&dir);
     for k in first.. {
         let mut body = String::new();
+        // Batches hop over four 24h windows, so every flush writes several
+        // files and every compaction merges several windows. Distinct
+        // times per batch (86,400 is a multiple of 4): batch k overwrites nothing.
+        let t = k * 1_000_000_000 + (k % 4) * 86_400 * 1_000_000_000;
         for line in 0..LINES_PER_BATCH {
-            // Distinct (series, time) per line; batch k overwrites nothing.
-            body.push_str(&format!("m,host=h{line} k={k}i,v={}i {}\n", k * 10 + line, k * 1_000_000_000));
+            body.push_str(&format!("m,host=h{line} k={k}i,v={}i {t}\n", k * 10 + line));
         }
         e.write_lp("db", &body, Precision::Nanosecond, WriteOptions::default()).unwrap();
         println!("ack {k}");
@@ -41,6 +45,12 @@ fn crash_child() {
 /// Batch number -> lines present.
 fn batches_present(dir: &str) -> BTreeMap<i64, i64> {
     let e = Engine::builder(dir).background(false).open().expect("the folder must open cleanly after a kill");
+    // A compaction's outputs replace its inputs in one version: never two
+    // compacted files of one window (old and new) side by side.
+    let mut windows = std::collections::BTreeSet::new();
+    for f in e.version().files.iter().filter(|f| f.meta.level == quipu::tree::LEVEL_COMPACTED) {
+        assert!(windows.insert((f.meta.table_id, f.meta.window_start_ns)), "two compacted files of one window");
+    }
     let mut present = BTreeMap::new();
     if e.catalog().database("db").is_none() {
         return present;

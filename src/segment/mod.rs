@@ -12,4 +12,4 @@ pub mod writer;
 
 pub use format::Footer;
 pub use reader::{Read, SegmentReader};
-pub use writer::{TableInfo, WriteConfig, Written, write_segment};
+pub use writer::{FooterInfo, SegmentStream, TableInfo, WriteConfig, Written, write_segment, write_segment_with};

@@ -192,10 +192,11 @@ impl SegmentReader {
         if crc32fast::hash(footer_bytes) != footer_crc {
             return Err(corrupt("footer checksum mismatch".into()));
         }
-        let footer: Footer =
+        let mut footer: Footer =
             postcard::from_bytes(footer_bytes).map_err(|e| corrupt(format!("undecodable footer: {e}")))?;
         let run_starts = validate(&footer, footer_start as u64).map_err(corrupt)?;
-        let series = Arc::new(footer.series.clone());
+        // Moved, not copied: a million-series directory is most of a footer.
+        let series = Arc::new(std::mem::take(&mut footer.series));
         let len = b.len() as u64;
         Ok(SegmentReader { path: path.to_path_buf(), len, map: Mapping::new(path, map), footer, series, run_starts })
     }
@@ -205,7 +206,8 @@ impl SegmentReader {
         &self.path
     }
 
-    /// The footer.
+    /// The footer, without its series directory (`series` is empty here:
+    /// the directory is [`SegmentReader::series`]).
     pub fn footer(&self) -> &Footer {
         &self.footer
     }
@@ -278,6 +280,32 @@ impl SegmentReader {
             }
         }
         BlockCost { rows, bytes, resident }
+    }
+
+    /// Drops the pages of `pick`'s blocks from this process's resident set
+    /// (the OS page cache keeps them): a compaction reads every block once,
+    /// and without this the mapped pages of all its inputs would count
+    /// against the process until the kernel needed the memory back.
+    pub fn release_block(&self, plan: &FamilyPlan, pick: &BlockPick) {
+        let fam = &self.footer.families[plan.family];
+        let Ok(map) = self.map.get() else { return };
+        let mut metas = vec![&fam.time_blocks[pick.block]];
+        for id in &plan.columns {
+            if let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) {
+                metas.push(&chunk.blocks[pick.block]);
+            }
+        }
+        for m in metas {
+            // SAFETY: the range lies inside the mapping (block offsets were
+            // validated against the file at open). The mapping is a
+            // read-only shared file mapping that is never written, so
+            // MADV_DONTNEED only unmaps pages: a later access, by any reader
+            // of the same mapping, faults the same file bytes back in.
+            #[allow(unsafe_code)]
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, m.offset as usize, m.len as usize)
+            };
+        }
     }
 
     fn codec_err(&self, meta: &BlockMeta, e: codec::CodecError) -> Error {

@@ -1,11 +1,13 @@
 //! Writes a `.seg` file from sorted [`Rows`], one section per column family,
-//! hashing every byte with blake3 as it goes (hash at birth): the caller gets
-//! the file's size and hash without reading it back.
+//! block by block as rows arrive ([`SegmentStream`]), hashing every byte
+//! with blake3 as it goes (hash at birth): the caller gets the file's size
+//! and hash without reading it back.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array, new_null_array};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 
 use super::codec;
@@ -14,6 +16,7 @@ use crate::catalog::{Column, Family};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::HashingWriter;
 use crate::rows::{self, Rows};
+use crate::write::SeriesKey;
 
 /// Tuning for a written segment.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,9 @@ impl Default for WriteConfig {
         WriteConfig { block_rows: DEFAULT_BLOCK_ROWS, zstd_level: 3 }
     }
 }
+
+/// One family section's rows, as a segment is written from them.
+pub type FamilyRows = (Family, Rows);
 
 /// Which table a segment belongs to.
 #[derive(Debug, Clone)]
@@ -125,66 +131,235 @@ fn encode_field_block(array: &ArrayRef, level: i32, out: &mut Vec<u8>) -> (u32, 
     (nulls, min, max)
 }
 
-struct SectionWriter<'a, W: Write> {
-    out: &'a mut HashingWriter<W>,
-    scratch: Vec<u8>,
-    level: i32,
+/// One family section being written block by block.
+struct SectionOut {
+    family: Family,
+    /// The section's field columns, in footer order; pushed rows are
+    /// padded with nulls to these.
+    columns: Vec<(u32, DataType)>,
+    /// Rows not yet written: fewer than a block.
+    pending: Option<Rows>,
+    rows: u64,
+    time_min: i64,
+    time_max: i64,
+    series_runs: Vec<(u32, u32)>,
+    time_blocks: Vec<BlockMeta>,
+    /// Per column (aligned with `columns`), its blocks.
+    chunks: Vec<Vec<BlockMeta>>,
 }
 
-impl<W: Write> SectionWriter<'_, W> {
-    fn put(&mut self, nulls: u32, min: Stat, max: Stat) -> io::Result<BlockMeta> {
+/// Writes a segment as its rows arrive: each family section takes sorted
+/// rows in order ([`SegmentStream::push`]) and every full block is encoded
+/// and written at once, so memory holds at most one block per section. A
+/// block's time and field payloads are written one after another; the
+/// footer, with the blocks' offsets, goes last ([`SegmentStream::finish`]).
+/// Every byte is hashed with blake3 on its way out.
+pub struct SegmentStream<W: Write> {
+    /// The published path, for errors.
+    path: PathBuf,
+    out: HashingWriter<W>,
+    scratch: Vec<u8>,
+    config: WriteConfig,
+    sections: Vec<SectionOut>,
+}
+
+/// What the footer says besides the sections: see [`Footer`].
+pub struct FooterInfo {
+    pub table: TableInfo,
+    pub columns: Vec<Column>,
+    /// The series directory; pushed series indices point into it once
+    /// mapped through `remap`.
+    pub series: Vec<SeriesKey>,
+    /// Distinct (series, time) keys over all sections.
+    pub rows: u64,
+    pub created_at_ns: i64,
+}
+
+impl<W: Write> SegmentStream<W> {
+    /// Starts segment `path` on `out`: writes the header.
+    pub fn new(path: &Path, out: W, config: WriteConfig) -> Result<Self> {
+        let mut out = HashingWriter::new(out);
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&MAGIC);
+        header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.write_all(&header).at(path)?;
+        Ok(SegmentStream { path: path.to_path_buf(), out, scratch: Vec::new(), config, sections: Vec::new() })
+    }
+
+    /// Declares a family section with its field columns; returns its index
+    /// for [`SegmentStream::push`]. A section no rows reach is left out.
+    pub fn add_family(&mut self, family: Family, columns: Vec<(u32, DataType)>) -> usize {
+        let chunks = vec![Vec::new(); columns.len()];
+        self.sections.push(SectionOut {
+            family,
+            columns,
+            pending: None,
+            rows: 0,
+            time_min: i64::MAX,
+            time_max: i64::MIN,
+            series_runs: Vec::new(),
+            time_blocks: Vec::new(),
+            chunks,
+        });
+        self.sections.len() - 1
+    }
+
+    /// Appends `rows` to section `section`. They must be sorted and unique by
+    /// (series, time) and come after every row pushed to it before; their
+    /// columns must be among the section's.
+    pub fn push(&mut self, section: usize, rows: Rows) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let level = self.config.zstd_level;
+        let step = self.config.block_rows.max(1) as usize;
+        let sec = self
+            .sections
+            .get_mut(section)
+            .ok_or_else(|| Error::InvalidArgument(format!("segment section {section} was not declared")))?;
+        let mut columns = Vec::with_capacity(sec.columns.len());
+        for (id, data_type) in &sec.columns {
+            columns.push((*id, rows.column(*id).cloned().unwrap_or_else(|| new_null_array(data_type, rows.len()))));
+        }
+        if let Some((id, _)) = rows.columns.iter().find(|(id, _)| !sec.columns.iter().any(|(c, _)| c == id)) {
+            return Err(Error::InvalidArgument(format!("column {id} is not in family {}", sec.family.name)));
+        }
+        let rows = Rows { columns, ..rows };
+        for &s in &rows.series {
+            match sec.series_runs.last_mut() {
+                Some((last, count)) if *last == s => *count += 1,
+                _ => sec.series_runs.push((s, 1)),
+            }
+        }
+        for &t in &rows.time {
+            sec.time_min = sec.time_min.min(t);
+            sec.time_max = sec.time_max.max(t);
+        }
+        sec.rows += rows.len() as u64;
+        let all = match sec.pending.take() {
+            Some(pending) => Rows::concat(vec![pending, rows])?,
+            None => rows,
+        };
+        let mut start = 0;
+        while all.len() - start >= step {
+            let block = all.slice(start, step);
+            write_block(&mut self.out, &mut self.scratch, level, sec, &block).at(&self.path)?;
+            start += step;
+        }
+        if start < all.len() {
+            // A copy: a slice would keep the whole pushed batch alive.
+            let rest = all.len() - start;
+            let indices = UInt32Array::from_iter_values(start as u32..all.len() as u32);
+            let columns = all
+                .columns
+                .iter()
+                .map(|(id, a)| Ok((*id, arrow::compute::take(a.as_ref(), &indices, None)?)))
+                .collect::<Result<_>>()?;
+            sec.pending = Some(Rows {
+                series_keys: all.series_keys.clone(),
+                series: all.series[start..].to_vec(),
+                time: all.time[start..].to_vec(),
+                columns,
+            });
+            debug_assert_eq!(sec.pending.as_ref().map(Rows::len), Some(rest));
+        }
+        Ok(())
+    }
+
+    /// Writes the last partial blocks, the footer and the trailer; `remap`
+    /// maps pushed series indices into `info.series`.
+    pub fn finish(mut self, info: FooterInfo, remap: &dyn Fn(u32) -> u32) -> Result<Written> {
+        let level = self.config.zstd_level;
+        let step = self.config.block_rows.max(1);
+        let mut metas = Vec::with_capacity(self.sections.len());
+        for mut sec in std::mem::take(&mut self.sections) {
+            if let Some(pending) = sec.pending.take() {
+                write_block(&mut self.out, &mut self.scratch, level, &mut sec, &pending).at(&self.path)?;
+            }
+            if sec.rows == 0 {
+                continue;
+            }
+            for run in &mut sec.series_runs {
+                run.0 = remap(run.0);
+            }
+            let columns =
+                sec.columns.iter().zip(sec.chunks).map(|((id, _), blocks)| ChunkMeta { column: *id, blocks }).collect();
+            metas.push(FamilyMeta {
+                id: sec.family.id,
+                name: sec.family.name.clone(),
+                rows: sec.rows,
+                time_min: sec.time_min,
+                time_max: sec.time_max,
+                series_runs: sec.series_runs,
+                block_rows: step,
+                time_blocks: sec.time_blocks,
+                columns,
+            });
+        }
+        if metas.is_empty() {
+            return Err(Error::InvalidArgument("a segment would hold no rows".into()));
+        }
+        let time_min = metas.iter().map(|m| m.time_min).min().unwrap_or(0);
+        let time_max = metas.iter().map(|m| m.time_max).max().unwrap_or(0);
+        let footer = Footer {
+            db_id: info.table.db_id,
+            db: info.table.db,
+            table_id: info.table.table_id,
+            table: info.table.table,
+            columns: info.columns,
+            series: info.series,
+            families: metas,
+            rows: info.rows,
+            time_min,
+            time_max,
+            created_at_ns: info.created_at_ns,
+            zstd_level: level,
+        };
+        let footer_bytes = postcard::to_allocvec(&footer).map_err(io::Error::other).at(&self.path)?;
+        let out = &mut self.out;
+        (|| {
+            out.write_all(&footer_bytes)?;
+            out.write_all(&(footer_bytes.len() as u64).to_le_bytes())?;
+            out.write_all(&crc32fast::hash(&footer_bytes).to_le_bytes())?;
+            out.write_all(&MAGIC)?;
+            out.flush()
+        })()
+        .at(&self.path)?;
+        Ok(Written { size: out.written(), blake3: out.hash(), rows: info.rows, time_min, time_max })
+    }
+}
+
+/// Encodes and writes one block of `sec`: its time payload, then each
+/// column's.
+fn write_block<W: Write>(
+    out: &mut HashingWriter<W>,
+    scratch: &mut Vec<u8>,
+    level: i32,
+    sec: &mut SectionOut,
+    block: &Rows,
+) -> io::Result<()> {
+    let put = |out: &mut HashingWriter<W>, scratch: &mut Vec<u8>, nulls: u32, min: Stat, max: Stat| {
         let meta = BlockMeta {
-            offset: self.out.written(),
-            len: self.scratch.len() as u32,
-            crc32: crc32fast::hash(&self.scratch),
+            offset: out.written(),
+            len: scratch.len() as u32,
+            crc32: crc32fast::hash(scratch),
             nulls,
             min,
             max,
         };
-        self.out.write_all(&self.scratch)?;
-        self.scratch.clear();
-        Ok(meta)
+        out.write_all(scratch)?;
+        scratch.clear();
+        io::Result::Ok(meta)
+    };
+    codec::encode_timestamps(&block.time, level, scratch);
+    let (min, max) = stats_i64(&block.time);
+    sec.time_blocks.push(put(out, scratch, 0, min, max)?);
+    for ((id, _), blocks) in sec.columns.iter().zip(&mut sec.chunks) {
+        let array = block.column(*id).ok_or_else(|| io::Error::other(format!("block lacks column {id}")))?;
+        let (nulls, min, max) = encode_field_block(array, level, scratch);
+        blocks.push(put(out, scratch, nulls, min, max)?);
     }
-
-    fn family(&mut self, family: &Family, rows: &Rows, block_rows: u32) -> io::Result<FamilyMeta> {
-        let n = rows.len();
-        let step = block_rows.max(1) as usize;
-        let mut time_blocks = Vec::new();
-        for start in (0..n).step_by(step) {
-            let block = &rows.time[start..(start + step).min(n)];
-            codec::encode_timestamps(block, self.level, &mut self.scratch);
-            let (min, max) = stats_i64(block);
-            time_blocks.push(self.put(0, min, max)?);
-        }
-        let mut columns = Vec::new();
-        for (id, array) in &rows.columns {
-            let mut blocks = Vec::new();
-            for start in (0..n).step_by(step) {
-                let len = step.min(n - start);
-                let (nulls, min, max) = encode_field_block(&array.slice(start, len), self.level, &mut self.scratch);
-                blocks.push(self.put(nulls, min, max)?);
-            }
-            columns.push(ChunkMeta { column: *id, blocks });
-        }
-        let mut series_runs: Vec<(u32, u32)> = Vec::new();
-        for &s in &rows.series {
-            match series_runs.last_mut() {
-                Some((last, count)) if *last == s => *count += 1,
-                _ => series_runs.push((s, 1)),
-            }
-        }
-        Ok(FamilyMeta {
-            id: family.id,
-            name: family.name.clone(),
-            rows: n as u64,
-            time_min: rows.time.iter().copied().min().unwrap_or(0),
-            time_max: rows.time.iter().copied().max().unwrap_or(0),
-            series_runs,
-            block_rows: step as u32,
-            time_blocks,
-            columns,
-        })
-    }
+    Ok(())
 }
 
 /// Distinct (series, time) keys over all families (which share one directory).
@@ -197,6 +372,50 @@ fn distinct_keys(families: &[(Family, Rows)]) -> u64 {
     keys.sort_unstable();
     keys.dedup();
     keys.len() as u64
+}
+
+/// Writes a segment to `path` atomically (temp file, fsync, rename, fsync
+/// folder), streaming: `fill` declares the sections and pushes their rows,
+/// then returns what the footer says, or `None` when nothing was pushed
+/// (no file is published then). An error `fill` returns is returned as it
+/// is; the temp file is removed.
+pub fn write_segment_with<F>(path: &Path, config: WriteConfig, fill: F) -> Result<Option<Written>>
+where
+    F: FnOnce(&mut SegmentStream<BufWriter<&mut File>>) -> Result<Option<(FooterInfo, Box<dyn Fn(u32) -> u32>)>>,
+{
+    let mut failure: Option<Error> = None;
+    let mut written = None;
+    let mut empty = false;
+    let published = crate::fs::atomic_write_with(path, |file| {
+        let finished = SegmentStream::new(path, BufWriter::with_capacity(1 << 20, file), config).and_then(
+            |mut stream| match fill(&mut stream) {
+                Ok(Some((info, remap))) => stream.finish(info, &*remap),
+                Ok(None) => {
+                    empty = true;
+                    Err(Error::InvalidArgument("a segment would hold no rows".into()))
+                }
+                Err(e) => Err(e),
+            },
+        );
+        match finished {
+            Ok(w) => {
+                written = Some(w);
+                Ok(())
+            }
+            Err(Error::Io { source, .. }) => Err(source),
+            Err(_) if empty => Err(io::Error::other("nothing to write")),
+            Err(e) => {
+                failure = Some(e);
+                Err(io::Error::other("segment write aborted"))
+            }
+        }
+    });
+    match (published, failure) {
+        (_, Some(e)) => Err(e),
+        (Err(_), None) if empty => Ok(None),
+        (Err(e), None) => Err(Error::Io { path: path.to_path_buf(), source: e }),
+        (Ok(()), None) => Ok(written),
+    }
 }
 
 /// Writes a segment to `path` atomically (temp file, fsync, rename, fsync
@@ -220,48 +439,34 @@ pub fn write_segment(
     for ((_, slot), rows) in families.iter_mut().zip(all_rows) {
         *slot = rows;
     }
-    let series = families[0].1.series_keys.as_ref().clone();
-    let rows = distinct_keys(&families);
-    let time_min = families.iter().map(|(_, r)| r.time.iter().copied().min().unwrap_or(i64::MAX)).min().unwrap_or(0);
-    let time_max = families.iter().map(|(_, r)| r.time.iter().copied().max().unwrap_or(i64::MIN)).max().unwrap_or(0);
-
-    let mut result = None;
-    crate::fs::atomic_write_with(path, |file| {
-        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let mut header = [0u8; HEADER_LEN];
-        header[..4].copy_from_slice(&MAGIC);
-        header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.write_all(&header)?;
-        let mut metas = Vec::with_capacity(families.len());
-        {
-            let mut section = SectionWriter { out: &mut out, scratch: Vec::new(), level: config.zstd_level };
-            for (family, rows) in &families {
-                metas.push(section.family(family, rows, config.block_rows)?);
+    // The footer's directory: the series that have rows here (a buffer's
+    // directory holds every series of the table, in every window).
+    let directory = families[0].1.series_keys.clone();
+    let mut used = vec![false; directory.len()];
+    for (_, rows) in &families {
+        for &s in &rows.series {
+            if let Some(u) = used.get_mut(s as usize) {
+                *u = true;
             }
         }
-        let footer = Footer {
-            db_id: table.db_id,
-            db: table.db.clone(),
-            table_id: table.table_id,
-            table: table.table.clone(),
-            columns: columns.to_vec(),
-            series: series.clone(),
-            families: metas,
-            rows,
-            time_min,
-            time_max,
-            created_at_ns,
-            zstd_level: config.zstd_level,
-        };
-        let footer_bytes = postcard::to_allocvec(&footer).map_err(io::Error::other)?;
-        out.write_all(&footer_bytes)?;
-        out.write_all(&(footer_bytes.len() as u64).to_le_bytes())?;
-        out.write_all(&crc32fast::hash(&footer_bytes).to_le_bytes())?;
-        out.write_all(&MAGIC)?;
-        out.flush()?;
-        result = Some(Written { size: out.written(), blake3: out.hash(), rows, time_min, time_max });
-        Ok(())
-    })
-    .at(path)?;
-    result.ok_or_else(|| Error::InvalidArgument(format!("segment {} was not written", path.display())))
+    }
+    let mut index = vec![0u32; directory.len()];
+    let mut series = Vec::new();
+    for (i, key) in directory.iter().enumerate() {
+        if used[i] {
+            index[i] = series.len() as u32;
+            series.push(key.clone());
+        }
+    }
+    let rows = distinct_keys(&families);
+    let written = write_segment_with(path, config, |stream| {
+        for (family, rows) in families {
+            let types = rows.columns.iter().map(|(id, a)| (*id, a.data_type().clone())).collect();
+            let section = stream.add_family(family, types);
+            stream.push(section, rows)?;
+        }
+        let info = FooterInfo { table: table.clone(), columns: columns.to_vec(), series, rows, created_at_ns };
+        Ok(Some((info, Box::new(move |s| index.get(s as usize).copied().unwrap_or(0)))))
+    })?;
+    written.ok_or_else(|| Error::InvalidArgument(format!("segment {} would hold no rows", path.display())))
 }

@@ -10,18 +10,21 @@
 
 pub mod compact;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use arrow::array::UInt32Array;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope;
 use crate::error::{Error, IoContext, Result};
+use crate::rows::Rows;
 use crate::segment::SegmentReader;
+use crate::segment::writer::FamilyRows;
 
 const VERSION_MAGIC: [u8; 4] = *b"QVER";
 const CURRENT_MAGIC: [u8; 4] = *b"QCUR";
@@ -62,6 +65,43 @@ pub fn window_end(t: i64) -> i64 {
 pub fn window_start_of_day(day: i64) -> i64 {
     let start = i128::from(day) * i128::from(WINDOW_NS);
     i64::try_from(start).unwrap_or(if start < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Splits families of rows by 24h window: per window (in time order) the
+/// families' rows in it, families without rows there left out. Rows of one
+/// window only are returned as they are.
+pub fn split_by_window(families: Vec<FamilyRows>) -> Result<Vec<(i64, Vec<FamilyRows>)>> {
+    let mut windows: BTreeMap<i64, Vec<FamilyRows>> = BTreeMap::new();
+    let single = {
+        let mut all = families.iter().flat_map(|(_, r)| r.time.iter().map(|&t| window_start(t)));
+        let first = all.next();
+        first.filter(|&w| all.all(|x| x == w))
+    };
+    if let Some(w) = single {
+        return Ok(vec![(w, families)]);
+    }
+    for (family, rows) in families {
+        // Row indices per window, in row order (so each part stays sorted).
+        let mut parts: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for (i, &t) in rows.time.iter().enumerate() {
+            parts.entry(window_start(t)).or_default().push(i as u32);
+        }
+        for (w, idx) in parts {
+            let idx = UInt32Array::from(idx);
+            let part = Rows {
+                series_keys: rows.series_keys.clone(),
+                series: idx.values().iter().map(|&i| rows.series[i as usize]).collect(),
+                time: idx.values().iter().map(|&i| rows.time[i as usize]).collect(),
+                columns: rows
+                    .columns
+                    .iter()
+                    .map(|(id, a)| Ok((*id, arrow::compute::take(a.as_ref(), &idx, None)?)))
+                    .collect::<Result<_>>()?,
+            };
+            windows.entry(w).or_default().push((family.clone(), part));
+        }
+    }
+    Ok(windows.into_iter().collect())
 }
 
 /// One live segment file.

@@ -157,8 +157,10 @@ impl Drop for TestServer {
     }
 }
 
+/// A client whose requests give up after 5 minutes (reqwest's default of 30
+/// s failed a spilling sort of a debug build on a loaded CI machine).
 pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().build().unwrap()
+    reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(300)).build().unwrap()
 }
 
 pub fn bearer() -> String {
