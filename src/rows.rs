@@ -204,17 +204,11 @@ pub fn merge(mut inputs: Vec<Rows>) -> Result<Rows> {
         }
     }
     runs.sort_by_key(|(s, _)| *s);
-    let mut runs_by_series: Vec<Vec<Run>> = Vec::new();
-    for (i, (s, run)) in runs.iter().enumerate() {
-        match i.checked_sub(1).map(|p| runs[p].0) {
-            Some(prev) if prev == *s => {
-                if let Some(group) = runs_by_series.last_mut() {
-                    group.push(*run);
-                }
-            }
-            _ => runs_by_series.push(vec![*run]),
-        }
-    }
+    let (series_of_run, runs): (Vec<u32>, Vec<Run>) = runs.into_iter().unzip();
+    // Each series' runs are `runs[groups[g]..groups[g + 1]]`, in input order.
+    let mut groups: Vec<usize> =
+        (0..runs.len()).filter(|&i| i == 0 || series_of_run[i - 1] != series_of_run[i]).collect();
+    groups.push(runs.len());
 
     // Offsets of each input in the concatenation.
     let mut offsets = Vec::with_capacity(inputs.len());
@@ -223,12 +217,12 @@ pub fn merge(mut inputs: Vec<Rows>) -> Result<Rows> {
         offsets.push(total);
         total += rows.len();
     }
-
     // The merged order as positions in the concatenation. Most series have
     // runs that do not overlap in time (data arrives in time order), so they
     // are just laid end to end; only overlapping runs are sorted.
     let mut order: Vec<u32> = Vec::with_capacity(total);
-    for runs in &mut runs_by_series {
+    for group in groups.windows(2) {
+        let runs = &runs[group[0]..group[1]];
         match runs.len() {
             0 => {}
             1 => {
@@ -238,7 +232,7 @@ pub fn merge(mut inputs: Vec<Rows>) -> Result<Rows> {
             _ => {
                 let first = |r: &Run| inputs[r.input].time[r.start];
                 let last = |r: &Run| inputs[r.input].time[r.end - 1];
-                let mut by_time = runs.clone();
+                let mut by_time = runs.to_vec();
                 by_time.sort_by_key(|r| (first(r), r.input));
                 let disjoint = by_time.windows(2).all(|w| last(&w[0]) < first(&w[1]));
                 if disjoint {

@@ -32,15 +32,24 @@
 #    (ingest_peers.py).
 # 5. Queries: the five TSBS queries through quipu's SQL against DuckDB over
 #    quipu's Parquet export (tsbs_queries.sh).
-# 6. Report: suite_report.py writes the tables (median, min–max, ratio to
+# 6. Compaction memory (optional, not in the default steps: ONLY=compaction,
+#    or ONLY="backup ingest queries compaction"; roughly half an hour more
+#    and some 25 GiB of line protocol): the peak RSS of `quipu serve` from
+#    ingest to fully compacted, for TSBS days of 1,000, 2,000 and 4,000
+#    hosts, 100 hosts over 10 days in time and in series order, and a
+#    million series (compaction.sh, which --help describes; its environment
+#    passes through).
+# 7. Report: suite_report.py writes the tables (median, min–max, ratio to
 #    quipu) and PNG charts. A full run replaces the suite's section of
-#    docs/BENCHMARKS.md and docs/img/compare-*.png; everything is kept in
-#    SCRATCH/suite-results.
+#    docs/BENCHMARKS.md and docs/img/compare-*.png (and
+#    compaction-peak-rss.png after the compaction step); everything is kept
+#    in SCRATCH/suite-results.
 #
 # --smoke: tiny sets (4 segments of 2 hosts, 50 small segments, 520 hosts
 # once an hour for a day), one warm-up and one timed run, debug builds; it checks that every
 # tool ran and every restore equals its source, asserts no time and leaves
-# docs/ alone. This is what CI runs (scripts/test).
+# docs/ alone. This is what CI runs (scripts/test). It runs the compaction
+# step only when ONLY names it (`ONLY=compaction ... --smoke`: tiny sizes).
 #
 # SCRATCH (default $SUITE_DIR or /work/scratch/suite) must be on the disk
 # under test, not tmpfs. A full run needs about 12 GiB free and takes about
@@ -49,8 +58,8 @@
 # Environment: RUNS (default 5), WARMUP (default 1), DROP_CACHES (auto: drop
 # the page cache before every run when permitted; 0: never), PORT (for
 # quipu serve, default 18459), ONLY (space-separated steps among
-# backup ingest queries: run only those; the report keeps the others'
-# earlier results).
+# backup ingest queries compaction: run only those; the report keeps the
+# others' earlier results; default "backup ingest queries").
 set -euo pipefail
 
 SMOKE=0
@@ -334,8 +343,15 @@ queries_step() {
     OUT="$RES/queries" bash "$HERE/tsbs_queries.sh" "$DAY" | tee "$RES/queries.md"
 }
 
+# --- 6. compaction memory (optional) -------------------------------------------------------
+compaction_step() {
+  local smoke=()
+  [ "$SMOKE" = 1 ] && smoke=(--smoke)
+  RES="$RES" PORT="$PORT" QUIPU="$QUIPU" bash "$HERE/compaction.sh" "${smoke[@]}" "$SCRATCH"
+}
+
 # Which commit each step's results come from (a step run alone keeps the others').
-for step in backup ingest queries; do
+for step in backup ingest queries compaction; do
   if [[ " $ONLY " == *" $step "* ]]; then
     "${step}_step"
     { grep -v "^$step " "$RES/steps.txt" 2> /dev/null || true
@@ -346,7 +362,7 @@ for step in backup ingest queries; do
 done
 rm -rf "$DAY"
 
-# --- 6. report -----------------------------------------------------------------------------
+# --- 7. report -----------------------------------------------------------------------------
 {
   machine_lines
   echo "tools=quipu ($PROFILE build), $(restic version | cut -d' ' -f1-2), $(borg --version), $(rsync --version | head -1 | cut -d' ' -f1-4), $(cp --version | head -1), $(hyperfine --version), pyarrow $(python3 -c 'import pyarrow; print(pyarrow.__version__)'), duckdb $(python3 -c 'import duckdb; print(duckdb.__version__)')"

@@ -5,7 +5,9 @@ ratio to quipu) and PNG charts from one results folder.
     python3 benches/compare/suite_report.py RESULTS [--charts DIR] [--splice BENCHMARKS.md] [--check]
 
 RESULTS holds hyperfine's <operation>.<tool>.json, checks.txt (one line per
-restore compared with its source), ingest-*.json, queries/ and machine.txt.
+restore compared with its source), ingest-*.json, queries/ and machine.txt,
+and compaction.csv when the optional step `compaction` ran (its section and
+chart come from compaction_report.py).
 --charts DIR writes compare-*.png there (matplotlib); --splice FILE
 replaces the text between the suite's markers in FILE (adding the section
 at the end the first time) instead of printing; --check exits non-zero,
@@ -20,6 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import compaction_report
 from report_common import Results, fmt, ratio, span
 
 BEGIN = "<!-- benches/compare/suite.sh: begin (generated; edits are overwritten) -->"
@@ -218,6 +221,8 @@ def charts(res, folder, ingest, names, quipu, duck):
         fig.savefig(folder / "compare-queries.png", dpi=100)
         plt.close(fig)
         written.append("compare-queries.png")
+    if compaction_report.chart(res.folder, folder / "compaction-peak-rss.png"):
+        written.append("compaction-peak-rss.png")
     return written
 
 
@@ -325,6 +330,13 @@ def main():
     if "compare-queries.png" in written:
         say("![compare-queries.png](img/compare-queries.png)")
         say("")
+    if (folder / "compaction.csv").exists():
+        say("### Peak memory from ingest to fully compacted")
+        say("")
+        say(compaction_report.section(folder))
+        if "compaction-peak-rss.png" in written:
+            say("![compaction-peak-rss.png](img/compaction-peak-rss.png)")
+            say("")
     text = "\n".join(out).rstrip() + "\n"
 
     if args.splice:
