@@ -14,7 +14,7 @@ use quipu::catalog::Table;
 use quipu::rows::{Rows, merge};
 use quipu::segment::{TableInfo, WriteConfig, write_segment};
 use quipu::tree::compact::{DEFAULT_MEMORY, Job, plan, run};
-use quipu::tree::{Tree, split_by_window};
+use quipu::tree::{Tree, window_parts};
 use quipu::tsbs::{TsbsConfig, TsbsGenerator};
 use quipu::{Engine, Precision, WriteOptions};
 
@@ -64,7 +64,9 @@ fn in_memory(job: &Job, tree: &Tree, table: &Table, config: WriteConfig) -> Vec<
         .collect();
     let info = TableInfo { db_id: job.db_id, db: "bench".into(), table_id: job.table_id, table: table.name.clone() };
     let mut paths = Vec::new();
-    for (_, families) in split_by_window(families).unwrap() {
+    for (_, part) in window_parts(&families) {
+        let families =
+            part.iter().map(|(f, idx)| (families[*f].0.clone(), families[*f].1.take(idx).unwrap())).collect();
         let (_, path) = tree.allocate();
         write_segment(&path, &info, &table.columns, families, config, 0).unwrap();
         paths.push(path);

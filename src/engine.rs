@@ -15,7 +15,7 @@
 //! LAST_RESTORE         the id of the last restore applied
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,7 @@ use crate::query::{self, Plan, ScanRequest, ScanStats};
 use crate::rows::Rows;
 use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
+use crate::segment::writer::FamilyRows;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
 use crate::swap::{self, SwapRecord};
 use crate::time_range::TimeRange;
@@ -47,6 +48,10 @@ use crate::write::{self, Resolved, WriteBatch};
 
 /// The lock file in the data folder.
 pub const LOCK_FILE: &str = "LOCK";
+/// Flushed files in all that start a compaction, however few reach any one
+/// window (a flush of many tables or windows writes many files).
+pub const GEN0_FILES_LIMIT: usize = 1024;
+
 /// Writes wait while the active buffer holds this many times `flush_bytes`.
 pub const STALL_FACTOR: usize = 4;
 /// The write buffer's hard limit, unless set: this many times `flush_bytes`.
@@ -178,7 +183,11 @@ impl EngineBuilder {
         self
     }
 
-    /// Compact once this many gen0 files exist. Default 8.
+    /// Compact once one table's 24h window has this many flushed (gen0)
+    /// files waiting, or [`GEN0_FILES_LIMIT`] flushed files wait in all.
+    /// Default 8. Flushes write a file per table and window, so a backfill
+    /// that flushes ten windows at a time is compacted after 8 flushes,
+    /// like a day of live data, not after every flush.
     #[must_use]
     pub fn compact_after_gen0_files(mut self, n: usize) -> Self {
         self.config.compact_gen0_files = n.max(1);
@@ -212,7 +221,7 @@ impl EngineBuilder {
     }
 
     /// The memory compaction may use for its merges, in bytes (default
-    /// [`compact::DEFAULT_MEMORY`], 256 MiB). Compaction streams: it holds
+    /// [`compact::DEFAULT_MEMORY`], 128 MiB). Compaction streams: it holds
     /// one decoded block per input file of the window being merged plus the
     /// output block being filled, and merges as many windows at once as
     /// fit. A window whose blocks alone need more is merged by itself (the
@@ -1265,8 +1274,7 @@ impl Inner {
             .par_iter()
             .flat_map_iter(|&((db_id, table_id), tb)| {
                 let mut out = Vec::new();
-                type Windows = Vec<(i64, Vec<crate::segment::writer::FamilyRows>)>;
-                let windows = (|| -> Result<(TableInfo, &crate::catalog::Table, Windows)> {
+                let windows = (|| -> Result<(TableInfo, &crate::catalog::Table, Vec<FamilyRows>)> {
                     let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
                         path: self.dir.join(CATALOG_DIR),
                         what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
@@ -1302,19 +1310,35 @@ impl Inner {
                         families.push((family.clone(), rows));
                     }
                     let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
-                    Ok((info, table, crate::tree::split_by_window(families)?))
+                    Ok((info, table, families))
                 })();
                 match windows {
                     Err(e) => out.push((None, Err(e))),
-                    Ok((info, table, windows)) => {
-                        for (_, families) in windows {
+                    Ok((info, table, families)) => {
+                        let write = |families: Result<Vec<FamilyRows>>| {
                             let (id, path) = self.tree.allocate();
-                            let written = write_segment(&path, &info, &table.columns, families, self.config.gen0, now);
-                            let meta = written.map(|w| FileMeta::written(id, (db_id, table_id), LEVEL_GEN0, None, &w));
-                            let failed = meta.is_err();
-                            out.push((Some(path), meta));
-                            if failed {
-                                break;
+                            let written = families.and_then(|families| {
+                                write_segment(&path, &info, &table.columns, families, self.config.gen0, now)
+                            });
+                            (
+                                Some(path),
+                                written.map(|w| FileMeta::written(id, (db_id, table_id), LEVEL_GEN0, None, &w)),
+                            )
+                        };
+                        let parts = crate::tree::window_parts(&families);
+                        if parts.len() == 1 {
+                            out.push(write(Ok(families)));
+                        } else {
+                            for (_, part) in &parts {
+                                // One window at a time: only its rows are copied.
+                                let taken = part
+                                    .iter()
+                                    .map(|(f, idx)| Ok((families[*f].0.clone(), families[*f].1.take(idx)?)))
+                                    .collect();
+                                out.push(write(taken));
+                                if out.last().is_some_and(|(_, r)| r.is_err()) {
+                                    break;
+                                }
                             }
                         }
                     }
@@ -1410,8 +1434,24 @@ impl Inner {
         }
     }
 
-    fn gen0_files(&self) -> usize {
-        self.tree.current().files.iter().filter(|f| f.meta.level == LEVEL_GEN0).count()
+    /// Flushed files waiting for compaction: in all, and the most that
+    /// reach one table's window.
+    fn gen0_pressure(&self) -> (usize, usize) {
+        let version = self.tree.current();
+        let mut per_window: HashMap<(u32, u32, i64), usize> = HashMap::new();
+        let mut total = 0;
+        for f in version.files.iter().filter(|f| f.meta.level == LEVEL_GEN0) {
+            total += 1;
+            let m = &f.meta;
+            let (first, last) = (crate::tree::window_start(m.time_min), crate::tree::window_start(m.time_max));
+            // Files written before flushes split by window may span many;
+            // each counts for its first and last.
+            let windows: &[i64] = if first == last { &[first] } else { &[first, last] };
+            for &w in windows {
+                *per_window.entry((m.db_id, m.table_id, w)).or_default() += 1;
+            }
+        }
+        (total, per_window.into_values().max().unwrap_or(0))
     }
 
     /// Waits up to `timeout` for a wake-up; false on shutdown.
@@ -1450,7 +1490,7 @@ impl Inner {
         // When this loop first saw gen0 files waiting (by the engine's clock).
         let mut waiting_since: Option<i64> = None;
         while self.wait(tick) {
-            let gen0 = self.gen0_files();
+            let (gen0, deepest) = self.gen0_pressure();
             let now = self.clock.now_ns();
             let since = match gen0 {
                 0 => None,
@@ -1458,7 +1498,8 @@ impl Inner {
             };
             waiting_since = since;
             let aged = since.is_some_and(|t| now.saturating_sub(t) >= self.config.compact_age.as_nanos() as i64);
-            if gen0 == 0 || (gen0 < self.config.compact_gen0_files && !aged) {
+            let due = deepest >= self.config.compact_gen0_files || gen0 >= GEN0_FILES_LIMIT;
+            if gen0 == 0 || (!due && !aged) {
                 continue;
             }
             match self.compact() {

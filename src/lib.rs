@@ -49,8 +49,8 @@ pub mod wal;
 pub mod write;
 
 pub use engine::{
-    BufferUsage, CATALOG_DIR, Durability, Engine, EngineBuilder, LOCK_FILE, LiveFileInfo, ScanIter, Stats, WAL_DIR,
-    WriteOptions, WriteSummary,
+    BufferUsage, CATALOG_DIR, Durability, Engine, EngineBuilder, GEN0_FILES_LIMIT, LOCK_FILE, LiveFileInfo, ScanIter,
+    Stats, WAL_DIR, WriteOptions, WriteSummary,
 };
 pub use error::{Error, Result};
 pub use lp::{LineError, Precision};

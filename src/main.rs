@@ -272,7 +272,7 @@ struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     flush_age: std::time::Duration,
     /// Compact flushed files into 24h windows (what export reads) once
-    /// the oldest has waited this long, or as soon as 8 are waiting.
+    /// the oldest has waited this long, or as soon as 8 wait for one table's window.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     compact_age: std::time::Duration,
     /// The backup repository (created if missing). Default: `<data-dir>-backups` beside the data folder.

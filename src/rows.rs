@@ -90,6 +90,19 @@ impl Rows {
         Ok(Rows { series_keys, series, time, columns })
     }
 
+    /// The rows at `indices` (ascending indices keep them sorted), copied.
+    pub fn take(&self, indices: &[u32]) -> Result<Rows> {
+        let idx = UInt32Array::from(indices.to_vec());
+        let columns =
+            self.columns.iter().map(|(id, a)| Ok((*id, take(a.as_ref(), &idx, None)?))).collect::<Result<Vec<_>>>()?;
+        Ok(Rows {
+            series_keys: self.series_keys.clone(),
+            series: indices.iter().map(|&i| self.series[i as usize]).collect(),
+            time: indices.iter().map(|&i| self.time[i as usize]).collect(),
+            columns,
+        })
+    }
+
     /// Rows `start..start + len`, sharing the directory (the columns are
     /// zero-copy slices).
     pub fn slice(&self, start: usize, len: usize) -> Rows {

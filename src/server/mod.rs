@@ -548,6 +548,11 @@ async fn serve_connection(
 async fn drain_and_close(mut stream: tokio::net::TcpStream, linger: Linger) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 << 10];
+    // A client still sending may be between two writes (a loaded machine
+    // made that gap tens of ms): wait a moment for its next bytes before
+    // deciding it has nothing more to send.
+    let wait = linger.timeout.min(Duration::from_millis(250));
+    let _ = tokio::time::timeout(wait, stream.readable()).await;
     match stream.try_read(&mut buf) {
         Ok(n) if n > 0 => {}
         _ => return,

@@ -16,13 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use arrow::array::UInt32Array;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope;
 use crate::error::{Error, IoContext, Result};
-use crate::rows::Rows;
 use crate::segment::SegmentReader;
 use crate::segment::writer::FamilyRows;
 
@@ -67,41 +65,26 @@ pub fn window_start_of_day(day: i64) -> i64 {
     i64::try_from(start).unwrap_or(if start < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Splits families of rows by 24h window: per window (in time order) the
-/// families' rows in it, families without rows there left out. Rows of one
-/// window only are returned as they are.
-pub fn split_by_window(families: Vec<FamilyRows>) -> Result<Vec<(i64, Vec<FamilyRows>)>> {
-    let mut windows: BTreeMap<i64, Vec<FamilyRows>> = BTreeMap::new();
-    let single = {
-        let mut all = families.iter().flat_map(|(_, r)| r.time.iter().map(|&t| window_start(t)));
-        let first = all.next();
-        first.filter(|&w| all.all(|x| x == w))
-    };
-    if let Some(w) = single {
-        return Ok(vec![(w, families)]);
-    }
-    for (family, rows) in families {
-        // Row indices per window, in row order (so each part stays sorted).
+/// The rows of one family in one window: the family's index and the rows'.
+pub type WindowPart = (usize, Vec<u32>);
+
+/// Where the rows of `families` fall by 24h window: per window (in time
+/// order), per family with rows there, its index in `families` and the
+/// rows' indices (ascending, so each part stays sorted). Row indices cost 4
+/// bytes a row where copies of the parts would cost the rows again: a flush
+/// takes one window's rows at a time ([`crate::rows::Rows::take`]).
+pub fn window_parts(families: &[FamilyRows]) -> Vec<(i64, Vec<WindowPart>)> {
+    let mut windows: BTreeMap<i64, Vec<WindowPart>> = BTreeMap::new();
+    for (f, (_, rows)) in families.iter().enumerate() {
         let mut parts: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (i, &t) in rows.time.iter().enumerate() {
             parts.entry(window_start(t)).or_default().push(i as u32);
         }
         for (w, idx) in parts {
-            let idx = UInt32Array::from(idx);
-            let part = Rows {
-                series_keys: rows.series_keys.clone(),
-                series: idx.values().iter().map(|&i| rows.series[i as usize]).collect(),
-                time: idx.values().iter().map(|&i| rows.time[i as usize]).collect(),
-                columns: rows
-                    .columns
-                    .iter()
-                    .map(|(id, a)| Ok((*id, arrow::compute::take(a.as_ref(), &idx, None)?)))
-                    .collect::<Result<_>>()?,
-            };
-            windows.entry(w).or_default().push((family.clone(), part));
+            windows.entry(w).or_default().push((f, idx));
         }
     }
-    Ok(windows.into_iter().collect())
+    windows.into_iter().collect()
 }
 
 /// One live segment file.
