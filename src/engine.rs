@@ -1274,7 +1274,7 @@ impl Inner {
             .par_iter()
             .flat_map_iter(|&((db_id, table_id), tb)| {
                 let mut out = Vec::new();
-                let windows = (|| -> Result<(TableInfo, &crate::catalog::Table, Vec<FamilyRows>)> {
+                let prepared = (|| -> Result<(TableInfo, &crate::catalog::Table, Vec<FamilyRows>)> {
                     let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
                         path: self.dir.join(CATALOG_DIR),
                         what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
@@ -1312,7 +1312,7 @@ impl Inner {
                     let info = TableInfo { db_id, db: database.name.clone(), table_id, table: table.name.clone() };
                     Ok((info, table, families))
                 })();
-                match windows {
+                match prepared {
                     Err(e) => out.push((None, Err(e))),
                     Ok((info, table, families)) => {
                         let write = |families: Result<Vec<FamilyRows>>| {

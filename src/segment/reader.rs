@@ -247,6 +247,19 @@ impl SegmentReader {
         Ok(bytes)
     }
 
+    /// The payloads reading `pick` of `plan` touches: its time block and
+    /// the planned columns' blocks.
+    fn block_metas(&self, plan: &FamilyPlan, pick: &BlockPick) -> Vec<&BlockMeta> {
+        let fam = &self.footer.families[plan.family];
+        let mut metas = vec![&fam.time_blocks[pick.block]];
+        for id in &plan.columns {
+            if let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) {
+                metas.push(&chunk.blocks[pick.block]);
+            }
+        }
+        metas
+    }
+
     /// What reading `pick` of `plan` costs: its rows, the stored bytes of
     /// its time block and planned column blocks, and, with `probe`, whether
     /// all those bytes were in the OS page cache before the read (`None`
@@ -257,12 +270,7 @@ impl SegmentReader {
         let b = pick.block;
         let step = fam.block_rows as u64;
         let rows = step.min(fam.rows.saturating_sub(b as u64 * step));
-        let mut metas = vec![&fam.time_blocks[b]];
-        for id in &plan.columns {
-            if let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) {
-                metas.push(&chunk.blocks[b]);
-            }
-        }
+        let metas = self.block_metas(plan, pick);
         let bytes = metas.iter().map(|m| u64::from(m.len)).sum();
         if !probe {
             return BlockCost { rows, bytes, resident: None };
@@ -287,15 +295,8 @@ impl SegmentReader {
     /// and without this the mapped pages of all its inputs would count
     /// against the process until the kernel needed the memory back.
     pub fn release_block(&self, plan: &FamilyPlan, pick: &BlockPick) {
-        let fam = &self.footer.families[plan.family];
         let Ok(map) = self.map.get() else { return };
-        let mut metas = vec![&fam.time_blocks[pick.block]];
-        for id in &plan.columns {
-            if let Some(chunk) = fam.columns.iter().find(|c| c.column == *id) {
-                metas.push(&chunk.blocks[pick.block]);
-            }
-        }
-        for m in metas {
+        for m in self.block_metas(plan, pick) {
             // SAFETY: the range lies inside the mapping (block offsets were
             // validated against the file at open). The mapping is a
             // read-only shared file mapping that is never written, so

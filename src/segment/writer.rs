@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, ArrayRef, AsArray, UInt32Array, new_null_array};
+use arrow::array::{Array, ArrayRef, AsArray, new_null_array};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 
 use super::codec;
@@ -248,20 +248,8 @@ impl<W: Write> SegmentStream<W> {
         }
         if start < all.len() {
             // A copy: a slice would keep the whole pushed batch alive.
-            let rest = all.len() - start;
-            let indices = UInt32Array::from_iter_values(start as u32..all.len() as u32);
-            let columns = all
-                .columns
-                .iter()
-                .map(|(id, a)| Ok((*id, arrow::compute::take(a.as_ref(), &indices, None)?)))
-                .collect::<Result<_>>()?;
-            sec.pending = Some(Rows {
-                series_keys: all.series_keys.clone(),
-                series: all.series[start..].to_vec(),
-                time: all.time[start..].to_vec(),
-                columns,
-            });
-            debug_assert_eq!(sec.pending.as_ref().map(Rows::len), Some(rest));
+            let rest: Vec<u32> = (start as u32..all.len() as u32).collect();
+            sec.pending = Some(all.take(&rest)?);
         }
         Ok(())
     }
@@ -362,6 +350,19 @@ fn write_block<W: Write>(
     Ok(())
 }
 
+/// The series a directory keeps when only those marked `used` have rows:
+/// their positions in it, and for every position its index in the kept
+/// list (0 where unused), the `remap` of [`SegmentStream::finish`].
+pub fn used_series(used: &[bool]) -> (Vec<usize>, Vec<u32>) {
+    let mut kept = Vec::new();
+    let mut index = vec![0u32; used.len()];
+    for (i, _) in used.iter().enumerate().filter(|(_, u)| **u) {
+        index[i] = kept.len() as u32;
+        kept.push(i);
+    }
+    (kept, index)
+}
+
 /// Distinct (series, time) keys over all families (which share one directory).
 fn distinct_keys(families: &[(Family, Rows)]) -> u64 {
     if families.len() == 1 {
@@ -383,38 +384,24 @@ pub fn write_segment_with<F>(path: &Path, config: WriteConfig, fill: F) -> Resul
 where
     F: FnOnce(&mut SegmentStream<BufWriter<&mut File>>) -> Result<Option<(FooterInfo, Box<dyn Fn(u32) -> u32>)>>,
 {
-    let mut failure: Option<Error> = None;
-    let mut written = None;
-    let mut empty = false;
+    // What `fill` and the stream came to, typed (an input's error keeps its
+    // own path); the temp file is published only when it is a segment.
+    let mut outcome: Option<Result<Option<Written>>> = None;
     let published = crate::fs::atomic_write_with(path, |file| {
-        let finished = SegmentStream::new(path, BufWriter::with_capacity(1 << 20, file), config).and_then(
-            |mut stream| match fill(&mut stream) {
-                Ok(Some((info, remap))) => stream.finish(info, &*remap),
-                Ok(None) => {
-                    empty = true;
-                    Err(Error::InvalidArgument("a segment would hold no rows".into()))
-                }
-                Err(e) => Err(e),
+        let result = SegmentStream::new(path, BufWriter::with_capacity(1 << 20, file), config).and_then(
+            |mut stream| match fill(&mut stream)? {
+                Some((info, remap)) => stream.finish(info, &*remap).map(Some),
+                None => Ok(None),
             },
         );
-        match finished {
-            Ok(w) => {
-                written = Some(w);
-                Ok(())
-            }
-            Err(Error::Io { source, .. }) => Err(source),
-            Err(_) if empty => Err(io::Error::other("nothing to write")),
-            Err(e) => {
-                failure = Some(e);
-                Err(io::Error::other("segment write aborted"))
-            }
-        }
+        let complete = matches!(result, Ok(Some(_)));
+        outcome = Some(result);
+        if complete { Ok(()) } else { Err(io::Error::other("no segment to publish")) }
     });
-    match (published, failure) {
-        (_, Some(e)) => Err(e),
-        (Err(_), None) if empty => Ok(None),
-        (Err(e), None) => Err(Error::Io { path: path.to_path_buf(), source: e }),
-        (Ok(()), None) => Ok(written),
+    match (published, outcome) {
+        (Ok(()), outcome) => outcome.unwrap_or(Ok(None)),
+        (Err(_), Some(unpublished @ (Ok(None) | Err(_)))) => unpublished,
+        (Err(e), _) => Err(Error::Io { path: path.to_path_buf(), source: e }),
     }
 }
 
@@ -450,14 +437,8 @@ pub fn write_segment(
             }
         }
     }
-    let mut index = vec![0u32; directory.len()];
-    let mut series = Vec::new();
-    for (i, key) in directory.iter().enumerate() {
-        if used[i] {
-            index[i] = series.len() as u32;
-            series.push(key.clone());
-        }
-    }
+    let (kept, index) = used_series(&used);
+    let series = kept.iter().map(|&i| directory[i].clone()).collect();
     let rows = distinct_keys(&families);
     let written = write_segment_with(path, config, |stream| {
         for (family, rows) in families {

@@ -26,6 +26,7 @@ use crate::catalog::Table;
 use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::reader::FamilyPlan;
+use crate::segment::writer::used_series;
 use crate::segment::{FooterInfo, Read, SegmentReader, TableInfo, WriteConfig, write_segment_with};
 use crate::time_range::TimeRange;
 use crate::write::SeriesKey;
@@ -416,14 +417,14 @@ fn merge_window(
             return Ok(None);
         }
         // The output's directory: the union series that have rows here.
-        let mut out_index = vec![u32::MAX; union.keys.len()];
-        let mut series = Vec::new();
-        for (u, &(input, local)) in union.keys.iter().enumerate() {
-            if used[u] {
-                out_index[u] = series.len() as u32;
-                series.push(directories[input][local as usize].clone());
-            }
-        }
+        let (kept, out_index) = used_series(&used);
+        let series = kept
+            .iter()
+            .map(|&u| {
+                let (input, local) = union.keys[u];
+                directories[input][local as usize].clone()
+            })
+            .collect();
         let footer =
             FooterInfo { table: info.clone(), columns: table.columns.clone(), series, rows, created_at_ns: now_ns };
         let remap: Box<dyn Fn(u32) -> u32> = Box::new(move |s| out_index[s as usize]);
