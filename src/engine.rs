@@ -40,6 +40,7 @@ use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
 use crate::segment::writer::FamilyRows;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
+use crate::snapshot::{Frozen, Snapshot};
 use crate::swap::{self, SwapRecord};
 use crate::time_range::TimeRange;
 use crate::tree::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
@@ -301,12 +302,6 @@ impl EngineBuilder {
     }
 }
 
-struct Frozen {
-    buffer: Arc<Buffer>,
-    /// WAL files below this number hold only this buffer's (and older) writes.
-    wal_next: u64,
-}
-
 #[derive(Default)]
 struct Signal {
     shutdown: bool,
@@ -340,20 +335,21 @@ struct Inner {
     ids: Arc<dyn IdSource>,
     _lock: File,
     catalog_store: CatalogStore,
-    catalog: RwLock<Arc<Catalog>>,
+    /// Catalog, version, frozen buffers and epoch: replaced whole under
+    /// `publish` (see [`crate::snapshot`]).
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Serializes snapshot changes, from reading the current one to
+    /// installing the next (a version install happens inside).
+    publish: Mutex<()>,
     catalog_change: Mutex<()>,
     wal: Wal,
     tree: Tree,
     export_cache: Arc<ExportCache>,
     active: Mutex<Buffer>,
-    frozen: RwLock<Vec<Frozen>>,
     flush_serial: Mutex<()>,
     compact_serial: Mutex<()>,
     poisoned: Mutex<Option<String>>,
     closed: AtomicBool,
-    /// Bumped by every restore swap: a write resolved against the catalog of
-    /// an earlier epoch must not reach the WAL of a later one.
-    epoch: AtomicU64,
     signal: Mutex<Signal>,
     wake: Condvar,
     stats: Stats,
@@ -480,18 +476,17 @@ impl Engine {
             ids: b.ids,
             _lock: lock_file,
             catalog_store,
-            catalog: RwLock::new(Arc::new(catalog)),
+            snapshot: RwLock::new(Arc::new(Snapshot::new(catalog, tree.current()))),
+            publish: Mutex::new(()),
             catalog_change: Mutex::new(()),
             wal,
             tree,
             export_cache,
             active: Mutex::new(buffer),
-            frozen: RwLock::new(Vec::new()),
             flush_serial: Mutex::new(()),
             compact_serial: Mutex::new(()),
             poisoned: Mutex::new(None),
             closed: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
             signal: Mutex::new(Signal::default()),
             wake: Condvar::new(),
             stats: Stats::default(),
@@ -524,7 +519,14 @@ impl Engine {
         &self.inner.dir
     }
 
-    /// The current catalog.
+    /// The current catalog, version and frozen buffers, read together:
+    /// the one way to see files with the catalog that describes them (see
+    /// [`crate::snapshot`]).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot()
+    }
+
+    /// The current catalog (of a new [`Engine::snapshot`]).
     pub fn catalog(&self) -> Arc<Catalog> {
         self.inner.catalog()
     }
@@ -540,12 +542,9 @@ impl Engine {
             let active = lock(&self.inner.active);
             (active.rows() as u64, active.bytes() as u64)
         };
-        if let Ok(frozen) = self.inner.frozen.read() {
-            for f in frozen.iter() {
-                rows += f.buffer.rows() as u64;
-                bytes += f.buffer.bytes() as u64;
-            }
-        }
+        let (frozen_rows, frozen_bytes) = self.inner.snapshot().frozen_usage();
+        rows += frozen_rows as u64;
+        bytes += frozen_bytes as u64;
         BufferUsage { rows, bytes }
     }
 
@@ -564,7 +563,7 @@ impl Engine {
         self.inner.check_writable()?;
         let now = self.inner.clock.now_ns();
         loop {
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let epoch = self.inner.snapshot().epoch;
             let mut resolved = self.inner.resolve(
                 |catalog| write::resolve_lp(catalog, db, body, precision, now, self.inner.config.limits),
                 opts.accept_partial,
@@ -596,7 +595,7 @@ impl Engine {
     ) -> Result<WriteSummary> {
         self.inner.check_writable()?;
         loop {
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let epoch = self.inner.snapshot().epoch;
             let limit = self.inner.config.limits;
             let resolved = self.inner.resolve(
                 |catalog| write::resolve_record_batch(catalog, db, table, batch, limit),
@@ -674,53 +673,50 @@ impl Engine {
             .collect())
     }
 
-    /// Resolves a scan and gathers its sources: buffered rows and planned
-    /// file sections from one consistent view (retried when a restore
-    /// swapped in meanwhile).
+    /// Resolves a scan and gathers its sources: the active buffer's rows,
+    /// then a snapshot's frozen rows and planned file sections.
     fn gather(&self, db: &str, table: &str, req: &ScanRequest, stats: &ScanStats) -> Result<Gathered> {
         loop {
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
             stats.reset();
-            let g = self.gather_once(db, table, req, stats)?;
-            // A restore swapped in while the scan gathered its sources: they
-            // may mix the old and the restored data; read again.
-            if self.inner.epoch.load(Ordering::SeqCst) == epoch {
+            if let Some(g) = self.gather_once(db, table, req, stats)? {
                 return Ok(g);
             }
         }
     }
 
-    fn gather_once(&self, db: &str, table: &str, req: &ScanRequest, stats: &ScanStats) -> Result<Gathered> {
-        let catalog = self.catalog();
-        let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
+    /// None when a restore swapped in while the sources were gathered:
+    /// they may mix the old and the restored data.
+    fn gather_once(&self, db: &str, table: &str, req: &ScanRequest, stats: &ScanStats) -> Result<Option<Gathered>> {
+        let first = self.snapshot();
+        let database = first.catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
         let table_def = database
             .table(table)
             .ok_or_else(|| Error::TableNotFound { db: db.to_string(), table: table.to_string() })?
             .clone();
         let plan = Plan::new(db, &table_def, req)?;
-        let inner = &self.inner;
 
-        // Data moves active -> frozen -> files; reading in that order means a
-        // concurrent flush can only make us see a row twice (merged away),
-        // never miss it.
+        // Data moves active -> frozen -> files; reading the active buffer
+        // before the snapshot means a concurrent flush can only make us see
+        // a row twice (merged away), never miss it.
         let active = {
-            let buffer = lock(&inner.active);
+            let buffer = lock(&self.inner.active);
             buffer_rows(&buffer, &plan, database.id, &table_def)?
         };
-        let frozen: Vec<Arc<Buffer>> =
-            inner.frozen.read().map(|f| f.iter().map(|f| f.buffer.clone()).collect()).unwrap_or_default();
-        let version = inner.tree.current();
+        let snapshot = self.snapshot();
+        if snapshot.epoch != first.epoch {
+            return Ok(None);
+        }
 
         let mut buffered = Vec::new();
-        for buffer in &frozen {
+        for buffer in snapshot.frozen_buffers() {
             buffered.extend(buffer_rows(buffer, &plan, database.id, &table_def)?);
         }
         buffered.extend(active);
-        let file_plans = query::plan_files(&plan, &table_def, database.id, &version);
+        let file_plans = query::plan_files(&plan, &table_def, database.id, &snapshot.version);
         let files: HashSet<u64> = file_plans.iter().map(|(f, _)| f.meta.id).collect();
         stats.add_files(files.len() as u64);
         stats.add_buffer_rows(buffered.iter().map(|r| r.len() as u64).sum());
-        Ok(Gathered { plan, table: table_def, file_plans, buffered })
+        Ok(Some(Gathered { plan, table: table_def, file_plans, buffered }))
     }
 
     /// Writes the buffer to gen0 segment files now.
@@ -738,17 +734,10 @@ impl Engine {
         &self.inner.export_cache
     }
 
-    /// The current tree version, pinned: its files stay on disk while it is held.
+    /// The current tree version (of a new [`Engine::snapshot`]), pinned:
+    /// its files stay on disk while it is held.
     pub fn version(&self) -> Arc<Version> {
-        self.inner.tree.current()
-    }
-
-    /// The current version and the catalog that goes with it, read
-    /// together: a restore swaps both at once, and a backup must not pair
-    /// the files of one with the catalog of the other.
-    pub fn version_and_catalog(&self) -> Result<(Arc<Version>, Arc<Catalog>)> {
-        let _install = self.inner.tree.install_lock()?;
-        Ok((self.inner.tree.current(), self.inner.catalog()))
+        self.inner.snapshot().version.clone()
     }
 
     /// Now, by the engine's clock (the injected one in tests).
@@ -984,8 +973,30 @@ fn not_stored(e: Error) -> Error {
 }
 
 impl Inner {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
     fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.snapshot().catalog.clone()
+    }
+
+    /// Replaces the snapshot by what `change` makes of the current one
+    /// (it may install a version meanwhile); nothing when it fails.
+    fn publish<T>(&self, change: impl FnOnce(&Snapshot) -> Result<(Snapshot, T)>) -> Result<T> {
+        let _publish = lock(&self.publish);
+        self.publish_locked(change)
+    }
+
+    /// [`Inner::publish`] for a caller that holds the publish lock.
+    fn publish_locked<T>(&self, change: impl FnOnce(&Snapshot) -> Result<(Snapshot, T)>) -> Result<T> {
+        let (next, out) = change(&self.snapshot())?;
+        let next = Arc::new(next);
+        match self.snapshot.write() {
+            Ok(mut s) => *s = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        Ok(out)
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -1051,10 +1062,7 @@ impl Inner {
         }
         if let Some(changed) = resolved.catalog.take() {
             self.catalog_store.persist(&changed).map_err(not_stored)?;
-            match self.catalog.write() {
-                Ok(mut c) => *c = Arc::new(changed),
-                Err(p) => *p.into_inner() = Arc::new(changed),
-            }
+            self.publish(|s| Ok((Snapshot { catalog: Arc::new(changed), ..s.clone() }, ())))?;
         }
         Ok(resolved)
     }
@@ -1112,13 +1120,14 @@ impl Inner {
         let (pos, flush_due) = {
             let mut active = lock(&self.active);
             self.check_writable()?;
-            if self.epoch.load(Ordering::SeqCst) != epoch {
+            let snapshot = self.snapshot();
+            if snapshot.epoch != epoch {
                 return Ok(false);
             }
             // Flushes that fail or fall behind keep their buffers frozen:
             // count them too, so memory stays bounded either way.
-            let frozen: usize =
-                self.frozen.read().map(|f| f.iter().map(|f| f.buffer.bytes()).sum()).unwrap_or_default();
+            let (_, frozen) = snapshot.frozen_usage();
+            drop(snapshot);
             let buffered_bytes = active.bytes() + frozen;
             let limit_bytes = self.config.buffer_limit();
             if request_bytes.saturating_add(buffered_bytes) > limit_bytes {
@@ -1144,7 +1153,7 @@ impl Inner {
         }
         // Logged before a restore's swap, which rolled it back with the rest:
         // say so rather than acknowledge data that is gone.
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.snapshot().epoch != epoch {
             return Err(Error::RolledBack);
         }
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
@@ -1160,6 +1169,7 @@ impl Inner {
         let _flush = lock(&self.flush_serial);
         let _change = lock(&self.catalog_change);
         let mut active = lock(&self.active);
+        let _publish = lock(&self.publish);
         let _install = self.tree.install_lock()?;
         self.check_writable()?;
         let wal_from = self.wal.rotate().map_err(|e| self.wal_failed(e))?;
@@ -1167,7 +1177,7 @@ impl Inner {
         // Above every snapshot on disk too: one a failed persist left behind
         // must not outrank the restored catalog at the next open.
         let on_disk = self.catalog_store.load_latest()?.sequence;
-        catalog.sequence = self.catalog().sequence.max(old.record.catalog_sequence).max(on_disk) + 1;
+        catalog.sequence = self.snapshot().catalog.sequence.max(old.record.catalog_sequence).max(on_disk) + 1;
         let next_file_id =
             files.iter().map(|(m, _)| m.id.saturating_add(1)).max().unwrap_or(1).max(old.record.next_file_id);
         let record = SwapRecord {
@@ -1204,24 +1214,18 @@ impl Inner {
             self.poison(format!("restore {restore_id} committed but was not applied ({e}); reopen to finish it"));
             return Err(e);
         }
-        // Catalog and files first, the epoch last: a writer that sees the new
-        // epoch sees the restored catalog; one that resolved against the old
-        // catalog finds the epoch moved and resolves again.
-        match self.catalog.write() {
-            Ok(mut c) => *c = Arc::new(catalog),
-            Err(p) => *p.into_inner() = Arc::new(catalog),
-        }
-        self.tree.replace(record.version, files);
+        // Catalog, files and epoch at once: a writer that resolved against
+        // the old catalog finds the epoch moved and resolves again.
+        let version = self.tree.replace(record.version, files);
         let rolled_back = mem::take(&mut *active);
-        let frozen = match self.frozen.write() {
-            Ok(mut f) => mem::take(&mut *f),
-            Err(p) => mem::take(&mut *p.into_inner()),
-        };
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let old_snapshot = self.snapshot();
+        self.publish_locked(|s| {
+            Ok((Snapshot { catalog: Arc::new(catalog), version, frozen: Vec::new(), epoch: s.epoch + 1 }, ()))
+        })?;
         drop(active);
         // Freed outside the fence: large buffers take a while to drop.
         drop(rolled_back);
-        drop(frozen);
+        drop(old_snapshot);
         if let Err(e) = self.wal.remove_files_before(wal_from) {
             tracing::warn!(error = %e, "could not remove WAL files a restore rolled back; the next open skips them");
         }
@@ -1237,26 +1241,31 @@ impl Inner {
             if active.rows() > 0 {
                 let wal_next = self.wal.rotate().map_err(|e| self.wal_failed(e))?;
                 let buffer = Arc::new(mem::take(&mut *active));
-                self.frozen
-                    .write()
-                    .map_err(|_| Error::Poisoned { reason: "frozen list lock".into() })?
-                    .push(Frozen { buffer, wal_next });
+                self.publish(|s| {
+                    let mut next = s.clone();
+                    next.frozen.push(Frozen { buffer, wal_next });
+                    Ok((next, ()))
+                })?;
             }
         }
         loop {
-            let next = self.frozen.read().ok().and_then(|f| f.first().map(|f| (f.buffer.clone(), f.wal_next)));
-            let Some((buffer, wal_next)) = next else { break };
-            let catalog = self.catalog();
+            let snapshot = self.snapshot();
+            let Some(Frozen { buffer, wal_next }) = snapshot.frozen.first().cloned() else { break };
+            let catalog = snapshot.catalog.clone();
+            drop(snapshot);
             let files = self.write_gen0(&buffer, &catalog)?;
-            self.tree.install(Edit {
-                add: files,
-                wal_replay_from: Some(wal_next),
-                catalog_sequence: Some(catalog.sequence),
-                ..Edit::default()
+            // The files and the buffer's leaving in one snapshot: a reader
+            // sees the rows in one or the other.
+            self.publish(|s| {
+                let version = self.tree.install(Edit {
+                    add: files,
+                    wal_replay_from: Some(wal_next),
+                    catalog_sequence: Some(catalog.sequence),
+                    ..Edit::default()
+                })?;
+                let frozen = s.frozen.iter().filter(|f| !Arc::ptr_eq(&f.buffer, &buffer)).cloned().collect();
+                Ok((Snapshot { version, frozen, ..s.clone() }, ()))
             })?;
-            if let Ok(mut f) = self.frozen.write() {
-                f.remove(0);
-            }
             self.wal.remove_files_before(wal_next)?;
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         }
@@ -1352,10 +1361,10 @@ impl Inner {
     fn compact(&self) -> Result<()> {
         let before = self.compact_serially()?;
         // Outside the compaction lock, which a restore swap takes first.
-        let version = self.tree.current();
-        self.export_cache.retain_segments(compacted_hashes(&version));
+        let snapshot = self.snapshot();
+        self.export_cache.retain_segments(compacted_hashes(&snapshot.version));
         if self.config.export_warm {
-            self.warm_exports(&version, &before);
+            self.warm_exports(&snapshot, &before);
         }
         Ok(())
     }
@@ -1363,11 +1372,11 @@ impl Inner {
     /// Runs the compaction jobs; returns the compacted files before them.
     fn compact_serially(&self) -> Result<HashSet<[u8; 32]>> {
         let _serial = lock(&self.compact_serial);
-        let version = self.tree.current();
-        let jobs = compact::plan(&version);
-        let before = compacted_hashes(&version);
-        drop(version);
-        let catalog = self.catalog();
+        let snapshot = self.snapshot();
+        let jobs = compact::plan(&snapshot.version);
+        let before = compacted_hashes(&snapshot.version);
+        let catalog = snapshot.catalog.clone();
+        drop(snapshot);
         for job in jobs {
             let Some(database) = catalog.database_by_id(job.db_id) else { continue };
             let Some(table) = database.table_by_id(job.table_id) else { continue };
@@ -1381,17 +1390,20 @@ impl Inner {
                 self.config.compaction_memory,
             )?;
             drop(job);
-            self.tree.install(edit)?;
+            self.publish(|s| {
+                let version = self.tree.install(edit)?;
+                Ok((Snapshot { version, ..s.clone() }, ()))
+            })?;
             self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         }
         Ok(before)
     }
 
-    /// Converts the compacted windows of `version` that are not in `before`
+    /// Converts the compacted windows of `snapshot` that are not in `before`
     /// into the export cache, newest first. A failure is logged: the window
     /// is converted when it is exported instead.
-    fn warm_exports(&self, version: &Arc<Version>, before: &HashSet<[u8; 32]>) {
-        let catalog = self.catalog();
+    fn warm_exports(&self, snapshot: &Snapshot, before: &HashSet<[u8; 32]>) {
+        let (version, catalog) = (&snapshot.version, &snapshot.catalog);
         let mut fresh: Vec<&Arc<crate::tree::LiveFile>> = version
             .files
             .iter()
@@ -1414,7 +1426,7 @@ impl Inner {
             let Some(table) = db.table_by_id(file.meta.table_id) else { continue };
             let warmed = TableExport::pinned(
                 version.clone(),
-                &catalog,
+                catalog,
                 self.export_cache.clone(),
                 self.clock.now_ns(),
                 &db.name,

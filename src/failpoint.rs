@@ -38,6 +38,11 @@
 //! | `export-cache.write` | after a conversion was written into an entry's temp file (the export fails) |
 //! | `export-cache.rename` | instead of renaming an entry into place (the export goes on, nothing is kept) |
 //!
+//! A pause point ([`pause_at`]) holds the next thread that passes it until
+//! the test lets it go, so a test can put another operation exactly between
+//! two steps (RocksDB's sync points): `export.pinned`, between an export's
+//! read of the engine's state and its use.
+//!
 //! `<kind>` is derived from the published file ([`crate::fs::file_kind`]):
 //! `segment`, `version`, `current`, `catalog`, `manifest` (a backup's
 //! commit point), `job` (a backup's record), `restore-job` (a restore's
@@ -52,17 +57,23 @@ pub(crate) fn check(_kind: &str, _op: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(feature = "failpoints")]
-pub use armed::{clear, clear_all, hits, set, set_after};
+/// Holds the calling thread at pause point `name` when a test armed it.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn pause(_name: &str) {}
 
 #[cfg(feature = "failpoints")]
-pub(crate) use armed::check;
+pub use armed::{Paused, clear, clear_all, hits, pause_at, set, set_after};
+
+#[cfg(feature = "failpoints")]
+pub(crate) use armed::{check, pause};
 
 #[cfg(feature = "failpoints")]
 mod armed {
     use std::collections::HashMap;
     use std::io;
-    use std::sync::{Mutex, MutexGuard};
+    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::time::{Duration, Instant};
 
     #[derive(Default)]
     struct Point {
@@ -112,6 +123,79 @@ mod armed {
     /// How many callers fail point `name` failed since [`clear_all`].
     pub fn hits(name: &str) -> u64 {
         points().as_ref().and_then(|m| m.get(name)).map_or(0, |p| p.hits)
+    }
+
+    #[derive(Default)]
+    struct PauseState {
+        /// A thread is held there.
+        reached: bool,
+        /// The test let it go (or dropped its [`Paused`]).
+        released: bool,
+    }
+
+    static PAUSES: Mutex<Option<HashMap<String, PauseState>>> = Mutex::new(None);
+    static PAUSE_CHANGED: Condvar = Condvar::new();
+
+    fn pauses() -> MutexGuard<'static, Option<HashMap<String, PauseState>>> {
+        PAUSES.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms pause point `name`: the next thread to pass it waits there
+    /// until the returned [`Paused`] is resumed or dropped; later threads
+    /// pass.
+    pub fn pause_at(name: &str) -> Paused {
+        pauses().get_or_insert_with(HashMap::new).insert(name.to_string(), PauseState::default());
+        Paused { name: name.to_string() }
+    }
+
+    /// An armed pause point; see [`pause_at`].
+    #[derive(Debug)]
+    pub struct Paused {
+        name: String,
+    }
+
+    impl Paused {
+        /// Waits up to `timeout` for a thread to reach the point; true when one did.
+        pub fn wait_reached(&self, timeout: Duration) -> bool {
+            let deadline = Instant::now() + timeout;
+            let mut guard = pauses();
+            loop {
+                if guard.as_ref().and_then(|m| m.get(&self.name)).is_some_and(|p| p.reached) {
+                    return true;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                guard = PAUSE_CHANGED.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+            }
+        }
+
+        /// Lets the held thread go on.
+        pub fn resume(self) {}
+    }
+
+    impl Drop for Paused {
+        fn drop(&mut self) {
+            if let Some(p) = pauses().as_mut().and_then(|m| m.get_mut(&self.name)) {
+                p.released = true;
+            }
+            PAUSE_CHANGED.notify_all();
+        }
+    }
+
+    /// Holds the calling thread at pause point `name` if it is armed and no
+    /// thread was held there yet.
+    pub(crate) fn pause(name: &str) {
+        let mut guard = pauses();
+        match guard.as_mut().and_then(|m| m.get_mut(name)) {
+            Some(p) if !p.reached && !p.released => p.reached = true,
+            _ => return,
+        }
+        PAUSE_CHANGED.notify_all();
+        while !guard.as_ref().and_then(|m| m.get(name)).is_none_or(|p| p.released) {
+            guard = PAUSE_CHANGED.wait(guard).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Fails with the OS error the fail point `<kind>.<op>` is armed with, if any.

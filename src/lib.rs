@@ -39,6 +39,7 @@ pub mod rows;
 pub mod segment;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod snapshot;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod swap;
@@ -55,4 +56,5 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use lp::{LineError, Precision};
 pub use query::{ScanFigures, ScanRequest, ScanStats};
+pub use snapshot::Snapshot;
 pub use time_range::TimeRange;

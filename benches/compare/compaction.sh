@@ -43,15 +43,18 @@
 #
 # Outputs, in RES (default SCRATCH/compaction-results; suite.sh's step
 # `compaction` sets SCRATCH/suite-results):
-#   compaction.csv          one line per scenario (a run of a few SCENARIOS
-#                           replaces their lines and keeps the others): rows,
+#   compaction.csv          one line per scenario and run (a run of a few
+#                           SCENARIOS replaces their lines and keeps the
+#                           others; the report shows the median of the runs
+#                           and, for peak RSS, their range): rows,
 #                           seconds of the write and to fully compacted, RSS
 #                           before the write, peak RSS (VmHWM) at the end and
 #                           when the write returned, the largest sampled
 #                           RssAnon, bytes of compacted segments (/metrics and
 #                           *.seg on disk), bytes/row, rows/s, counters,
 #                           the build and the server's flags;
-#   compaction-timeline/    per scenario, every 0.5 s sample: seconds since
+#   compaction-timeline/    per scenario (its first run; later runs in
+#                           <scenario>.run<N>.csv), every 0.5 s sample: seconds since
 #                           the write started, RSS, anonymous RSS, VmHWM,
 #                           buffer rows, gen0 and compacted files and rows;
 #   compaction-machine.txt  the machine, the build, the server's flags;
@@ -67,7 +70,9 @@
 # on 2 cores, most of it the 4,000-host day and, the first time, generating
 # the sets (the 1,000-host day: about 75 s from the write to compacted).
 # Environment: SCENARIOS (space-separated subset of the above, in any
-# order), PORT (default 18461), COMPACTION_MEMORY (bytes, passed as
+# order), RUNS (runs of each scenario, one after the other, each on a new
+# data folder; default 1: peak RSS of one run varies by up to a third on a
+# shared machine, so compare medians of 3 or more), PORT (default 18461), COMPACTION_MEMORY (bytes, passed as
 # --compaction-memory), FLUSH_AGE (default 1s), SERVE_ARGS (more flags for
 # `quipu serve`, split at spaces), TIMEOUT (seconds from the start of the
 # write to fully compacted; default 7200, --smoke 300), KEEP_SETS (default
@@ -104,6 +109,8 @@ INTERVAL=10s
 PORT=${PORT:-18461}
 FLUSH_AGE=${FLUSH_AGE:-1s}
 KEEP_SETS=${KEEP_SETS:-1}
+RUNS=${RUNS:-1}
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive number, not $RUNS" >&2; exit 2; }
 SCENARIOS=${SCENARIOS:-$ALL}
 for s in $SCENARIOS; do
   [[ " $ALL " == *" $s "* ]] || { echo "unknown scenario $s (among: $ALL)" >&2; exit 2; }
@@ -242,16 +249,17 @@ secs() { printf '%d.%03d' $(($1 / 1000000)) $(($1 % 1000000 / 1000)); } # micros
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 CSV="$RES/compaction.csv"
-HEADER="scenario,spec,rows,write_s,compacted_s,start_rss_mib,peak_rss_mib,peak_rss_write_mib,peak_anon_sampled_mib,end_rss_mib,file_bytes,disk_seg_bytes,bytes_per_row,write_rows_per_s,rows_per_s,flushes,compactions,write_stalls,max_gen0_files,compacted_files,profile,serve_flags"
-run_scenario() {
-  local s=$1 lp data rows
+HEADER="scenario,run,spec,rows,write_s,compacted_s,start_rss_mib,peak_rss_mib,peak_rss_write_mib,peak_anon_sampled_mib,end_rss_mib,file_bytes,disk_seg_bytes,bytes_per_row,write_rows_per_s,rows_per_s,flushes,compactions,write_stalls,max_gen0_files,compacted_files,profile,serve_flags"
+run_scenario() { # scenario run
+  local s=$1 run=$2 lp data rows
   lp=$(lp_of "$s")
   data="$W/data-$s"
   rows=$(wc -l < "$lp")
   rm -rf "$data"
-  echo "== $s: $rows rows ($(spec_of "$s"))"
+  echo "== $s (run $run of $RUNS): $rows rows ($(spec_of "$s"))"
   start_quipu "$data"
   local tl="$RES/compaction-timeline/$s.csv"
+  if [ "$run" = 1 ]; then rm -f "$RES/compaction-timeline/$s".run*.csv; else tl="$RES/compaction-timeline/$s.run$run.csv"; fi
   echo "t_s,phase,rss_kib,anon_kib,hwm_kib,buffer_rows,gen0_files,gen0_rows,compacted_files,compacted_rows" > "$tl"
   rm -f "$W/write.done"
   local start_kib; start_kib=$(status_kib VmRSS)
@@ -318,17 +326,20 @@ run_scenario() {
   local disk
   disk=$(find "$data/segments" -name '*.seg' -printf '%s\n' | awk '{n += $1} END {print n + 0}')
   local line
-  line=$(awk -v s="$s" -v spec="$(spec_of "$s")" -v rows="$rows" -v w="$write_s" -v c="$done_s" \
+  line=$(awk -v s="$s" -v run="$run" -v spec="$(spec_of "$s")" -v rows="$rows" -v w="$write_s" -v c="$done_s" \
     -v st0="$start_kib" -v hwm="$hwm_kib" -v hw="$peak_write_kib" -v an="$max_anon" -v end="$end_kib" -v fb="$file_bytes" \
     -v disk="$disk" -v fl="$flushes" -v co="$compactions" -v st="$stalls" -v g0="$max_gen0" -v cf="$cf" \
     -v p="$PROFILE" -v flags="${SERVE[*]}" 'BEGIN {
-      printf "%s,\"%s\",%d,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%d,%.3f,%.0f,%.0f,%d,%d,%d,%d,%d,%s,\"%s\"\n",
-        s, spec, rows, w, c, st0 / 1024, hwm / 1024, hw / 1024, an / 1024, end / 1024, fb, disk, fb / rows,
+      printf "%s,%d,\"%s\",%d,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,%d,%d,%.3f,%.0f,%.0f,%d,%d,%d,%d,%d,%s,\"%s\"\n",
+        s, run, spec, rows, w, c, st0 / 1024, hwm / 1024, hw / 1024, an / 1024, end / 1024, fb, disk, fb / rows,
         rows / w, rows / c, fl, co, st, g0, cf, p, flags }')
-  { if [ -e "$CSV" ]; then grep -v -e '^scenario,' -e "^$s," "$CSV" || true; fi; echo "$line"; } > "$CSV.new"
+  # The first run replaces every line of the scenario; later runs add theirs.
+  local drop="^$s,"
+  [ "$run" = 1 ] || drop="^$s,$run,"
+  { if [ -e "$CSV" ]; then grep -v -e '^scenario,' -e "$drop" "$CSV" || true; fi; echo "$line"; } > "$CSV.new"
   { echo "$HEADER"; cat "$CSV.new"; } > "$CSV"
   rm -f "$CSV.new"
-  echo "$s: $rows rows; write ${write_s}s, fully compacted after ${done_s}s; peak RSS $(mib "$hwm_kib") MiB" \
+  echo "$s (run $run): $rows rows; write ${write_s}s, fully compacted after ${done_s}s; peak RSS $(mib "$hwm_kib") MiB" \
     "($(mib "$peak_write_kib") MiB by the end of the write); $file_bytes bytes of compacted segments"
   rm -rf "$data"
 }
@@ -341,7 +352,7 @@ for s in $ALL; do [[ " $SCENARIOS " == *" $s "* ]] && order+=("$s"); done
 for i in "${!order[@]}"; do
   s=${order[$i]}
   ensure_lp "$s"
-  run_scenario "$s"
+  for run in $(seq "$RUNS"); do run_scenario "$s" "$run"; done
   if [ "$KEEP_SETS" = 0 ]; then
     for f in $(sources_of "$s"); do
       keep=0

@@ -4,17 +4,20 @@ serve` from ingest to fully compacted, as a markdown table and PNG charts.
 
     python3 benches/compare/compaction_report.py RESULTS [--chart PNG] [--timeline PNG] [--check [SCENARIO ...]]
 
-RESULTS holds compaction.csv (one line per scenario), compaction-timeline/
+RESULTS holds compaction.csv (one line per scenario and run; the table and
+the chart show the median of a scenario's runs, and the range of its peak
+RSS when there are several), compaction-timeline/
 (<scenario>.csv, a sample every 0.5 s) and compaction-machine.txt. The table
 is printed; --chart draws peak RSS against rows (the TSBS days of 1,000, 2,000
 and 4,000 hosts as a line; the 10-day backfill in time and in series order
 and the million series as points); --timeline draws RSS over time per
 scenario; --check exits non-zero unless every named scenario (all of them
-when none is named) has a line whose rows were all compacted.
+when none is named) has lines and every run compacted all its rows.
 """
 
 import argparse
 import csv
+import statistics
 import sys
 from pathlib import Path
 
@@ -30,8 +33,11 @@ LABEL = dict(SCENARIOS)
 DAYS = ["tsbs-1000x1d", "tsbs-2000x1d", "tsbs-4000x1d"]
 
 
-def load(folder):
-    """The lines of compaction.csv by scenario, numbers as floats."""
+TEXT = ("scenario", "spec", "profile", "serve_flags")
+
+
+def runs(folder):
+    """The lines of compaction.csv by scenario (a list of runs each), numbers as floats."""
     path = Path(folder) / "compaction.csv"
     if not path.exists():
         return {}
@@ -39,13 +45,39 @@ def load(folder):
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
             for k, v in row.items():
-                if k not in ("scenario", "spec", "profile"):
+                if k not in TEXT:
                     try:
                         row[k] = float(v)
                     except (TypeError, ValueError):
                         row[k] = None
-            out[row["scenario"]] = row
+            out.setdefault(row["scenario"], []).append(row)
     return out
+
+
+def load(folder):
+    """One line per scenario: the median of each number over its runs (None
+    when a run lacks it), with `runs` and the peak RSS's `peak_min`/`peak_max`."""
+    out = {}
+    for key, lines in runs(folder).items():
+        row = dict(lines[0])
+        for k in row:
+            if k not in TEXT:
+                values = [r[k] for r in lines]
+                row[k] = None if any(v is None for v in values) else statistics.median(values)
+        peaks = [r["peak_rss_mib"] for r in lines if r["peak_rss_mib"] is not None]
+        row["runs"] = len(lines)
+        row["peak_min"] = min(peaks) if peaks else None
+        row["peak_max"] = max(peaks) if peaks else None
+        out[key] = row
+    return out
+
+
+def peak(r):
+    """The peak RSS cell: the median, and the range when there were several runs."""
+    cell = f"**{num(r['peak_rss_mib'])}**"
+    if r["runs"] > 1:
+        cell += f" ({num(r['peak_min'])}-{num(r['peak_max'])}, {r['runs']} runs)"
+    return cell
 
 
 def machine(folder):
@@ -76,7 +108,7 @@ def table(rows, smoke=False):
             continue
         name = f"`{key}`" if smoke else f"{label} (`{key}`)"
         lines.append(f"| {name} | {num(r['rows'])} | {num(r['write_s'], 1)} | {num(r['compacted_s'], 1)}"
-                     f" | **{num(r['peak_rss_mib'])}** | {num(r['peak_rss_write_mib'])}"
+                     f" | {peak(r)} | {num(r['peak_rss_write_mib'])}"
                      f" | {num(r['peak_anon_sampled_mib'])} | {num(r.get('start_rss_mib'))} | {num(r['bytes_per_row'], 2)}"
                      f" | {rate(r['write_rows_per_s'])} | {rate(r['rows_per_s'])} |")
     return "\n".join(lines)
@@ -97,7 +129,8 @@ def section(folder):
         " VmHWM when the write was seen to return; the largest anonymous RSS is the largest RssAnon of the"
         " samples (heap only, but sampled: a peak between two samples is missed)."
         " B/row: the compacted segment files' bytes per row; rows/s: rows over the write's seconds and over"
-        " the seconds to fully compacted.")
+        " the seconds to fully compacted. A scenario run several times (RUNS) shows the median of its runs"
+        " and the range of their peak RSS.")
     say("")
     if m:
         say(f"Machine: {m.get('cpus', '?')} CPUs, {m.get('memory', '?')}, {m.get('filesystem', '?')},"
@@ -216,14 +249,15 @@ def timeline(folder, path):
 
 
 def check(folder, names):
-    rows = load(folder)
+    by_scenario = runs(folder)
     problems = []
     for name in names or [k for k, _ in SCENARIOS]:
-        r = rows.get(name)
-        if r is None:
+        lines = by_scenario.get(name)
+        if not lines:
             problems.append(f"{name}: no result")
-        elif not r["rows"] or r["compacted_s"] is None or r["file_bytes"] is None or r["file_bytes"] <= 0:
-            problems.append(f"{name}: not fully compacted")
+        for r in lines or []:
+            if not r["rows"] or r["compacted_s"] is None or r["file_bytes"] is None or r["file_bytes"] <= 0:
+                problems.append(f"{name} (run {num(r.get('run') or 1)}): not fully compacted")
     return problems
 
 

@@ -653,12 +653,13 @@ impl BackupService {
     }
 
     /// Flushes the buffer and pins a version: everything acknowledged before
-    /// this call is in the pinned files. The catalog read afterwards knows
-    /// every table those files hold (catalogs only grow).
+    /// this call is in the pinned files, and the engine's snapshot pairs
+    /// them with the catalog that knows every table they hold.
     fn consistent_point(&self, job: &Job) -> Result<Snapshot> {
         let engine = &self.inner.engine;
         engine.flush()?;
-        let (version, catalog) = engine.version_and_catalog()?;
+        let pinned = engine.snapshot();
+        let (version, catalog) = (pinned.version().clone(), pinned.catalog().clone());
         let catalog_bytes = catalog.encode();
         let mut files = Vec::with_capacity(version.files.len());
         for f in &version.files {

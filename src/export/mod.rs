@@ -130,9 +130,9 @@ fn compacted(version: &Version) -> impl Iterator<Item = &Arc<LiveFile>> {
 
 /// Databases with at least one compacted window, sorted.
 pub fn databases(engine: &Engine) -> Vec<String> {
-    let version = engine.version();
-    let catalog = engine.catalog();
-    let ids: BTreeSet<u32> = compacted(&version).map(|f| f.meta.db_id).collect();
+    let snapshot = engine.snapshot();
+    let catalog = snapshot.catalog();
+    let ids: BTreeSet<u32> = compacted(snapshot.version()).map(|f| f.meta.db_id).collect();
     let mut names: Vec<String> =
         ids.into_iter().filter_map(|id| catalog.database_by_id(id).map(|d| d.name.clone())).collect();
     names.sort();
@@ -142,11 +142,10 @@ pub fn databases(engine: &Engine) -> Vec<String> {
 /// Tables of `db` with at least one compacted window, sorted.
 /// [`Error::DatabaseNotFound`] when `db` does not exist.
 pub fn tables(engine: &Engine, db: &str) -> Result<Vec<String>> {
-    let version = engine.version();
-    let catalog = engine.catalog();
-    let database = catalog.database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
+    let snapshot = engine.snapshot();
+    let database = snapshot.catalog().database(db).ok_or_else(|| Error::DatabaseNotFound { db: db.to_string() })?;
     let ids: BTreeSet<u32> =
-        compacted(&version).filter(|f| f.meta.db_id == database.id).map(|f| f.meta.table_id).collect();
+        compacted(snapshot.version()).filter(|f| f.meta.db_id == database.id).map(|f| f.meta.table_id).collect();
     let mut names: Vec<String> =
         ids.into_iter().filter_map(|id| database.table_by_id(id).map(|t| t.name.clone())).collect();
     names.sort();
@@ -201,13 +200,20 @@ impl TableExport {
     /// Errors: [`Error::DatabaseNotFound`], [`Error::TableNotFound`],
     /// [`Error::WindowNotFound`] for a wanted window that is not compacted.
     pub fn new(engine: &Engine, db: &str, table: &str, wanted: &[i64]) -> Result<TableExport> {
-        // The version first: the catalog read after it knows every column of its files.
-        let version = engine.version();
-        let catalog = engine.catalog();
-        TableExport::pinned(version, &catalog, engine.export_cache().clone(), engine.now_ns(), db, table, wanted)
+        let snapshot = engine.snapshot();
+        crate::failpoint::pause("export.pinned");
+        TableExport::pinned(
+            snapshot.version().clone(),
+            snapshot.catalog(),
+            engine.export_cache().clone(),
+            engine.now_ns(),
+            db,
+            table,
+            wanted,
+        )
     }
 
-    /// [`TableExport::new`] on a version and a catalog at least as new.
+    /// [`TableExport::new`] on a version and its catalog (of one snapshot).
     pub(crate) fn pinned(
         version: Arc<Version>,
         catalog: &Catalog,
