@@ -1,7 +1,11 @@
 //! The background thread flushes by buffer size and by age (on the injected
-//! clock), and compacts once enough gen0 files exist.
+//! clock), and compacts once enough gen0 files exist. Where a test checks
+//! that nothing happened yet, it first waits until the thread has looked
+//! (its round counter moved twice: one whole round saw the state), so it
+//! cannot pass because the thread never woke.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use quipu::clock::ManualClock;
@@ -14,6 +18,13 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until a background thread's round counter moved by two: at least
+/// one round started after this call and ended.
+fn wait_rounds(what: &str, counter: &AtomicU64) {
+    let start = counter.load(Ordering::SeqCst);
+    wait_for(what, || counter.load(Ordering::SeqCst) >= start + 2);
 }
 
 #[test]
@@ -39,10 +50,11 @@ fn flushes_by_age_on_the_injected_clock_and_compacts() {
         .open()
         .unwrap();
     e.write_lp("db", "m v=1 1", Precision::Nanosecond, WriteOptions::default()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_rounds("the flush thread to look at the buffer", &e.stats().flush_checks);
     assert!(e.live_files().is_empty(), "not old enough yet");
+    assert_eq!(e.stats().flushes.load(Ordering::SeqCst), 0);
     clock.advance(61_000_000_000);
-    wait_for("an age-triggered flush", || e.stats().flushes.load(std::sync::atomic::Ordering::Relaxed) == 1);
+    wait_for("an age-triggered flush", || e.stats().flushes.load(Ordering::SeqCst) == 1);
     e.write_lp("db", "m v=2 2", Precision::Nanosecond, WriteOptions::default()).unwrap();
     clock.advance(61_000_000_000);
     wait_for("a compaction of two gen0 files", || {
@@ -61,7 +73,7 @@ fn writers_wait_for_flushes_instead_of_growing_the_buffer_without_bound() {
         let body: String = (0..50).map(|j| format!("m,host=h v={i}i {}\n", i * 50 + j)).collect();
         e.write_lp("db", &body, Precision::Nanosecond, WriteOptions::default()).unwrap();
     }
-    assert!(e.stats().write_stalls.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(e.stats().write_stalls.load(Ordering::SeqCst) > 0);
     wait_for("the last flush", || e.live_files().iter().map(|f| f.meta.rows).sum::<u64>() == 1000);
     let rows: usize = e.scan("db", "m", &quipu::ScanRequest::all()).unwrap().iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 1000);
@@ -81,11 +93,12 @@ fn a_lone_gen0_file_is_compacted_once_it_has_waited_long_enough() {
     e.flush().unwrap();
     let level = |e: &Engine| e.live_files().iter().map(|f| f.meta.level).collect::<Vec<_>>();
     assert_eq!(level(&e), [0]);
-    // The compactor looks every 500 ms: let it see the file at this time.
-    std::thread::sleep(Duration::from_millis(1200));
+    // Let the compactor see the file at this time, then just before its age.
+    wait_rounds("the compactor to see the file", &e.stats().compaction_checks);
     clock.advance(599 * 1_000_000_000);
-    std::thread::sleep(Duration::from_millis(1200));
+    wait_rounds("the compactor to look again", &e.stats().compaction_checks);
     assert_eq!(level(&e), [0], "one file younger than the age is left alone");
+    assert_eq!(e.stats().compactions.load(Ordering::SeqCst), 0);
     clock.advance(2 * 1_000_000_000);
     wait_for("an age-triggered compaction", || level(&e) == [1]);
     assert_eq!(quipu::export::windows(&e, "db", "m").unwrap().len(), 1);

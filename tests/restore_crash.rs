@@ -4,7 +4,10 @@
 //! backup's; it starts a restore of a random backup over HTTP and kills the
 //! server a random delay later (staging, rebuilding, the swap, after), or
 //! the moment the data folder shows the swap's commit record (`RESTORE`),
-//! that is, inside the swap.
+//! that is, inside the swap (every fourth run). A kill landed inside the
+//! swap when the record is still there after the server died; with 4 or
+//! more such runs, at least one must land there, or the test did not test
+//! the swap.
 //!
 //! After each kill, in-process: the engine opens (finishing a committed
 //! swap) with exactly the old rows or exactly the backup's, never a mix; no
@@ -76,7 +79,7 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
 
     let mut rng = Rng(seed);
     let mut outcomes = [0u32; 2];
-    let mut in_swap = 0;
+    let (mut aimed_at_swap, mut in_swap) = (0, 0);
     let http = http();
     for run in 0..runs {
         let ctx = format!("run {run} (seed {seed:#x}; folders kept in {})", root.display());
@@ -103,15 +106,13 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
         assert_eq!(resp.status(), 202, "{ctx}");
         let body: serde_json::Value = resp.json().unwrap();
         let id = body["restore_id"].as_str().unwrap().to_string();
-        if rng.below(4) == 0 {
+        if run % 4 == 3 {
             // Inside the swap: the commit record is on disk only until applied.
+            aimed_at_swap += 1;
             let deadline = Instant::now() + Duration::from_secs(60);
             let swap_file = data.join("RESTORE");
             while !swap_file.exists() && serve.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
                 std::hint::spin_loop();
-            }
-            if swap_file.exists() {
-                in_swap += 1;
             }
         } else {
             // Restores of this set take milliseconds (link) to tens of them
@@ -120,6 +121,10 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
             std::thread::sleep(Duration::from_micros(rng.below(upto)));
         }
         serve.kill();
+        // The server is gone: a commit record still there was cut off mid-swap.
+        if data.join("RESTORE").exists() {
+            in_swap += 1;
+        }
 
         let engine = open(&data);
         assert!(!data.join("RESTORE").exists(), "{ctx}: the commit record survived an open");
@@ -148,9 +153,15 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
         assert!(report.is_clean(), "{ctx}: repository not clean: {report:?}");
     }
     println!(
-        "{runs} kills: {} left the old state, {} the restored one; {in_swap} inside the swap",
+        "{runs} kills: {} left the old state, {} the restored one; {in_swap} inside the swap ({aimed_at_swap} aimed there)",
         outcomes[0], outcomes[1]
     );
+    if aimed_at_swap >= 4 {
+        assert!(
+            in_swap > 0,
+            "none of the {aimed_at_swap} kills aimed at the swap landed inside it (seed {seed:#x}): the swap went untested"
+        );
+    }
     // A final restore through the service completes from whatever state the kills left.
     let engine = open(&data);
     let backups = BackupService::open(
