@@ -13,8 +13,9 @@ use arrow::buffer::NullBuffer;
 
 use crate::error::Result;
 use crate::rows::Rows;
+use crate::series::SeriesKey;
 use crate::time_range::TimeRange;
-use crate::write::{SeriesKey, Value, WriteBatch};
+use crate::write::{Value, WriteBatch};
 
 /// Which rows a read of the buffer wants.
 #[derive(Clone, Copy)]

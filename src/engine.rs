@@ -16,7 +16,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -435,12 +435,9 @@ impl Engine {
         let dir = b.dir;
         crate::fs::create_dir_durable(&dir).at(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock_file = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { path: lock_path, source: e }),
-        }
+        let Some(lock_file) = crate::fs::lock_exclusive(&lock_path).at(&lock_path)? else {
+            return Err(Error::Locked { path: dir });
+        };
 
         // A restore that committed before the last stop is finished first:
         // nothing below may see half of it.
@@ -962,8 +959,8 @@ fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Resul
     if !plan.time.overlaps(lo, hi) {
         return Ok(None);
     }
-    let filter = |k: &crate::write::SeriesKey| plan.series_matches(k);
-    let series: Option<&dyn Fn(&crate::write::SeriesKey) -> bool> =
+    let filter = |k: &crate::series::SeriesKey| plan.series_matches(k);
+    let series: Option<&dyn Fn(&crate::series::SeriesKey) -> bool> =
         if plan.tag_filter.as_ref().is_some_and(|f| f.is_empty()) { None } else { Some(&filter) };
     let rows =
         tb.rows(&Selection { columns: &plan.fields, time: plan.time, series, keep_null_rows: plan.keep_null_rows })?;

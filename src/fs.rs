@@ -1,7 +1,8 @@
 //! Durable file operations shared by the whole crate: the one atomic-write
 //! helper (temp file in the target folder, write, fsync, rename, fsync the
 //! folder) and folder fsync. Every metadata file quipu publishes goes through
-//! here, so the crash-safety argument lives in one place.
+//! here, so the crash-safety argument lives in one place. Also the advisory
+//! lock of a data folder or a repository ([`lock_exclusive`]).
 
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
@@ -9,6 +10,33 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::failpoint;
+
+/// How long a lock that looks held is asked again before it is reported held.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Opens (creating) `path` and takes an exclusive advisory lock on it,
+/// held as long as the returned file. `Ok(None)` when another holder keeps
+/// it for [`LOCK_WAIT`].
+///
+/// Why wait: a child process forked by any thread of this process holds a
+/// copy of every descriptor, this lock's too, until it execs (close-on-exec),
+/// and the lock lives as long as any copy. A folder closed by one thread and
+/// reopened by another at the moment a third spawns a process would
+/// otherwise look locked by somebody else.
+pub fn lock_exclusive(path: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
 
 /// Fsyncs a folder so that a rename or create inside it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

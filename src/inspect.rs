@@ -44,7 +44,7 @@ pub fn segment(path: &Path) -> Result<String> {
     let _ = writeln!(out, "  series {}", r.series().len());
     let _ = writeln!(out, "  columns:");
     for c in &f.columns {
-        let kind = match c.kind {
+        let kind = match ColumnKind::from(c.kind) {
             ColumnKind::Tag => "tag".to_string(),
             ColumnKind::Field(t) => format!("{} field", t.name()),
         };

@@ -37,6 +37,7 @@ pub mod lp;
 pub mod query;
 pub mod rows;
 pub mod segment;
+pub mod series;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod snapshot;

@@ -21,9 +21,9 @@ use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::Read;
 use crate::segment::reader::{BlockCost, FamilyPlan};
+use crate::series::SeriesKey;
 use crate::time_range::TimeRange;
 use crate::tree::{LEVEL_GEN0, LiveFile, Version};
-use crate::write::SeriesKey;
 
 /// Rows per returned batch.
 pub const BATCH_ROWS: usize = 65_536;

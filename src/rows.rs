@@ -13,7 +13,7 @@ use arrow::compute::{concat, filter, take};
 use arrow::datatypes::DataType;
 
 use crate::error::Result;
-use crate::write::SeriesKey;
+use crate::series::SeriesKey;
 
 /// Rows of one table, sorted by (series, time), unique per (series, time).
 #[derive(Debug, Clone)]

@@ -17,8 +17,7 @@ use crate::catalog::{Catalog, CatalogError, ColumnKind, FieldType, Limits, TIME_
 use crate::error::{Error, Result};
 use crate::lp::{self, FieldValue, LineError, ParsedLine, Precision};
 
-/// A series: its tag values by tag column id, sorted by column id.
-pub type SeriesKey = Vec<(u32, String)>;
+pub use crate::series::SeriesKey;
 
 /// One field value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

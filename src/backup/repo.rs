@@ -202,11 +202,9 @@ impl Repository {
     /// and collects garbage at a time. The lock lasts as long as the file.
     pub fn lock(&self) -> Result<File> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(fs::TryLockError::WouldBlock) => Err(BackupError::RepoLocked { path: self.dir.clone() }.into()),
-            Err(fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
+        match crate::fs::lock_exclusive(&path).at(&path)? {
+            Some(file) => Ok(file),
+            None => Err(BackupError::RepoLocked { path: self.dir.clone() }.into()),
         }
     }
 

@@ -46,9 +46,10 @@ use crate::hash::{HashingReader, HashingWriter};
 use crate::query::{self, Plan};
 use crate::rows::Rows;
 use crate::segment::Read;
+use crate::series::SeriesKey;
 use crate::time_range::TimeRange;
 use crate::tree::{LEVEL_COMPACTED, LiveFile, Version, window_end, window_start, window_start_of_day};
-use crate::write::{SeriesKey, TAG_METADATA_KEY};
+use crate::write::TAG_METADATA_KEY;
 use crate::{Engine, ScanRequest};
 
 pub mod cache;

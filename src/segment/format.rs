@@ -10,8 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Column;
-use crate::write::SeriesKey;
+use crate::series::SeriesKey;
 
 /// First and last four bytes of every segment file.
 pub const MAGIC: [u8; 4] = *b"QSEG";
@@ -80,6 +79,40 @@ pub struct FamilyMeta {
     pub columns: Vec<ChunkMeta>,
 }
 
+/// The type of a field column's values, as a footer records it.
+///
+/// The footer's own types ([`StoredType`], [`ColumnKindDef`], [`ColumnDef`])
+/// mirror the catalog's, so that a change to the catalog cannot change the
+/// bytes of `.seg` files unnoticed: postcard writes a struct's fields in
+/// order and an enum's variant as its index, so the field and variant order
+/// here is the format (FORMAT.md, "Footer").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredType {
+    Float,
+    Integer,
+    UInteger,
+    String,
+    Boolean,
+}
+
+/// What a column is, as a footer records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnKindDef {
+    Tag,
+    Field(StoredType),
+}
+
+/// A column as a footer records it: the table's column as of writing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// The column's id in its table (what `ChunkMeta::column` and series keys name).
+    pub id: u32,
+    pub name: String,
+    pub kind: ColumnKindDef,
+    /// The family of a field; `None` for tags.
+    pub family: Option<u32>,
+}
+
 /// Everything a reader needs, stored at the end of the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Footer {
@@ -88,7 +121,7 @@ pub struct Footer {
     pub table_id: u32,
     pub table: String,
     /// The table's columns as of writing (tags and the fields present).
-    pub columns: Vec<Column>,
+    pub columns: Vec<ColumnDef>,
     /// The series directory: sorted, unique tag sets.
     pub series: Vec<SeriesKey>,
     pub families: Vec<FamilyMeta>,

@@ -18,8 +18,8 @@ use super::format::*;
 use crate::catalog::{ColumnKind, FieldType};
 use crate::error::{Error, Result};
 use crate::rows::Rows;
+use crate::series::SeriesKey;
 use crate::time_range::TimeRange;
-use crate::write::SeriesKey;
 
 /// An open, validated segment.
 #[derive(Debug)]
@@ -323,7 +323,7 @@ impl SegmentReader {
     }
 
     fn field_type(&self, column: u32) -> Option<FieldType> {
-        self.footer.columns.iter().find(|c| c.id == column).and_then(|c| match c.kind {
+        self.footer.columns.iter().find(|c| c.id == column).and_then(|c| match ColumnKind::from(c.kind) {
             ColumnKind::Field(t) => Some(t),
             ColumnKind::Tag => None,
         })
@@ -466,7 +466,7 @@ impl SegmentReader {
 fn validate(f: &Footer, footer_start: u64) -> std::result::Result<Vec<Vec<usize>>, String> {
     for key in &f.series {
         for (col, _) in key {
-            if !f.columns.iter().any(|c| c.id == *col && c.kind == ColumnKind::Tag) {
+            if !f.columns.iter().any(|c| c.id == *col && c.kind == ColumnKindDef::Tag) {
                 return Err(format!("series key names column {col}, which is not a tag of the file"));
             }
         }
@@ -503,7 +503,7 @@ fn validate(f: &Footer, footer_start: u64) -> std::result::Result<Vec<Vec<usize>
             check_block(m)?;
         }
         for chunk in &fam.columns {
-            let is_field = f.columns.iter().any(|c| c.id == chunk.column && matches!(c.kind, ColumnKind::Field(_)));
+            let is_field = f.columns.iter().any(|c| c.id == chunk.column && matches!(c.kind, ColumnKindDef::Field(_)));
             if !is_field {
                 return Err(format!(
                     "family {} stores column {}, which is not a field of the file",

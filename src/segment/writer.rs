@@ -16,7 +16,7 @@ use crate::catalog::{Column, Family};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::HashingWriter;
 use crate::rows::{self, Rows};
-use crate::write::SeriesKey;
+use crate::series::SeriesKey;
 
 /// Tuning for a written segment.
 #[derive(Debug, Clone, Copy)]
@@ -294,7 +294,7 @@ impl<W: Write> SegmentStream<W> {
             db: info.table.db,
             table_id: info.table.table_id,
             table: info.table.table,
-            columns: info.columns,
+            columns: info.columns.iter().map(ColumnDef::from).collect(),
             series: info.series,
             families: metas,
             rows: info.rows,

@@ -28,8 +28,8 @@ use crate::rows::{Rows, merge};
 use crate::segment::reader::FamilyPlan;
 use crate::segment::writer::used_series;
 use crate::segment::{FooterInfo, Read, SegmentReader, TableInfo, WriteConfig, write_segment_with};
+use crate::series::SeriesKey;
 use crate::time_range::TimeRange;
-use crate::write::SeriesKey;
 
 /// The memory compaction's merges may use unless configured: 128 MiB, about
 /// what one window's merge of eight flushed files and its compacted file
@@ -339,7 +339,7 @@ fn merge_window(
                 let kind = table
                     .column_by_id(chunk.column)
                     .map(|c| c.kind)
-                    .or_else(|| footer.columns.iter().find(|c| c.id == chunk.column).map(|c| c.kind));
+                    .or_else(|| footer.columns.iter().find(|c| c.id == chunk.column).map(|c| c.kind.into()));
                 let Some(kind) = kind else {
                     return Err(Error::Corrupt {
                         path: reader.path().to_path_buf(),

@@ -1,11 +1,10 @@
 //! The client tests' helpers: the server tests' real server, plus input makers.
 #![allow(dead_code)]
 
-#[path = "../server_support/mod.rs"]
-mod server;
+pub(crate) use crate::server_support as server;
 
 #[allow(unused_imports)] // not every client test needs every helper
-pub use server::*;
+pub(crate) use server::*;
 
 /// Runs the `quipu` binary against `server` with the admin token, as a user
 /// does, and returns what it did.

@@ -153,3 +153,14 @@ pub fn kill_child_after(child: &str, env: &[(&str, String)], delay: std::time::D
     process.wait().unwrap();
     reader.join().unwrap()
 }
+
+/// The test harness's name of test `name` in the module `module_path`
+/// (pass `module_path!()`): `module::name` in the one integration binary,
+/// `name` at a binary's root. What `--exact` wants when a test re-runs its
+/// own binary as a child.
+pub fn test_name(module_path: &str, name: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
+}

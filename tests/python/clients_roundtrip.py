@@ -1,5 +1,5 @@
 """Real InfluxDB clients against a quipu server, and the export read back
-by pyarrow and duckdb. Driven by tests/python_clients.rs:
+by pyarrow and duckdb. Driven by tests/it/python_clients.rs:
 
     clients_roundtrip.py write URL TOKEN   # influxdb3-python (v3) -> db py3, influxdb-client (v2) -> bucket py2
     clients_roundtrip.py check URL TOKEN   # after compaction: export both, compare with what was written

@@ -1,4 +1,4 @@
-"""DuckDB runs the queries of tests/sql_duckdb.rs over quipu's Parquet export.
+"""DuckDB runs the queries of tests/it/sql_duckdb.rs over quipu's Parquet export.
 Driven by that test:
 
     sql_duckdb.py EXPORT_DIR QUERIES_JSON OUT_DIR
