@@ -5,8 +5,13 @@
 //! into a new entry first) and streamed from the cache. Throughput in rows.
 //! The full 1,000-host day over HTTP: examples/export_day.rs.
 
+use std::sync::Arc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use quipu::Engine;
+use quipu::clock::SystemClock;
 use quipu::export::TableExport;
+use quipu::export::cache::ExportCache;
 use quipu::tsbs::TsbsConfig;
 
 #[path = "support/tsbs_day.rs"]
@@ -17,7 +22,11 @@ const HOSTS: u32 = 200;
 fn export(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let (engine, rows) = tsbs_day::compacted(dir.path(), TsbsConfig { hosts: HOSTS, ..TsbsConfig::default() });
-    let export = TableExport::new(&engine, "bench", "cpu", &[]).unwrap();
+    // Opened again with an export cache hooked in, as `quipu serve` opens it.
+    drop(engine);
+    let cache = Arc::new(ExportCache::open(dir.path(), 1 << 30, Arc::new(SystemClock)));
+    let engine = Engine::builder(dir.path()).background(false).on_install(cache.hook(false)).open().unwrap();
+    let export = TableExport::new(&engine, &cache, "bench", "cpu", &[]).unwrap();
     assert_eq!(export.windows().len(), 1);
 
     let mut group = c.benchmark_group("export_compacted_day");
@@ -32,7 +41,7 @@ fn export(c: &mut Criterion) {
     });
     group.bench_function("tar_converted", |b| {
         b.iter(|| {
-            engine.export_cache().clear();
+            cache.clear();
             let mut out = Vec::with_capacity(16 << 20);
             export.write_tar(&mut out, |_| {}).unwrap();
             out.len()

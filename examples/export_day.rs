@@ -11,11 +11,14 @@
 //! The folder must hold compacted data (tsbs_ingest compacts before it stops).
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
 use quipu::Engine;
+use quipu::clock::SystemClock;
 use quipu::export::TableExport;
+use quipu::export::cache::ExportCache;
 use quipu::server::{AdminToken, AppState, BackgroundServer, DEFAULT_MAX_BODY_BYTES};
 
 #[derive(Parser)]
@@ -54,8 +57,13 @@ fn mb_per_s(bytes: u64, secs: f64) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let engine = Engine::builder(&args.dir).background(false).open()?;
-    let export = TableExport::new(&engine, &args.db, &args.table, &[])?;
+    let open = || -> quipu::Result<(Engine, Arc<ExportCache>)> {
+        let cache = Arc::new(ExportCache::open(&args.dir, 1 << 30, Arc::new(SystemClock)));
+        let engine = Engine::builder(&args.dir).background(false).on_install(cache.hook(false)).open()?;
+        Ok((engine, cache))
+    };
+    let (engine, cache) = open()?;
+    let export = TableExport::new(&engine, &cache, &args.db, &args.table, &[])?;
     let rows: u64 = export.windows().iter().map(|w| w.rows).sum();
     let segment_bytes: u64 = export.windows().iter().map(|w| w.segment_bytes).sum();
     println!("{} windows, {rows} rows, {segment_bytes} bytes of segments", export.windows().len());
@@ -109,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok((total, start.elapsed().as_secs_f64()))
     };
-    let mut engine = Some(engine);
+    let mut engine = Some((engine, cache));
     for what in ["converted", "cached", "cached, first use after open"] {
         let mut best = f64::MAX;
         let mut tar_bytes = 0;
@@ -118,13 +126,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(e) if what != "cached, first use after open" => e,
                 other => {
                     drop(other);
-                    Engine::builder(&args.dir).background(false).open()?
+                    open()?
                 }
             };
             if what == "converted" {
-                current.export_cache().clear();
+                current.1.clear();
             }
-            let state = AppState::new(current.clone(), AdminToken::from_token(token), DEFAULT_MAX_BODY_BYTES);
+            let state = AppState::new(current.0.clone(), AdminToken::from_token(token), DEFAULT_MAX_BODY_BYTES)
+                .with_export_cache(current.1.clone());
             let server = BackgroundServer::start(state, "127.0.0.1:0".parse()?)?;
             let url = format!("http://{}/api/v3/export/window_data?db={}&table={}", server.addr(), args.db, args.table);
             let (total, secs) = fetch(&url)?;

@@ -41,7 +41,7 @@ struct Args {
     #[arg(long)]
     scan_only: bool,
     /// Convert each compacted window into the export cache as part of the
-    /// compaction (`EngineBuilder::export_warm`).
+    /// compaction (`ExportCache::hook` with `warm`).
     #[arg(long)]
     export_warm: bool,
 }
@@ -74,7 +74,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let engine = Engine::builder(&dir).compaction(false).export_warm(args.export_warm).open()?;
+    let cache = Arc::new(quipu::export::cache::ExportCache::open(&dir, 1 << 30, Arc::new(quipu::clock::SystemClock)));
+    let engine = Engine::builder(&dir).compaction(false).on_install(cache.hook(args.export_warm)).open()?;
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let opts = WriteOptions { accept_partial: false, no_sync: args.no_sync };

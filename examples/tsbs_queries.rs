@@ -199,7 +199,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::builder(dir).background(false).open()?;
     if let Some(out) = &args.export_parquet {
         std::fs::create_dir_all(out)?;
-        let export = TableExport::new(&engine, &args.db, &args.table, &[])?;
+        let cache = std::sync::Arc::new(quipu::export::cache::ExportCache::disabled());
+        let export = TableExport::new(&engine, &cache, &args.db, &args.table, &[])?;
         for (i, w) in export.windows().iter().enumerate() {
             let path = out.join(format!("{}.parquet", w.window));
             let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);

@@ -31,8 +31,6 @@ use crate::buffer::{Buffer, Selection};
 use crate::catalog::{Catalog, CatalogStore, Table};
 use crate::clock::{Clock, IdSource, RandomIds, SystemClock};
 use crate::error::{Error, IoContext, Result};
-use crate::export::TableExport;
-use crate::export::cache::ExportCache;
 use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest, ScanStats};
 use crate::rows::Rows;
@@ -40,10 +38,10 @@ use crate::segment::SegmentReader;
 use crate::segment::reader::FamilyPlan;
 use crate::segment::writer::FamilyRows;
 use crate::segment::{TableInfo, WriteConfig, write_segment};
-use crate::snapshot::{Frozen, Snapshot};
+use crate::snapshot::{Frozen, InstallCause, InstallHook, Installed, Snapshot};
 use crate::swap::{self, SwapRecord};
 use crate::time_range::TimeRange;
-use crate::tree::{Edit, FileMeta, LEVEL_COMPACTED, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
+use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, VersionRecord, compact};
 use crate::wal::{Wal, WalError, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
 
@@ -113,8 +111,7 @@ struct Config {
     gen0: WriteConfig,
     compacted: WriteConfig,
     compaction_memory: usize,
-    export_cache_bytes: u64,
-    export_warm: bool,
+    hooks: Hooks,
     limits: crate::catalog::Limits,
     catalog_checkpoint_bytes: u64,
 }
@@ -122,6 +119,16 @@ struct Config {
 impl Config {
     fn buffer_limit(&self) -> usize {
         self.max_buffer_bytes.unwrap_or_else(|| self.flush_bytes.saturating_mul(BUFFER_LIMIT_FACTOR))
+    }
+}
+
+/// The [`InstallHook`]s of an engine.
+#[derive(Clone, Default)]
+struct Hooks(Vec<Arc<dyn InstallHook>>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} install hook(s)", self.0.len())
     }
 }
 
@@ -234,22 +241,13 @@ impl EngineBuilder {
         self
     }
 
-    /// Keep up to this many bytes of Parquet converted by exports in
-    /// `<data>/export/`, so that exporting a window again streams a file
-    /// (see [`crate::export::cache`]). Least recently used entries go first;
-    /// 0 turns the cache off and empties it. Default 1 GiB.
+    /// Tells `hook` about every version the engine installs: at open, after
+    /// each flush, compaction and restore (see [`InstallHook`]). The export
+    /// cache keeps up with the compacted files this way
+    /// ([`crate::export::cache::ExportCache::hook`]).
     #[must_use]
-    pub fn export_cache_bytes(mut self, bytes: u64) -> Self {
-        self.config.export_cache_bytes = bytes;
-        self
-    }
-
-    /// Convert each window into the export cache as soon as compaction
-    /// writes it, so that even its first export streams a file. The work is
-    /// done by the compacting thread, after the compaction. Default false.
-    #[must_use]
-    pub fn export_warm(mut self, on: bool) -> Self {
-        self.config.export_warm = on;
+    pub fn on_install(mut self, hook: Arc<dyn InstallHook>) -> Self {
+        self.config.hooks.0.push(hook);
         self
     }
 
@@ -350,7 +348,6 @@ struct Inner {
     catalog_change: Mutex<()>,
     wal: Wal,
     tree: Tree,
-    export_cache: Arc<ExportCache>,
     active: Mutex<Buffer>,
     flush_serial: Mutex<()>,
     compact_serial: Mutex<()>,
@@ -416,8 +413,7 @@ impl Engine {
                 gen0: WriteConfig { zstd_level: 1, ..WriteConfig::default() },
                 compacted: WriteConfig { zstd_level: 3, ..WriteConfig::default() },
                 compaction_memory: compact::DEFAULT_MEMORY,
-                export_cache_bytes: 1 << 30,
-                export_warm: false,
+                hooks: Hooks::default(),
                 limits: crate::catalog::Limits::default(),
                 catalog_checkpoint_bytes: crate::catalog::CHECKPOINT_BYTES,
             },
@@ -446,12 +442,6 @@ impl Engine {
             CatalogStore::open(dir.join(CATALOG_DIR))?.checkpoint_bytes(b.config.catalog_checkpoint_bytes);
         let catalog = catalog_store.load_latest()?;
         let tree = Tree::open(&dir)?;
-        let export_cache = Arc::new(ExportCache::open(
-            &dir,
-            b.config.export_cache_bytes,
-            b.clock.clone(),
-            compacted_hashes(&tree.current()),
-        ));
         let replay_from = tree.current().record.wal_replay_from;
 
         let wal_dir = dir.join(WAL_DIR);
@@ -484,7 +474,6 @@ impl Engine {
             catalog_change: Mutex::new(()),
             wal,
             tree,
-            export_cache,
             active: Mutex::new(buffer),
             flush_serial: Mutex::new(()),
             compact_serial: Mutex::new(()),
@@ -494,6 +483,7 @@ impl Engine {
             wake: Condvar::new(),
             stats: Stats::default(),
         });
+        inner.installed(InstallCause::Open);
         let background = Arc::new(Background { inner: inner.clone(), threads: Mutex::new(Vec::new()) });
         if inner.config.background {
             let mut threads = lock(&background.threads);
@@ -724,17 +714,12 @@ impl Engine {
 
     /// Writes the buffer to gen0 segment files now.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
+        self.inner.flush_and_tell()
     }
 
     /// Compacts all gen0 files into 24h windows now.
     pub fn compact(&self) -> Result<()> {
         self.inner.compact()
-    }
-
-    /// The cache of Parquet converted by exports.
-    pub fn export_cache(&self) -> &Arc<ExportCache> {
-        &self.inner.export_cache
     }
 
     /// The current tree version (of a new [`Engine::snapshot`]), pinned:
@@ -771,7 +756,9 @@ impl Engine {
     /// `files` must be durable in the segments folder under ids from
     /// [`Engine::allocate_segment`], opened and checked by the caller.
     pub fn swap_in(&self, restore_id: &str, catalog: Catalog, files: Vec<(FileMeta, SegmentReader)>) -> Result<()> {
-        self.inner.swap_in(restore_id, catalog, files)
+        self.inner.swap_in(restore_id, catalog, files)?;
+        self.inner.installed(InstallCause::Restore);
+        Ok(())
     }
 
     /// The id of the last restore applied to this data folder.
@@ -943,11 +930,6 @@ impl ScanIter {
             },
         }
     }
-}
-
-/// The blake3 of every compacted file of `version`.
-fn compacted_hashes(version: &Version) -> HashSet<[u8; 32]> {
-    version.files.iter().filter(|f| f.meta.level == LEVEL_COMPACTED).map(|f| f.meta.blake3).collect()
 }
 
 fn buffer_rows(buffer: &Buffer, plan: &Plan, db_id: u32, table: &Table) -> Result<Option<Rows>> {
@@ -1232,7 +1214,6 @@ impl Inner {
         if let Err(e) = self.wal.remove_files_before(wal_from) {
             tracing::warn!(error = %e, "could not remove WAL files a restore rolled back; the next open skips them");
         }
-        self.export_cache.retain_segments(compacted_hashes(&self.tree.current()));
         tracing::info!(restore = restore_id, "restore swapped in");
         Ok(())
     }
@@ -1362,22 +1343,21 @@ impl Inner {
     }
 
     fn compact(&self) -> Result<()> {
-        let before = self.compact_serially()?;
-        // Outside the compaction lock, which a restore swap takes first.
-        let snapshot = self.snapshot();
-        self.export_cache.retain_segments(compacted_hashes(&snapshot.version));
-        if self.config.export_warm {
-            self.warm_exports(&snapshot, &before);
+        let compacted = self.compact_serially();
+        // Outside the compaction lock, which a restore swap takes first;
+        // also after a failed job, which may follow installed ones.
+        if compacted.as_ref().is_ok_and(|&n| n > 0) || compacted.is_err() {
+            self.installed(InstallCause::Compaction);
         }
-        Ok(())
+        compacted.map(|_| ())
     }
 
-    /// Runs the compaction jobs; returns the compacted files before them.
-    fn compact_serially(&self) -> Result<HashSet<[u8; 32]>> {
+    /// Runs the compaction jobs; returns how many installed.
+    fn compact_serially(&self) -> Result<usize> {
         let _serial = lock(&self.compact_serial);
         let snapshot = self.snapshot();
         let jobs = compact::plan(&snapshot.version);
-        let before = compacted_hashes(&snapshot.version);
+        let mut installed = 0;
         let catalog = snapshot.catalog.clone();
         drop(snapshot);
         for job in jobs {
@@ -1398,55 +1378,32 @@ impl Inner {
                 Ok((Snapshot { version, ..s.clone() }, ()))
             })?;
             self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+            installed += 1;
         }
-        Ok(before)
+        Ok(installed)
     }
 
-    /// Converts the compacted windows of `snapshot` that are not in `before`
-    /// into the export cache, newest first. A failure is logged: the window
-    /// is converted when it is exported instead.
-    fn warm_exports(&self, snapshot: &Snapshot, before: &HashSet<[u8; 32]>) {
-        let (version, catalog) = (&snapshot.version, &snapshot.catalog);
-        let mut fresh: Vec<&Arc<crate::tree::LiveFile>> = version
-            .files
-            .iter()
-            .filter(|f| f.meta.level == LEVEL_COMPACTED && !before.contains(&f.meta.blake3))
-            .collect();
-        fresh.sort_by_key(|f| std::cmp::Reverse(f.meta.window_start_ns));
-        // A backfill compacts many windows at once: convert no more than
-        // the cache holds (judging the next window by the last one), or the
-        // oldest conversions would evict each other.
-        let mut budget = self.export_cache.usage().limit_bytes;
-        let mut last = 0;
-        for file in fresh {
-            let stopping = self.closed.load(Ordering::SeqCst) || lock(&self.signal).shutdown;
-            if budget == 0 || budget < last || stopping {
-                break;
-            }
-            let (Some(window), Some(db)) = (file.meta.window_start_ns, catalog.database_by_id(file.meta.db_id)) else {
-                continue;
-            };
-            let Some(table) = db.table_by_id(file.meta.table_id) else { continue };
-            let warmed = TableExport::pinned(
-                version.clone(),
-                catalog,
-                self.export_cache.clone(),
-                self.clock.now_ns(),
-                &db.name,
-                &table.name,
-                &[window],
-            )
-            .and_then(|export| export.ensure_cached(0));
-            match warmed {
-                Ok(bytes) => {
-                    last = bytes.unwrap_or(0);
-                    budget = budget.saturating_sub(last);
-                }
-                Err(e) => {
-                    tracing::warn!(db = %db.name, table = %table.name, window, error = %e, "could not convert a compacted window for export");
-                }
-            }
+    /// Tells the hooks about the current snapshot.
+    fn installed(&self, cause: InstallCause) {
+        if self.config.hooks.0.is_empty() {
+            return;
         }
+        let snapshot = self.snapshot();
+        let stopping = || self.closed.load(Ordering::SeqCst) || lock(&self.signal).shutdown;
+        let event = Installed { snapshot: &snapshot, cause, now_ns: self.clock.now_ns(), stopping: &stopping };
+        for hook in &self.config.hooks.0 {
+            hook.installed(&event);
+        }
+    }
+
+    /// A flush, and the hooks told when it installed files.
+    fn flush_and_tell(&self) -> Result<()> {
+        let before = self.stats.flushes.load(Ordering::SeqCst);
+        let flushed = self.flush();
+        if self.stats.flushes.load(Ordering::SeqCst) != before {
+            self.installed(InstallCause::Flush);
+        }
+        flushed
     }
 
     /// Flushed files waiting for compaction: in all, and the most that
@@ -1491,7 +1448,7 @@ impl Inner {
                 active.bytes() >= self.config.flush_bytes || age_due
             };
             if (wanted || due) && !self.closed.load(Ordering::SeqCst) {
-                if let Err(e) = self.flush() {
+                if let Err(e) = self.flush_and_tell() {
                     tracing::error!(error = %e, "background flush failed; the data stays in the WAL and will be retried");
                     std::thread::sleep(Duration::from_secs(1));
                 }

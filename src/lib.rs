@@ -57,5 +57,5 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use lp::{LineError, Precision};
 pub use query::{ScanFigures, ScanRequest, ScanStats};
-pub use snapshot::Snapshot;
+pub use snapshot::{InstallCause, InstallHook, Installed, Snapshot};
 pub use time_range::TimeRange;

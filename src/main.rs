@@ -4,8 +4,10 @@
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use quipu::clock::SystemClock;
 use quipu::tsbs::{self, TsbsConfig};
 
 #[derive(Parser)]
@@ -407,13 +409,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         header_read_timeout,
         shutdown_timeout,
     };
+    let export_cache =
+        Arc::new(quipu::export::cache::ExportCache::open(&data_dir, export_cache_bytes, Arc::new(SystemClock)));
     let engine = quipu::Engine::builder(&data_dir)
+        .on_install(export_cache.hook(export_warm))
         .flush_age(flush_age)
         .max_buffer_bytes(max_buffer_bytes)
         .compaction_memory(compaction_memory)
         .compact_after_age(compact_age)
-        .export_cache_bytes(export_cache_bytes)
-        .export_warm(export_warm)
         .columns_per_table(usize::try_from(num_total_columns_per_table_limit).unwrap_or(usize::MAX))
         .tables_per_database(usize::try_from(num_tables_per_database_limit).unwrap_or(usize::MAX))
         .open()
@@ -427,7 +430,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         println!("{token}");
     }
     let query_runtime = quipu::sql::QueryRuntime::new(query_limits).map_err(|e| e.to_string())?;
-    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes).with_query_runtime(query_runtime);
+    let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes)
+        .with_query_runtime(query_runtime)
+        .with_export_cache(export_cache);
     let backups = match backup_dir {
         Some(dir) => {
             let config = quipu::backup::BackupConfig { mode: backup_mode, ..Default::default() };

@@ -82,3 +82,45 @@ impl Snapshot {
         self.frozen_buffers().fold((0, 0), |(rows, bytes), b| (rows + b.rows(), bytes + b.bytes()))
     }
 }
+
+/// What installed a new version of an engine's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InstallCause {
+    /// The engine opened: the version found on disk.
+    Open,
+    /// A flush added files of the write buffer.
+    Flush,
+    /// A compaction replaced files by their 24h windows.
+    Compaction,
+    /// A restore replaced everything.
+    Restore,
+}
+
+/// What an [`InstallHook`] is told.
+pub struct Installed<'a> {
+    /// The engine's snapshot once the version was installed.
+    pub snapshot: &'a Arc<Snapshot>,
+    pub cause: InstallCause,
+    /// Now, by the engine's clock.
+    pub now_ns: i64,
+    pub(crate) stopping: &'a dyn Fn() -> bool,
+}
+
+impl Installed<'_> {
+    /// True once the engine is closing: long work in a hook should stop.
+    pub fn stopping(&self) -> bool {
+        (self.stopping)()
+    }
+}
+
+/// Told about every version an engine installs (given to
+/// [`crate::EngineBuilder::on_install`]): once at open, then after each
+/// flush, compaction and restore, on the thread that did it, once the
+/// engine's locks are released. What derives data from the segment files
+/// (the export cache) keeps up with them this way instead of the engine
+/// knowing it. A hook may read from the engine; a slow one delays the next
+/// flush or compaction of that thread.
+pub trait InstallHook: Send + Sync {
+    fn installed(&self, event: &Installed<'_>);
+}

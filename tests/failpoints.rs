@@ -32,7 +32,7 @@ use quipu::backup::{
     RestoreVerify,
 };
 use quipu::export::TableExport;
-use quipu::export::cache::EXPORT_CACHE_DIR;
+use quipu::export::cache::{EXPORT_CACHE_DIR, ExportCache};
 use quipu::{Engine, Error, Precision, ScanRequest, failpoint};
 
 const ERRNOS: [i32; 2] = [libc::EIO, libc::ENOSPC];
@@ -811,9 +811,15 @@ fn a_failed_compaction_write_loses_nothing_and_leaves_no_orphans() {
     }
 }
 
-fn export_tar(engine: &Engine) -> quipu::Result<BTreeMap<String, Vec<u8>>> {
+/// `dir` with an export cache hooked in, as `quipu serve` opens it.
+fn open_cached(dir: &Path) -> (Engine, std::sync::Arc<ExportCache>) {
+    let cache = common::export_cache(dir);
+    (Engine::builder(dir).background(false).on_install(cache.hook(false)).open().unwrap(), cache)
+}
+
+fn export_tar((engine, cache): &(Engine, std::sync::Arc<ExportCache>)) -> quipu::Result<BTreeMap<String, Vec<u8>>> {
     let mut tar = Vec::new();
-    TableExport::new(engine, "db", "m", &[])?.write_tar(&mut tar, |_| {})?;
+    TableExport::new(engine, cache, "db", "m", &[])?.write_tar(&mut tar, |_| {})?;
     Ok(common::untar(&tar).into_iter().collect())
 }
 
@@ -835,14 +841,15 @@ fn a_failed_export_cache_entry_is_never_served() {
         for errno in ERRNOS {
             let context = format!("{point} (errno {errno})");
             let dir = tempfile::tempdir().unwrap();
-            let engine = open(dir.path());
-            load_days(&engine);
+            let opened = open_cached(dir.path());
+            let engine = &opened.0;
+            load_days(engine);
             engine.compact().unwrap();
-            let expected = common::converted_windows(&engine, "db", "m");
+            let expected = common::converted_windows(engine, "db", "m");
             assert_eq!(expected.len(), 3);
 
             failpoint::set(&point, errno);
-            match export_tar(&engine) {
+            match export_tar(&opened) {
                 Ok(got) => {
                     assert_ne!(op, "write", "{context}: a failed cache write must fail the export");
                     assert_eq!(got, expected, "{context}: the streamed conversion");
@@ -853,23 +860,23 @@ fn a_failed_export_cache_entry_is_never_served() {
                 }
             }
             assert!(failpoint::hits(&point) > 0, "{context}: not reached");
-            assert_eq!(cache_files(&engine), BTreeSet::new(), "{context}: kept while failing");
-            assert_eq!(engine.export_cache().usage().entries, 0, "{context}");
+            assert_eq!(cache_files(engine), BTreeSet::new(), "{context}: kept while failing");
+            assert_eq!(opened.1.usage().entries, 0, "{context}");
             // Still failing: the next export converts again, never serving a
             // leftover.
-            let _ = export_tar(&engine);
-            assert_eq!(cache_files(&engine), BTreeSet::new(), "{context}: kept while failing");
+            let _ = export_tar(&opened);
+            assert_eq!(cache_files(engine), BTreeSet::new(), "{context}: kept while failing");
             failpoint::clear(&point);
 
-            assert_eq!(export_tar(&engine).unwrap(), expected, "{context}: after clearing");
-            assert_eq!(engine.export_cache().usage().entries, 3, "{context}: cached after clearing");
-            let hits = engine.export_cache().stats().hits.load(std::sync::atomic::Ordering::Relaxed);
-            assert_eq!(export_tar(&engine).unwrap(), expected, "{context}: from the cache");
-            let hits_after = engine.export_cache().stats().hits.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(export_tar(&opened).unwrap(), expected, "{context}: after clearing");
+            assert_eq!(opened.1.usage().entries, 3, "{context}: cached after clearing");
+            let hits = opened.1.stats().hits.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(export_tar(&opened).unwrap(), expected, "{context}: from the cache");
+            let hits_after = opened.1.stats().hits.load(std::sync::atomic::Ordering::Relaxed);
             assert_eq!(hits_after, hits + 3, "{context}: served from the cache");
-            drop(engine);
-            let engine = open(dir.path());
-            assert_eq!(export_tar(&engine).unwrap(), expected, "{context}: after a reopen");
+            drop(opened);
+            let opened = open_cached(dir.path());
+            assert_eq!(export_tar(&opened).unwrap(), expected, "{context}: after a reopen");
         }
     }
 }
@@ -894,7 +901,8 @@ fn an_export_across_a_restore_sees_one_state_or_the_other() {
     let exporter = {
         let engine = engine.clone();
         std::thread::spawn(move || {
-            let export = TableExport::new(&engine, "db", "t", &[])?;
+            let cache = std::sync::Arc::new(ExportCache::disabled());
+            let export = TableExport::new(&engine, &cache, "db", "t", &[])?;
             let columns: Vec<String> = export.schema().fields().iter().map(|f| f.name().clone()).collect();
             let mut rows = 0;
             for i in 0..export.windows().len() {

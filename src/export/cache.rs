@@ -29,13 +29,14 @@
 //! - The cache holds derived data only: losing it loses nothing. Entries of
 //!   segments no longer in the current version are removed after each
 //!   compaction and restore, and the least recently used entries go when the
-//!   total passes the size limit ([`crate::EngineBuilder::export_cache_bytes`]).
+//!   total passes the size limit (given to [`ExportCache::open`]). The cache
+//!   learns of compactions and restores through its [`ExportCache::hook`].
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -77,6 +78,8 @@ struct State {
     /// blake3 of the compacted segments of the current version: only their
     /// conversions are kept.
     live: HashSet<[u8; 32]>,
+    /// The folder was read (or found unreadable) for the engine's segments.
+    loaded: bool,
 }
 
 /// Counters since open.
@@ -133,9 +136,11 @@ pub struct ExportCache {
     /// Where unnamed spool files go when nothing is kept.
     data_dir: PathBuf,
     limit_bytes: u64,
-    /// False when the folder could not be read at open: nothing is kept
-    /// (and nothing removed) until the next open.
-    usable: bool,
+    /// True once the folder was read for the engine's compacted segments
+    /// (the first install the [`ExportCache::hook`] is told of, at open);
+    /// until then, and for good when the folder could not be read, nothing
+    /// is kept or removed and every export converts.
+    usable: AtomicBool,
     state: Mutex<State>,
     stats: CacheStats,
     clock: Arc<dyn Clock>,
@@ -145,33 +150,69 @@ pub struct ExportCache {
 }
 
 impl ExportCache {
-    /// Opens the cache of `data_dir` with a limit of `limit_bytes` (0 turns
-    /// it off) for the compacted segments `live`: removes temporary files,
-    /// anything that is not an entry, entries of other segments and, with
-    /// the cache off, every entry. A folder that cannot be read (not a
-    /// folder, no permission) leaves the cache unusable for this process,
-    /// with a warning: it is derived data, and the engine opens regardless.
-    pub(crate) fn open(
-        data_dir: &Path,
-        limit_bytes: u64,
-        clock: Arc<dyn Clock>,
-        live: HashSet<[u8; 32]>,
-    ) -> ExportCache {
-        let mut cache = ExportCache {
+    /// The cache of the data folder `data_dir`, keeping at most
+    /// `limit_bytes` (0 turns it off and empties it), with `clock` for
+    /// the entries' times (the engine's). Nothing is read here: the engine
+    /// tells the cache's [`ExportCache::hook`] about its files when it
+    /// opens, under the folder's lock, and only then is the folder read
+    /// (temporary files, anything that is not an entry and entries of
+    /// segments no longer live are removed). A folder that cannot be read
+    /// (not a folder, no permission) leaves the cache unusable for this
+    /// process, with a warning: it is derived data, and the engine opens
+    /// regardless.
+    ///
+    /// ```no_run
+    /// # fn main() -> quipu::Result<()> {
+    /// use std::sync::Arc;
+    /// use quipu::clock::SystemClock;
+    /// use quipu::export::{TableExport, cache::ExportCache};
+    ///
+    /// let cache = Arc::new(ExportCache::open("data", 1 << 30, Arc::new(SystemClock)));
+    /// let engine = quipu::Engine::builder("data").on_install(cache.hook(true)).open()?;
+    /// let export = TableExport::new(&engine, &cache, "db", "cpu", &[])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open(data_dir: impl AsRef<Path>, limit_bytes: u64, clock: Arc<dyn Clock>) -> ExportCache {
+        let data_dir = data_dir.as_ref();
+        ExportCache {
             dir: data_dir.join(EXPORT_CACHE_DIR),
             data_dir: data_dir.to_path_buf(),
             limit_bytes,
-            usable: true,
-            state: Mutex::new(State { live, ..State::default() }),
+            usable: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
             stats: CacheStats::default(),
             clock,
             fingerprints: Mutex::new(HashMap::new()),
-        };
-        if let Err(e) = cache.load() {
-            tracing::warn!(dir = %cache.dir.display(), error = %e, "export cache unusable; every export converts");
-            cache.usable = false;
         }
-        cache
+    }
+
+    /// A cache that keeps nothing: every export converts its windows
+    /// (spooled in the system's temporary folder).
+    pub fn disabled() -> ExportCache {
+        ExportCache::open(std::env::temp_dir(), 0, Arc::new(crate::clock::SystemClock))
+    }
+
+    /// Reads the folder for the compacted segments `live`, once; later
+    /// calls only record `live` (see [`ExportCache::retain_segments`]).
+    pub(crate) fn load_for(&self, live: HashSet<[u8; 32]>) {
+        let mut state = self.lock();
+        if state.loaded {
+            drop(state);
+            self.retain_segments(live);
+            return;
+        }
+        state.loaded = true;
+        state.live = live;
+        drop(state);
+        if self.limit_bytes == 0 && !self.dir.exists() {
+            return;
+        }
+        match self.load() {
+            Ok(()) => self.usable.store(true, Ordering::SeqCst),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "export cache unusable; every export converts")
+            }
+        }
     }
 
     fn load(&self) -> io::Result<()> {
@@ -234,7 +275,7 @@ impl ExportCache {
 
     /// Whether conversions are kept.
     pub fn enabled(&self) -> bool {
-        self.limit_bytes > 0 && self.usable
+        self.limit_bytes > 0 && self.usable.load(Ordering::SeqCst)
     }
 
     /// Counters since open.
@@ -486,7 +527,9 @@ mod tests {
         /// A cache in which the segments of `key(0..10)` are live.
         fn open_for_test(dir: &Path, limit: u64) -> crate::Result<ExportCache> {
             let live = (0..10).map(|n| key(n).segment).collect();
-            Ok(ExportCache::open(dir, limit, Arc::new(crate::clock::SystemClock), live))
+            let cache = ExportCache::open(dir, limit, Arc::new(crate::clock::SystemClock));
+            cache.load_for(live);
+            Ok(cache)
         }
     }
 

@@ -54,6 +54,7 @@ use crate::{Engine, ScanRequest};
 
 pub mod cache;
 mod tag_chunk;
+mod warm;
 use cache::{CacheKey, ExportCache, Spool};
 use tag_chunk::TagChunk;
 
@@ -156,7 +157,10 @@ pub fn tables(engine: &Engine, db: &str) -> Result<Vec<String>> {
 /// The compacted windows of `db`.`table`, oldest first.
 /// [`Error::DatabaseNotFound`] / [`Error::TableNotFound`] when they do not exist.
 pub fn windows(engine: &Engine, db: &str, table: &str) -> Result<Vec<WindowInfo>> {
-    Ok(TableExport::new(engine, db, table, &[])?.windows)
+    let snapshot = engine.snapshot();
+    let cache = Arc::new(ExportCache::disabled());
+    let export = TableExport::pinned(snapshot.version().clone(), snapshot.catalog(), cache, 0, db, table, &[])?;
+    Ok(export.windows)
 }
 
 /// What one exported Parquet file holds.
@@ -200,13 +204,19 @@ impl TableExport {
     /// [`parse_window_list`]; empty for all) of `db`.`table`.
     /// Errors: [`Error::DatabaseNotFound`], [`Error::TableNotFound`],
     /// [`Error::WindowNotFound`] for a wanted window that is not compacted.
-    pub fn new(engine: &Engine, db: &str, table: &str, wanted: &[i64]) -> Result<TableExport> {
+    pub fn new(
+        engine: &Engine,
+        cache: &Arc<ExportCache>,
+        db: &str,
+        table: &str,
+        wanted: &[i64],
+    ) -> Result<TableExport> {
         let snapshot = engine.snapshot();
         crate::failpoint::pause("export.pinned");
         TableExport::pinned(
             snapshot.version().clone(),
             snapshot.catalog(),
-            engine.export_cache().clone(),
+            cache.clone(),
             engine.now_ns(),
             db,
             table,

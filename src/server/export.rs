@@ -82,7 +82,8 @@ pub async fn window_data(State(state): State<AppState>, uri: Uri) -> Result<Resp
     let db = required("db", p.db, "the database")?;
     let table = required("table", p.table, "the table")?;
     let wanted = export::parse_window_list(p.windows.as_deref().unwrap_or("")).map_err(ApiError::from_engine)?;
-    let export = TableExport::new(state.engine(), &db, &table, &wanted).map_err(ApiError::from_engine)?;
+    let export =
+        TableExport::new(state.engine(), state.export_cache(), &db, &table, &wanted).map_err(ApiError::from_engine)?;
     if export.windows().is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

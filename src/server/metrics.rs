@@ -26,8 +26,8 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
     }
 }
 
-/// The exposition text for `engine`.
-pub fn render(engine: &crate::Engine) -> String {
+/// The exposition text for `engine` and its export cache.
+pub fn render(engine: &crate::Engine, cache: &crate::export::cache::ExportCache) -> String {
     let stats = engine.stats();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
@@ -67,7 +67,6 @@ pub fn render(engine: &crate::Engine) -> String {
         bytes[i] += f.meta.size;
         rows[i] += f.meta.rows;
     }
-    let cache = engine.export_cache();
     let counts = cache.stats();
     metric(
         &mut out,
@@ -122,8 +121,7 @@ pub fn render(engine: &crate::Engine) -> String {
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let engine = state.engine().clone();
-    match tokio::task::spawn_blocking(move || render(&engine)).await {
+    match tokio::task::spawn_blocking(move || render(state.engine(), state.export_cache())).await {
         Ok(text) => ([(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], text).into_response(),
         Err(e) => super::error::ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -247,6 +247,8 @@ pub struct AppState {
 struct Shared {
     engine: crate::Engine,
     backups: Option<crate::backup::BackupService>,
+    /// Where exports keep their conversions.
+    export_cache: Arc<crate::export::cache::ExportCache>,
     admin_token: AdminToken,
     max_body_bytes: usize,
     process_id: String,
@@ -265,6 +267,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 engine,
                 backups: None,
+                export_cache: Arc::new(crate::export::cache::ExportCache::disabled()),
                 admin_token,
                 max_body_bytes,
                 process_id,
@@ -289,6 +292,20 @@ impl AppState {
 
     pub fn engine(&self) -> &crate::Engine {
         &self.inner.engine
+    }
+
+    /// Exports keep their conversions in `cache` (give its
+    /// [`crate::export::cache::ExportCache::hook`] to the engine's builder);
+    /// without it every export converts.
+    #[must_use]
+    pub fn with_export_cache(mut self, cache: Arc<crate::export::cache::ExportCache>) -> Self {
+        Arc::make_mut(&mut self.inner).export_cache = cache;
+        self
+    }
+
+    /// The export cache exports use.
+    pub fn export_cache(&self) -> &Arc<crate::export::cache::ExportCache> {
+        &self.inner.export_cache
     }
 
     /// Serves the backup endpoints from `backups`; without it they answer 503.

@@ -114,7 +114,8 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// Every window's Parquet of `db`.`table`, by tar entry name, converted
 /// afresh (`TableExport::write_parquet`, no export cache).
 pub fn converted_windows(engine: &quipu::Engine, db: &str, table: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let export = quipu::export::TableExport::new(engine, db, table, &[]).unwrap();
+    let cache = std::sync::Arc::new(quipu::export::cache::ExportCache::disabled());
+    let export = quipu::export::TableExport::new(engine, &cache, db, table, &[]).unwrap();
     (0..export.windows().len())
         .map(|i| {
             let mut bytes = Vec::new();
@@ -163,4 +164,15 @@ pub fn test_name(module_path: &str, name: &str) -> String {
         Some((_crate, module)) => format!("{module}::{name}"),
         None => name.to_string(),
     }
+}
+
+/// An export cache for the data folder `dir` with `quipu serve`'s default
+/// limit (1 GiB); give its hook to the engine's builder
+/// (`.on_install(cache.hook(false))`) and it to the exports.
+pub fn export_cache(dir: &std::path::Path) -> std::sync::Arc<quipu::export::cache::ExportCache> {
+    std::sync::Arc::new(quipu::export::cache::ExportCache::open(
+        dir,
+        1 << 30,
+        std::sync::Arc::new(quipu::clock::SystemClock),
+    ))
 }

@@ -3,31 +3,49 @@
 //! damaged, truncated or missing entry is never served (one damaged while
 //! the engine was down is converted again without failing the export); entries follow the
 //! files they were made from through compaction, schema changes and
-//! restores; `export_warm` converts at compaction; a limit of 0 keeps
+//! restores; the cache's hook with `warm` converts at compaction; a limit of 0 keeps
 //! nothing.
 
 use crate::common;
 use crate::server_support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::{converted_windows, read_parquet, untar};
 use quipu::backup::{BackupConfig, BackupRequest, BackupService, BackupStatus, ModeChoice, RestoreVerify};
+use quipu::clock::SystemClock;
 use quipu::export::TableExport;
-use quipu::export::cache::EXPORT_CACHE_DIR;
+use quipu::export::cache::{EXPORT_CACHE_DIR, ExportCache};
 use quipu::{Engine, Precision, ScanRequest, WriteOptions};
 use server_support::{TestServer, bearer, client};
 
 const DAY: i64 = 86_400 * 1_000_000_000;
 
-/// A builder for `dir` with the background threads off: the tests flush and compact.
-fn builder(dir: &std::path::Path) -> quipu::EngineBuilder {
-    Engine::builder(dir).background(false)
+/// An engine with an export cache hooked to it, as `quipu serve` opens one.
+struct Opened {
+    engine: Engine,
+    cache: Arc<ExportCache>,
 }
 
-fn open(dir: &std::path::Path) -> Engine {
-    builder(dir).open().unwrap()
+impl std::ops::Deref for Opened {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// `dir` with a cache of `limit` bytes, warming at compaction with `warm`,
+/// the background threads off: the tests flush and compact.
+fn open_with(dir: &std::path::Path, limit: u64, warm: bool) -> Opened {
+    let cache = Arc::new(ExportCache::open(dir, limit, Arc::new(SystemClock)));
+    let engine = Engine::builder(dir).background(false).on_install(cache.hook(warm)).open().unwrap();
+    Opened { engine, cache }
+}
+
+fn open(dir: &std::path::Path) -> Opened {
+    open_with(dir, 1 << 30, false)
 }
 
 fn write(engine: &Engine, lp: &str) {
@@ -55,9 +73,9 @@ fn load(engine: &Engine) {
 }
 
 /// Every window's Parquet, by entry name, through `TableExport::write_tar`.
-fn export(engine: &Engine) -> BTreeMap<String, Vec<u8>> {
+fn export(engine: &Opened) -> BTreeMap<String, Vec<u8>> {
     let mut tar = Vec::new();
-    TableExport::new(engine, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
+    TableExport::new(engine, &engine.cache, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
     untar(&tar).into_iter().collect()
 }
 
@@ -75,8 +93,8 @@ fn entries_in(data: &std::path::Path) -> Vec<std::path::PathBuf> {
     names
 }
 
-fn counts(engine: &Engine) -> (u64, u64, u64) {
-    let s = engine.export_cache().stats();
+fn counts(cache: &ExportCache) -> (u64, u64, u64) {
+    let s = cache.stats();
     (s.hits.load(Ordering::Relaxed), s.misses.load(Ordering::Relaxed), s.damaged.load(Ordering::Relaxed))
 }
 
@@ -94,10 +112,10 @@ fn a_window_exported_again_is_streamed_from_the_cache_with_the_same_bytes() {
     let server = TestServer::start();
     load(&server.engine);
     let first: BTreeMap<_, _> = untar(&http_tar(&server).unwrap()).into_iter().collect();
-    assert_eq!(counts(&server.engine), (0, 3, 0));
+    assert_eq!(counts(&server.cache), (0, 3, 0));
     assert_eq!(entries(&server.engine).len(), 3);
     let again: BTreeMap<_, _> = untar(&http_tar(&server).unwrap()).into_iter().collect();
-    assert_eq!(counts(&server.engine), (3, 3, 0));
+    assert_eq!(counts(&server.cache), (3, 3, 0));
     assert_eq!(first, again);
     assert_eq!(first, converted_windows(&server.engine, "db", "m"), "the cache holds exactly what a conversion writes");
     // Each entry is named by the blake3 of its bytes.
@@ -138,17 +156,17 @@ fn a_damaged_truncated_or_missing_entry_is_never_served() {
     for (what, damage) in damages {
         let victim = entries(&server.engine)[1].clone();
         damage(&victim);
-        let (_, _, damaged_before) = counts(&server.engine);
+        let (_, _, damaged_before) = counts(&server.cache);
         match http_tar(&server) {
             // A removed entry is a miss: converted again, whole.
             Ok(tar) if what == "a removed file" => {
                 assert_eq!(untar(&tar), good, "{what}");
-                assert_eq!(counts(&server.engine).2, damaged_before, "{what}: not counted as damage");
+                assert_eq!(counts(&server.cache).2, damaged_before, "{what}: not counted as damage");
             }
             Err(e) if what == "a removed file" => panic!("{what}: the export failed: {e}"),
             Ok(tar) => panic!("{what}: a damaged entry was served whole ({} bytes)", tar.len()),
             // The transfer is cut off: the client cannot take it for whole.
-            Err(_) => assert_eq!(counts(&server.engine).2, damaged_before + 1, "{what}"),
+            Err(_) => assert_eq!(counts(&server.cache).2, damaged_before + 1, "{what}"),
         }
         // The damaged entry is gone; the next export converts it again.
         assert_eq!(untar(&http_tar(&server).unwrap()), good, "{what}");
@@ -171,7 +189,7 @@ fn an_entry_damaged_while_the_engine_was_down_is_converted_again() {
     std::fs::write(&victim, vec![0u8; len as usize]).unwrap();
     let engine = open(dir.path());
     assert_eq!(export(&engine), good, "checked before its first use, so the export does not fail");
-    assert_eq!(counts(&engine), (2, 1, 1));
+    assert_eq!(counts(&engine.cache), (2, 1, 1));
     assert_eq!(entries(&engine).len(), 3);
 }
 
@@ -185,7 +203,7 @@ fn entries_outlive_the_engine() {
     };
     let engine = open(dir.path());
     assert_eq!(export(&engine), first);
-    assert_eq!(counts(&engine), (3, 0, 0));
+    assert_eq!(counts(&engine.cache), (3, 0, 0));
 }
 
 #[test]
@@ -214,9 +232,9 @@ fn entries_follow_their_files_through_compaction_and_schema_changes() {
     write(&engine, &format!("m,host=h1 late=1i {}", 5 * DAY));
     engine.flush().unwrap();
     engine.compact().unwrap();
-    let (hits, _, _) = counts(&engine);
+    let (hits, _, _) = counts(&engine.cache);
     let widened = export(&engine);
-    assert_eq!(counts(&engine).0, hits, "no entry of the narrower schema is served");
+    assert_eq!(counts(&engine.cache).0, hits, "no entry of the narrower schema is served");
     assert_eq!(widened, converted_windows(&engine, "db", "m"));
     let day0 = read_parquet(widened["m/1970-01-01.parquet"].clone());
     assert!(day0[0].schema().column_with_name("late").is_some());
@@ -247,19 +265,19 @@ fn a_restore_keeps_only_the_entries_of_the_restored_files() {
     // Day 0 of the later state is gone with its file; days 1 and 2 are the
     // backup's files (same bytes), so their entries still serve.
     assert_eq!(entries(&engine).len(), 2);
-    let (hits, misses, _) = counts(&engine);
+    let (hits, misses, _) = counts(&engine.cache);
     assert_eq!(export(&engine), at_backup);
-    assert_eq!(counts(&engine), (hits + 2, misses + 1, 0));
+    assert_eq!(counts(&engine.cache), (hits + 2, misses + 1, 0));
 }
 
 #[test]
 fn warm_converts_each_window_at_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = builder(dir.path()).export_warm(true).open().unwrap();
+    let engine = open_with(dir.path(), 1 << 30, true);
     load(&engine);
     assert_eq!(entries(&engine).len(), 3, "converted by the compaction");
     let exported = export(&engine);
-    assert_eq!(counts(&engine).0, 3, "the first export streams every window from the cache");
+    assert_eq!(counts(&engine.cache).0, 3, "the first export streams every window from the cache");
     assert_eq!(exported, converted_windows(&engine, "db", "m"));
 }
 
@@ -268,19 +286,19 @@ fn warm_converts_no_more_than_the_cache_holds() {
     // The size of one window's entry, measured on a twin folder.
     let twin = tempfile::tempdir().unwrap();
     let one = {
-        let engine = builder(twin.path()).export_warm(true).open().unwrap();
+        let engine = open_with(twin.path(), 1 << 30, true);
         load(&engine);
         entries(&engine).iter().map(|p| std::fs::metadata(p).unwrap().len()).max().unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
-    let engine = builder(dir.path()).export_warm(true).export_cache_bytes(one).open().unwrap();
+    let engine = open_with(dir.path(), one, true);
     load(&engine);
     // Newest first, and no conversion that would only evict another.
     assert_eq!(entries(&engine).len(), 1);
-    assert_eq!(engine.export_cache().stats().evictions.load(Ordering::Relaxed), 0);
+    assert_eq!(engine.cache.stats().evictions.load(Ordering::Relaxed), 0);
     let mut tar = Vec::new();
-    TableExport::new(&engine, "db", "m", &[2 * DAY]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
-    assert_eq!(counts(&engine), (1, 0, 0), "the newest window was the one converted");
+    TableExport::new(&engine, &engine.cache, "db", "m", &[2 * DAY]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
+    assert_eq!(counts(&engine.cache), (1, 0, 0), "the newest window was the one converted");
 }
 
 #[test]
@@ -292,12 +310,12 @@ fn a_limit_of_zero_keeps_nothing() {
         export(&engine);
         assert_eq!(entries(&engine).len(), 3);
     }
-    let engine = builder(dir.path()).export_cache_bytes(0).export_warm(true).open().unwrap();
+    let engine = open_with(dir.path(), 0, true);
     assert!(entries(&engine).is_empty(), "turning the cache off empties it");
     assert_eq!(export(&engine), export(&engine));
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
     assert!(entries(&engine).is_empty());
-    assert_eq!(counts(&engine), (0, 0, 0));
+    assert_eq!(counts(&engine.cache), (0, 0, 0));
 }
 
 #[test]
@@ -311,22 +329,22 @@ fn the_limit_evicts_the_least_recently_used_window() {
     };
     // Room for two of the three windows.
     let limit = sizes.iter().sum::<u64>() - sizes.iter().min().unwrap();
-    let engine = builder(dir.path()).export_cache_bytes(limit).open().unwrap();
-    assert!(engine.export_cache().usage().bytes <= limit);
+    let engine = open_with(dir.path(), limit, false);
+    assert!(engine.cache.usage().bytes <= limit);
     assert_eq!(entries(&engine).len(), 2);
     // Day 0 (the oldest entry) went at open. Use day 2, then bring day 0
     // back: day 1 is now the least recently used and goes.
     let one = |day: i64| {
         let mut tar = Vec::new();
-        TableExport::new(&engine, "db", "m", &[day * DAY]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
-        counts(&engine)
+        TableExport::new(&engine, &engine.cache, "db", "m", &[day * DAY]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
+        counts(&engine.cache)
     };
     assert_eq!(one(2), (1, 0, 0));
     assert_eq!(one(0), (1, 1, 0));
     assert_eq!(one(2), (2, 1, 0));
     assert_eq!(one(1), (2, 2, 0), "day 1 was evicted");
-    assert!(engine.export_cache().usage().bytes <= limit);
-    assert_eq!(engine.export_cache().stats().evictions.load(Ordering::Relaxed), 3);
+    assert!(engine.cache.usage().bytes <= limit);
+    assert_eq!(engine.cache.stats().evictions.load(Ordering::Relaxed), 3);
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
 }
 
@@ -341,9 +359,9 @@ fn an_entry_that_cannot_be_read_is_dropped_not_served_forever() {
     std::fs::remove_file(&victim).unwrap();
     std::fs::create_dir(&victim).unwrap();
     let mut tar = Vec::new();
-    let failed = TableExport::new(&engine, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {});
+    let failed = TableExport::new(&engine, &engine.cache, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {});
     assert!(matches!(failed, Err(quipu::Error::Export { .. })), "{failed:?}");
-    assert_eq!(counts(&engine).2, 1);
+    assert_eq!(counts(&engine.cache).2, 1);
     std::fs::remove_dir(&victim).unwrap();
     assert_eq!(export(&engine), good, "the next export converts the window again");
 }
@@ -372,11 +390,12 @@ fn a_client_that_goes_away_does_not_waste_the_conversion() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     load(&engine);
-    let gone = TableExport::new(&engine, "db", "m", &[]).unwrap().write_tar(GoesAway { left: 700 }, |_| {});
+    let gone =
+        TableExport::new(&engine, &engine.cache, "db", "m", &[]).unwrap().write_tar(GoesAway { left: 700 }, |_| {});
     assert!(gone.is_err());
     assert_eq!(entries(&engine).len(), 1, "the first window was converted and kept before it was streamed");
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
-    assert_eq!(counts(&engine).0, 1);
+    assert_eq!(counts(&engine.cache).0, 1);
 }
 
 #[test]
@@ -384,7 +403,7 @@ fn an_export_of_an_older_version_keeps_no_entry_of_a_replaced_file() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path());
     load(&engine);
-    let pinned = TableExport::new(&engine, "db", "m", &[0]).unwrap();
+    let pinned = TableExport::new(&engine, &engine.cache, "db", "m", &[0]).unwrap();
     write(&engine, "m,host=h9 f=0.25 5");
     engine.flush().unwrap();
     engine.compact().unwrap();
@@ -402,8 +421,8 @@ fn the_row_group_size_is_part_of_the_key() {
     let engine = open(dir.path());
     load(&engine);
     let whole = export(&engine);
-    let small = |engine: &Engine| {
-        let export = TableExport::new(engine, "db", "m", &[]).unwrap().row_group_rows(64);
+    let small = |engine: &Opened| {
+        let export = TableExport::new(engine, &engine.cache, "db", "m", &[]).unwrap().row_group_rows(64);
         let mut tar = Vec::new();
         export.write_tar(&mut tar, |_| {}).unwrap();
         let fresh: BTreeMap<String, Vec<u8>> = (0..export.windows().len())
@@ -418,7 +437,7 @@ fn the_row_group_size_is_part_of_the_key() {
     let (first, fresh) = small(&engine);
     assert_eq!(first, fresh);
     assert_ne!(first, whole);
-    assert_eq!(counts(&engine), (0, 6, 0), "no entry of the default row groups was served");
+    assert_eq!(counts(&engine.cache), (0, 6, 0), "no entry of the default row groups was served");
     let (again, _) = small(&engine);
     assert_eq!(again, first);
     assert_eq!(export(&engine), whole);
@@ -434,7 +453,7 @@ fn an_unusable_cache_folder_does_not_stop_the_engine() {
     // Something that is not a folder where the cache goes.
     std::fs::write(dir.path().join(EXPORT_CACHE_DIR), b"not a folder").unwrap();
     let engine = open(dir.path());
-    assert!(!engine.export_cache().enabled());
+    assert!(!engine.cache.enabled());
     assert_eq!(export(&engine), converted_windows(&engine, "db", "m"));
     assert_eq!(std::fs::read(dir.path().join(EXPORT_CACHE_DIR)).unwrap(), b"not a folder");
 }

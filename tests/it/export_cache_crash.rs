@@ -24,15 +24,17 @@ use std::time::{Duration, Instant};
 use common::{Rng, converted_windows, untar};
 use process_support::{Serve, http};
 use quipu::export::TableExport;
-use quipu::export::cache::EXPORT_CACHE_DIR;
+use quipu::export::cache::{EXPORT_CACHE_DIR, ExportCache};
 use quipu::{Engine, Precision, WriteOptions};
 
 const TOKEN: &str = "apiv3_export-crash";
 const DAY: i64 = 86_400 * 1_000_000_000;
 const DAYS: i64 = 3;
 
-fn open(data: &Path) -> Engine {
-    Engine::builder(data).background(false).open().unwrap()
+/// The data folder with its export cache, as `quipu serve` opens it.
+fn open(data: &Path) -> (Engine, std::sync::Arc<ExportCache>) {
+    let cache = crate::common::export_cache(data);
+    (Engine::builder(data).background(false).on_install(cache.hook(false)).open().unwrap(), cache)
 }
 
 fn cache_files(data: &Path) -> Vec<std::path::PathBuf> {
@@ -58,7 +60,7 @@ fn an_export_killed_at_any_point_leaves_only_whole_entries() {
 
     // Three compacted days, large enough that converting one takes a while.
     let (expected, convert_time) = {
-        let engine = open(&data);
+        let (engine, _cache) = open(&data);
         for day in 0..DAYS {
             let lp: String = (0..40_000i64)
                 .map(|i| {
@@ -107,14 +109,14 @@ fn an_export_killed_at_any_point_leaves_only_whole_entries() {
             killed_converting += 1;
         }
 
-        let engine = open(&data);
+        let (engine, cache) = open(&data);
         for entry in cache_files(&data) {
             let name = entry.file_name().unwrap().to_str().unwrap().to_string();
             let hash = blake3::hash(&std::fs::read(&entry).unwrap()).to_hex().to_string();
             assert!(name.ends_with(&format!("-{hash}.parquet")), "{}: {name} is not a whole entry", ctx(run));
         }
         let mut tar = Vec::new();
-        TableExport::new(&engine, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
+        TableExport::new(&engine, &cache, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
         let exported: BTreeMap<String, Vec<u8>> = untar(&tar).into_iter().collect();
         assert!(exported == expected, "{}: the export differs from a fresh conversion", ctx(run));
         assert_eq!(cache_files(&data).len(), DAYS as usize, "{}", ctx(run));

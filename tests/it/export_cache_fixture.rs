@@ -18,7 +18,7 @@ use common::copy_dir;
 use quipu::Engine;
 use quipu::clock::ManualClock;
 use quipu::export::TableExport;
-use quipu::export::cache::{EXPORT_CACHE_DIR, parse_name};
+use quipu::export::cache::{EXPORT_CACHE_DIR, ExportCache, parse_name};
 
 const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 
@@ -26,12 +26,16 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-fn open(dir: &Path) -> Engine {
-    Engine::builder(dir).background(false).clock(Arc::new(ManualClock::new(T0))).open().unwrap()
+/// The folder with an export cache hooked in, both on the fixture's clock.
+fn open(dir: &Path) -> (Engine, Arc<ExportCache>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let cache = Arc::new(ExportCache::open(dir, 1 << 30, clock.clone()));
+    let engine = Engine::builder(dir).background(false).clock(clock).on_install(cache.hook(false)).open().unwrap();
+    (engine, cache)
 }
 
-fn export_tar(engine: &Engine) -> (Vec<u8>, usize) {
-    let export = TableExport::new(engine, "fixture", "cpu", &[]).unwrap();
+fn export_tar((engine, cache): &(Engine, Arc<ExportCache>)) -> (Vec<u8>, usize) {
+    let export = TableExport::new(engine, cache, "fixture", "cpu", &[]).unwrap();
     let mut tar = Vec::new();
     export.write_tar(&mut tar, |_| {}).unwrap();
     (tar, export.windows().len())
@@ -63,7 +67,7 @@ fn the_v1_fixture_entries_are_served_as_the_golden_tar() {
     let engine = open(tmp.path());
     let (tar, windows) = export_tar(&engine);
     assert_eq!(names.len(), windows);
-    let stats = engine.export_cache().stats();
+    let stats = engine.1.stats();
     assert_eq!(stats.hits.load(Ordering::Relaxed), windows as u64, "every fixture entry is found under its key");
     assert_eq!(stats.misses.load(Ordering::Relaxed), 0);
     let golden = std::fs::read(root().join("export-v1/cpu.tar")).unwrap();

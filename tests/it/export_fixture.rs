@@ -26,7 +26,8 @@ fn the_export_of_the_v1_fixture_is_the_golden_tar() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&root().join("v1/data"), tmp.path());
     let engine = Engine::builder(tmp.path()).background(false).clock(Arc::new(ManualClock::new(T0))).open().unwrap();
-    let export = TableExport::new(&engine, "fixture", "cpu", &[]).unwrap();
+    let cache = Arc::new(quipu::export::cache::ExportCache::disabled());
+    let export = TableExport::new(&engine, &cache, "fixture", "cpu", &[]).unwrap();
     let mut tar = Vec::new();
     export.write_tar(&mut tar, |_| {}).unwrap();
 

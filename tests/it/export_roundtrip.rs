@@ -61,7 +61,9 @@ fn line(r: &Row) -> Option<String> {
 
 fn check(rows: &[Row], row_group_rows: usize) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).block_rows(8).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine =
+        Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).block_rows(8).open().unwrap();
     // Two writes, flushed apart: compaction merges them (newest wins).
     let (first, second) = rows.split_at(rows.len() / 2);
     for part in [first, second] {
@@ -72,7 +74,7 @@ fn check(rows: &[Row], row_group_rows: usize) -> Result<(), TestCaseError> {
         }
     }
     engine.compact().unwrap();
-    let Ok(export) = TableExport::new(&engine, "db", "m", &[]) else {
+    let Ok(export) = TableExport::new(&engine, &cache, "db", "m", &[]) else {
         prop_assert!(rows.iter().all(|r| line(r).is_none()));
         return Ok(());
     };
@@ -107,11 +109,12 @@ proptest! {
 #[test]
 fn an_export_keeps_its_files_while_compaction_replaces_them() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     engine.write_lp("db", "m,k=a v=1i 10\nm,k=b v=2i 20", Precision::Nanosecond, WriteOptions::default()).unwrap();
     engine.flush().unwrap();
     engine.compact().unwrap();
-    let export = TableExport::new(&engine, "db", "m", &[]).unwrap();
+    let export = TableExport::new(&engine, &cache, "db", "m", &[]).unwrap();
     let old = engine.live_files();
 
     // Rewrite the window: its compacted file is replaced and becomes obsolete.
@@ -137,7 +140,7 @@ fn an_export_keeps_its_files_while_compaction_replaces_them() {
     assert!(!old[0].path.exists(), "deleted once the export is dropped");
 
     // A new export sees the new data.
-    let now = TableExport::new(&engine, "db", "m", &[]).unwrap();
+    let now = TableExport::new(&engine, &cache, "db", "m", &[]).unwrap();
     let mut bytes = Vec::new();
     now.write_parquet(0, &mut bytes).unwrap();
     assert_eq!(read_parquet(bytes).iter().map(|b| b.num_rows()).sum::<usize>(), 3);
@@ -146,18 +149,19 @@ fn an_export_keeps_its_files_while_compaction_replaces_them() {
 #[test]
 fn missing_windows_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     engine.write_lp("db", "m v=1 10", Precision::Nanosecond, WriteOptions::default()).unwrap();
     engine.flush().unwrap();
     engine.compact().unwrap();
     let wanted = export::parse_window_list("1970-01-01,1970-01-05").unwrap();
-    match TableExport::new(&engine, "db", "m", &wanted) {
+    match TableExport::new(&engine, &cache, "db", "m", &wanted) {
         Err(quipu::Error::WindowNotFound { db, table, window }) => {
             assert_eq!((db.as_str(), table.as_str(), window.as_str()), ("db", "m", "1970-01-05"));
         }
         other => panic!("expected WindowNotFound, got {other:?}"),
     }
-    assert!(matches!(TableExport::new(&engine, "nope", "m", &[]), Err(quipu::Error::DatabaseNotFound { .. })));
-    assert!(matches!(TableExport::new(&engine, "db", "nope", &[]), Err(quipu::Error::TableNotFound { .. })));
+    assert!(matches!(TableExport::new(&engine, &cache, "nope", "m", &[]), Err(quipu::Error::DatabaseNotFound { .. })));
+    assert!(matches!(TableExport::new(&engine, &cache, "db", "nope", &[]), Err(quipu::Error::TableNotFound { .. })));
     assert_eq!(export::databases(&engine), ["db"]);
 }

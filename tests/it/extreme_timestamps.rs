@@ -72,7 +72,8 @@ fn check_all(engine: &Engine, stage: &str) {
 #[test]
 fn a_lone_row_at_i64_max_is_flushed_compacted_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     engine.write_lp("db", "onlymax v=1i 9223372036854775807", Precision::Nanosecond, WriteOptions::default()).unwrap();
     // This flush used to fail ("segment ... would hold no rows") on every try.
     engine.flush().unwrap();
@@ -85,14 +86,17 @@ fn a_lone_row_at_i64_max_is_flushed_compacted_and_read_back() {
     engine.flush().unwrap();
     engine.close().unwrap();
     drop(engine);
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     assert_eq!(times(&engine, "onlymax", &ScanRequest::all()), [5, i64::MAX]);
 }
 
 #[test]
 fn every_edge_timestamp_survives_flush_compaction_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).block_rows(2).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine =
+        Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).block_rows(2).open().unwrap();
     engine.write_lp("db", &lp(), Precision::Nanosecond, WriteOptions::default()).unwrap();
     check_all(&engine, "buffered");
     engine.flush().unwrap();
@@ -108,19 +112,21 @@ fn every_edge_timestamp_survives_flush_compaction_and_reopen() {
     assert_eq!(times(&engine, "edge", &ScanRequest::all().time_between(i64::MAX, i64::MAX)), [i64::MAX, i64::MAX]);
     engine.close().unwrap();
     drop(engine);
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     assert_eq!(times(&engine, "edge", &ScanRequest::all()).len(), EDGES.len() + 1, "reopened");
 }
 
 #[test]
 fn windows_at_the_ends_have_distinct_names_and_export_every_row() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     engine.write_lp("db", &lp(), Precision::Nanosecond, WriteOptions::default()).unwrap();
     engine.flush().unwrap();
     engine.compact().unwrap();
 
-    let export = TableExport::new(&engine, "db", "edge", &[]).unwrap();
+    let export = TableExport::new(&engine, &cache, "db", "edge", &[]).unwrap();
     let names: Vec<&str> = export.windows().iter().map(|w| w.window.as_str()).collect();
     assert_eq!(names, ["1677-09-21", "1677-09-22", "1969-12-31", "1970-01-01", "2262-04-10", "2262-04-11"]);
     let first = &export.windows()[0];
@@ -148,7 +154,7 @@ fn windows_at_the_ends_have_distinct_names_and_export_every_row() {
 
     // The names are what `windows=` takes, also at the ends.
     let ends = [quipu::export::parse_window("1677-09-21").unwrap(), quipu::export::parse_window("2262-04-11").unwrap()];
-    let picked = TableExport::new(&engine, "db", "edge", &ends).unwrap();
+    let picked = TableExport::new(&engine, &cache, "db", "edge", &ends).unwrap();
     assert_eq!(picked.windows().iter().map(|w| w.rows).sum::<u64>(), 6);
 }
 
@@ -169,7 +175,8 @@ fn sql_times(engine: &Engine, sql: &str) -> Vec<i64> {
 #[test]
 fn sql_time_predicates_reach_both_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+    let cache = common::export_cache(dir.path());
+    let engine = Engine::builder(dir.path()).on_install(cache.hook(false)).background(false).open().unwrap();
     engine.write_lp("db", &lp(), Precision::Nanosecond, WriteOptions::default()).unwrap();
     for stage in ["buffered", "flushed"] {
         if stage == "flushed" {

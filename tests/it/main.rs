@@ -63,6 +63,7 @@ mod export_fixture;
 mod export_roundtrip;
 mod extreme_timestamps;
 mod high_cardinality;
+mod install_hooks;
 mod lock;
 mod lock_process;
 mod python_clients;

@@ -351,9 +351,10 @@ fn load(dir: &Path) -> Engine {
 /// `<dir>/<table>/<YYYY-MM-DD>.parquet`. Checks it holds every row.
 fn export(engine: &Engine, dir: &Path) {
     let tables = quipu::export::tables(engine, DB).unwrap();
+    let cache = std::sync::Arc::new(quipu::export::cache::ExportCache::disabled());
     assert_eq!(tables, ["cpu", "disk"]);
     for table in &tables {
-        let export = quipu::export::TableExport::new(engine, DB, table, &[]).unwrap();
+        let export = quipu::export::TableExport::new(engine, &cache, DB, table, &[]).unwrap();
         let exported: u64 = export.windows().iter().map(|w| w.rows).sum();
         let scanned: usize =
             engine.scan(DB, table, &quipu::ScanRequest::all()).unwrap().iter().map(|b| b.num_rows()).sum();

@@ -4,8 +4,10 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use quipu::backup::{BackupConfig, BackupService, ModeChoice};
+use quipu::export::cache::ExportCache;
 use quipu::server::{AdminToken, AppState, BackgroundServer, DEFAULT_MAX_BODY_BYTES};
 use quipu::{Engine, ScanRequest};
 
@@ -14,6 +16,8 @@ pub const TOKEN: &str = "apiv3_test-token";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub engine: Engine,
+    /// The export cache hooked to the engine and served from, as `quipu serve` has it.
+    pub cache: Arc<ExportCache>,
     pub dir: tempfile::TempDir,
     /// The backup service, with [`TestServer::with_backups`].
     pub backups: Option<BackupService>,
@@ -23,6 +27,12 @@ pub struct TestServer {
     /// Holds the repository's parent folder.
     repo_tmp: Option<tempfile::TempDir>,
     server: Option<BackgroundServer>,
+}
+
+/// An export cache for the data folder `dir` with `quipu serve`'s default
+/// limit (1 GiB), not yet hooked to an engine.
+pub fn export_cache(dir: &std::path::Path) -> Arc<ExportCache> {
+    Arc::new(ExportCache::open(dir, 1 << 30, Arc::new(quipu::clock::SystemClock)))
 }
 
 impl TestServer {
@@ -44,12 +54,16 @@ impl TestServer {
         max_body_bytes: usize,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let engine = configure(Engine::builder(dir.path()).background(false)).open().unwrap();
-        let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), max_body_bytes);
+        let cache = export_cache(dir.path());
+        let engine =
+            configure(Engine::builder(dir.path()).background(false).on_install(cache.hook(false))).open().unwrap();
+        let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), max_body_bytes)
+            .with_export_cache(cache.clone());
         let server = BackgroundServer::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
         TestServer {
             addr: server.addr(),
             engine,
+            cache,
             dir,
             backups: None,
             repo_dir: None,
@@ -68,14 +82,17 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let repo_tmp = tempfile::tempdir().unwrap();
         let repo_dir = repo_tmp.path().join("repo");
-        let engine = Engine::builder(dir.path()).background(false).open().unwrap();
+        let cache = export_cache(dir.path());
+        let engine = Engine::builder(dir.path()).background(false).on_install(cache.hook(false)).open().unwrap();
         let backups = BackupService::open(engine.clone(), &repo_dir, config).unwrap();
         let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), DEFAULT_MAX_BODY_BYTES)
-            .with_backups(backups.clone());
+            .with_backups(backups.clone())
+            .with_export_cache(cache.clone());
         let server = BackgroundServer::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
         TestServer {
             addr: server.addr(),
             engine,
+            cache,
             dir,
             backups: Some(backups),
             repo_dir: Some(repo_dir),
