@@ -30,6 +30,7 @@ pub mod envelope;
 pub mod error;
 pub mod export;
 pub mod failpoint;
+pub mod framing;
 pub mod fs;
 pub mod hash;
 pub mod inspect;

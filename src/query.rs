@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 
-use crate::catalog::{ColumnKind, FieldType, TIME_COLUMN, Table};
+use crate::catalog::{ColumnKind, TIME_COLUMN, Table};
 use crate::error::{Error, Result};
 use crate::rows::{Rows, merge};
 use crate::segment::Read;
@@ -395,17 +395,7 @@ fn split(batch: RecordBatch) -> Vec<RecordBatch> {
     }
 }
 
-/// The Arrow type of a column.
-pub fn arrow_type(kind: ColumnKind) -> DataType {
-    match kind {
-        ColumnKind::Tag => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-        ColumnKind::Field(FieldType::Float) => DataType::Float64,
-        ColumnKind::Field(FieldType::Integer) => DataType::Int64,
-        ColumnKind::Field(FieldType::UInteger) => DataType::UInt64,
-        ColumnKind::Field(FieldType::String) => DataType::Utf8,
-        ColumnKind::Field(FieldType::Boolean) => DataType::Boolean,
-    }
-}
+pub use crate::rows::arrow_type;
 
 /// The Arrow schema of a plan's output.
 pub fn schema(plan: &Plan, table: &Table) -> Arc<Schema> {

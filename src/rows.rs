@@ -12,8 +12,21 @@ use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array, new_null_array};
 use arrow::compute::{concat, filter, take};
 use arrow::datatypes::DataType;
 
+use crate::catalog::{ColumnKind, FieldType};
 use crate::error::Result;
 use crate::series::SeriesKey;
+
+/// The Arrow type of a column's values: tags as dictionaries of strings.
+pub fn arrow_type(kind: ColumnKind) -> DataType {
+    match kind {
+        ColumnKind::Tag => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        ColumnKind::Field(FieldType::Float) => DataType::Float64,
+        ColumnKind::Field(FieldType::Integer) => DataType::Int64,
+        ColumnKind::Field(FieldType::UInteger) => DataType::UInt64,
+        ColumnKind::Field(FieldType::String) => DataType::Utf8,
+        ColumnKind::Field(FieldType::Boolean) => DataType::Boolean,
+    }
+}
 
 /// Rows of one table, sorted by (series, time), unique per (series, time).
 #[derive(Debug, Clone)]

@@ -123,12 +123,8 @@ use crate::fs::{create_dir_durable, remove_temp_files, sync_dir, temp_path};
 pub const MAGIC: [u8; 4] = *b"QWAL";
 /// The WAL format version this build writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
-/// Length of the file header in bytes; the first record starts here.
-pub const FILE_HEADER_LEN: u64 = 20;
-/// Length of a record header (`len` + crc) in bytes.
-pub const RECORD_HEADER_LEN: u64 = 8;
-/// Largest payload the format allows (256 MiB); a larger `len` on disk is a bad record.
-pub const MAX_RECORD_BYTES: usize = 256 << 20;
+pub use crate::framing::{FILE_HEADER_LEN, MAX_RECORD_BYTES, RECORD_HEADER_LEN};
+use crate::framing::{encode_header, record_crc};
 /// File extension of WAL files.
 pub const FILE_EXTENSION: &str = "wal";
 
@@ -323,16 +319,6 @@ pub fn encode_file_header(number: u64) -> [u8; FILE_HEADER_LEN as usize] {
 /// A 20-byte file header in the WAL's layout (magic, u16 version, u16 flags
 /// of zero, u64 number, crc32 of the 16 bytes before it), which the catalog
 /// log shares.
-pub(crate) fn encode_header(magic: [u8; 4], version: u16, number: u64) -> [u8; 20] {
-    let mut header = [0u8; 20];
-    header[0..4].copy_from_slice(&magic);
-    header[4..6].copy_from_slice(&version.to_le_bytes());
-    header[8..16].copy_from_slice(&number.to_le_bytes());
-    let crc = crc32fast::hash(&header[0..16]);
-    header[16..20].copy_from_slice(&crc.to_le_bytes());
-    header
-}
-
 fn check_file_header(path: &Path, number: u64, header: &[u8; 20]) -> Result<(), WalError> {
     let bad = |what: String| Err(WalError::corrupt(path, 0, what));
     if header[0..4] != MAGIC {
@@ -357,15 +343,6 @@ fn check_file_header(path: &Path, number: u64, header: &[u8; 20]) -> Result<(), 
         return bad(format!("header says file number {stored_number}, the name says {number}"));
     }
     Ok(())
-}
-
-/// The crc32 of a record: over its `len` bytes, then its payload (also
-/// the catalog log's records, [`crate::catalog::log`]).
-pub(crate) fn record_crc(len: u32, payload: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len.to_le_bytes());
-    hasher.update(payload);
-    hasher.finalize()
 }
 
 /// Creates a file at `path` holding the header of WAL file `number`, fsynced.

@@ -7,7 +7,7 @@
 //! and when to fold the log into a new snapshot (a checkpoint).
 //!
 //! Records are framed like WAL records (`len | crc32(len, payload) |
-//! payload`, [`crate::wal::record_crc`]) and a torn tail is told from
+//! payload`, [`crate::framing`]) and a torn tail is told from
 //! corruption by the WAL's rules: a change is appended and fsynced before
 //! any WAL record that uses its ids, so only the last record can be torn,
 //! and nothing acknowledged depends on it.
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Catalog, Column, ColumnKind, Database, FieldType, Table};
 use crate::error::Error;
-use crate::wal::{MAX_RECORD_BYTES, RECORD_HEADER_LEN, record_crc};
+use crate::framing::{self, MAX_RECORD_BYTES, RECORD_HEADER_LEN, record_crc};
 
 /// Magic of a catalog log file.
 pub const LOG_MAGIC: [u8; 4] = *b"QCLG";
@@ -300,7 +300,7 @@ impl Table {
 
 /// The 20-byte header of the log of snapshot `base`.
 pub fn encode_header(base: u64) -> [u8; LOG_HEADER_LEN] {
-    crate::wal::encode_header(LOG_MAGIC, LOG_FORMAT_VERSION, base)
+    framing::encode_header(LOG_MAGIC, LOG_FORMAT_VERSION, base)
 }
 
 /// What a log file holds.

@@ -346,7 +346,7 @@ fn merge_window(
                         what: format!("column {} is in no schema", chunk.column),
                     });
                 };
-                sections[at].1.push((chunk.column, crate::query::arrow_type(kind)));
+                sections[at].1.push((chunk.column, crate::rows::arrow_type(kind)));
             }
         }
     }
