@@ -1,19 +1,7 @@
 //! The [`Engine`] handle: opening a data folder, the write path (parse,
 //! resolve against the catalog, WAL, buffer), flushes, compactions, scans,
-//! and the background threads that flush by size and age and compact.
-//!
-//! Data folder layout:
-//! ```text
-//! LOCK                 advisory lock held while open
-//! CURRENT              pointer to the current tree version
-//! catalog/<seq>.cat    catalog snapshots
-//! catalog/<seq>.log    catalog log: changes since snapshot <seq>
-//! wal/<n>.wal          write-ahead log files
-//! versions/<n>.ver     tree versions
-//! segments/<id>.seg    segment files
-//! RESTORE              a restore's commit record, while it is applied (see [`crate::swap`])
-//! LAST_RESTORE         the id of the last restore applied
-//! ```
+//! and the background threads that flush by size and age and compact. The
+//! data folder's layout is [`crate::data_dir`]'s.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -30,6 +18,7 @@ use rayon::prelude::*;
 use crate::buffer::{Buffer, Selection};
 use crate::catalog::{Catalog, CatalogStore, Table};
 use crate::clock::{Clock, IdSource, RandomIds, SystemClock};
+use crate::data_dir::{CATALOG_DIR, DataDir};
 use crate::error::{Error, IoContext, Result};
 use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest, ScanStats};
@@ -45,8 +34,6 @@ use crate::tree::{Edit, FileMeta, LEVEL_GEN0, Tree, Version, VersionRecord, comp
 use crate::wal::{Wal, WalError, WalOptions};
 use crate::write::{self, Resolved, WriteBatch};
 
-/// The lock file in the data folder.
-pub const LOCK_FILE: &str = "LOCK";
 /// Flushed files in all that start a compaction, however few reach any one
 /// window (a flush of many tables or windows writes many files).
 pub const GEN0_FILES_LIMIT: usize = 1024;
@@ -55,10 +42,6 @@ pub const GEN0_FILES_LIMIT: usize = 1024;
 pub const STALL_FACTOR: usize = 4;
 /// The write buffer's hard limit, unless set: this many times `flush_bytes`.
 pub const BUFFER_LIMIT_FACTOR: usize = 8;
-/// The WAL folder in the data folder.
-pub const WAL_DIR: &str = "wal";
-/// The catalog folder in the data folder.
-pub const CATALOG_DIR: &str = "catalog";
 
 /// When an acknowledged write is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -430,7 +413,8 @@ impl Engine {
     fn open_with(b: EngineBuilder) -> Result<Engine> {
         let dir = b.dir;
         crate::fs::create_dir_durable(&dir).at(&dir)?;
-        let lock_path = dir.join(LOCK_FILE);
+        let paths = DataDir::new(&dir);
+        let lock_path = paths.lock_file();
         let Some(lock_file) = crate::fs::lock_exclusive(&lock_path).at(&lock_path)? else {
             return Err(Error::Locked { path: dir });
         };
@@ -439,12 +423,12 @@ impl Engine {
         // nothing below may see half of it.
         swap::finish_pending(&dir)?;
         let catalog_store =
-            CatalogStore::open(dir.join(CATALOG_DIR))?.checkpoint_bytes(b.config.catalog_checkpoint_bytes);
+            CatalogStore::open(paths.catalog_dir())?.checkpoint_bytes(b.config.catalog_checkpoint_bytes);
         let catalog = catalog_store.load_latest()?;
         let tree = Tree::open(&dir)?;
         let replay_from = tree.current().record.wal_replay_from;
 
-        let wal_dir = dir.join(WAL_DIR);
+        let wal_dir = paths.wal_dir();
         let mut buffer = Buffer::default();
         let now = b.clock.now_ns();
         let wal_options = WalOptions { first_file_number: replay_from.max(1), ..WalOptions::default() };

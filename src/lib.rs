@@ -25,6 +25,7 @@ pub mod catalog;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
+pub mod data_dir;
 mod engine;
 pub mod envelope;
 pub mod error;
@@ -51,9 +52,10 @@ pub mod tsbs;
 pub mod wal;
 pub mod write;
 
+pub use data_dir::{CATALOG_DIR, DataDir, LOCK_FILE, WAL_DIR};
 pub use engine::{
-    BufferUsage, CATALOG_DIR, Durability, Engine, EngineBuilder, GEN0_FILES_LIMIT, LOCK_FILE, LiveFileInfo, ScanIter,
-    Stats, WAL_DIR, WriteOptions, WriteSummary,
+    BufferUsage, Durability, Engine, EngineBuilder, GEN0_FILES_LIMIT, LiveFileInfo, ScanIter, Stats, WriteOptions,
+    WriteSummary,
 };
 pub use error::{Error, Result};
 pub use lp::{LineError, Precision};

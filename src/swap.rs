@@ -19,7 +19,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, CatalogStore};
+use crate::catalog::Catalog;
+use crate::data_dir::DataDir;
 use crate::envelope;
 use crate::error::{Error, IoContext, Result};
 use crate::tree::{self, VersionRecord};
@@ -74,19 +75,10 @@ pub fn commit(dir: &Path, record: &SwapRecord) -> Result<()> {
 pub fn apply(dir: &Path, record: &SwapRecord) -> Result<()> {
     let current = tree::read_current(dir)?;
     if current.number <= record.version.number {
-        let catalog_dir = dir.join(crate::engine::CATALOG_DIR);
-        let catalog_path = catalog_dir.join(format!("{:020}.cat", record.version.catalog_sequence));
+        let paths = DataDir::new(dir);
+        let catalog_path = paths.catalog_dir().join(format!("{:020}.cat", record.version.catalog_sequence));
         let catalog = Catalog::decode(&catalog_path, &record.catalog)?;
-        let store = CatalogStore::open(catalog_dir)?;
-        let latest = store.load_latest()?;
-        // Equal sequence but other content: a snapshot written by a process
-        // that did not know about the record. The record wins.
-        if latest.sequence < catalog.sequence || (latest.sequence == catalog.sequence && latest != catalog) {
-            store.checkpoint(&catalog)?;
-        }
-        if current != record.version {
-            tree::write_current(dir, &record.version)?;
-        }
+        paths.write_state(&catalog, &record.version)?;
     }
     let last = dir.join(LAST_RESTORE_FILE);
     crate::fs::atomic_write(&last, &envelope::seal(LAST_MAGIC, FORMAT_VERSION, record.restore_id.as_bytes()))

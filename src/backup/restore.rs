@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::manifest::{Manifest, ManifestFile, ObjectRef, PlaceMode};
 use super::repo::{self, ObjectProblem, Repository};
 use super::{BackupError, BackupService, BackupStatus, Counters, ModeChoice, Progress, lock, rfc3339};
-use crate::catalog::{Catalog, CatalogStore};
+use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
 use crate::segment::SegmentReader;
 use crate::tree::{self, FileMeta, VersionRecord};
@@ -691,7 +691,6 @@ fn build_folder(
     crate::fs::sync_dir(&segments).at(&segments)?;
     let catalog = read_catalog(repo, manifest)?;
     check_tables(&catalog, manifest)?;
-    CatalogStore::open(dir.join(crate::engine::CATALOG_DIR))?.checkpoint(&catalog)?;
     let files: Vec<FileMeta> = staged.into_iter().map(|(m, _)| m).collect();
     let next_file_id = files.iter().map(|f| f.id.saturating_add(1)).max().unwrap_or(1).max(manifest.tree.next_file_id);
     let record = VersionRecord {
@@ -701,9 +700,7 @@ fn build_folder(
         next_file_id,
         files,
     };
-    let versions = dir.join(tree::VERSIONS_DIR);
-    crate::fs::create_dir_durable(&versions).at(&versions)?;
-    tree::write_current(dir, &record)?;
+    crate::data_dir::DataDir::new(dir).write_state(&catalog, &record)?;
     Ok(OfflineRestore {
         backup_name: manifest.name.clone(),
         files: manifest.files.len() as u64,
