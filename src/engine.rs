@@ -726,6 +726,7 @@ impl Engine {
     /// restore to stage a file at. Until [`Engine::swap_in`] lists it, the
     /// file is no version's: if the process stops first, the next open
     /// removes it.
+    #[doc(hidden)] // the restore's part; tests drive it directly
     pub fn allocate_segment(&self) -> (u64, PathBuf) {
         self.inner.tree.allocate()
     }
@@ -739,6 +740,7 @@ impl Engine {
     ///
     /// `files` must be durable in the segments folder under ids from
     /// [`Engine::allocate_segment`], opened and checked by the caller.
+    #[doc(hidden)] // the restore's part; tests drive it directly
     pub fn swap_in(&self, restore_id: &str, catalog: Catalog, files: Vec<(FileMeta, SegmentReader)>) -> Result<()> {
         self.inner.swap_in(restore_id, catalog, files)?;
         self.inner.installed(InstallCause::Restore);

@@ -19,37 +19,60 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(unsafe_code)]
 
+// The public API: what an embedder uses. The modules marked
+// `#[doc(hidden)]` are internals that stay reachable for the tests, fuzz
+// targets and benches that exercise them directly (decoders, file formats,
+// the write path's parts); they are not part of the documented API and may
+// change in any release.
 pub mod backup;
-pub mod buffer;
 pub mod catalog;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
 pub mod data_dir;
 mod engine;
-pub mod envelope;
 pub mod error;
 pub mod export;
-pub mod failpoint;
-pub mod framing;
-pub mod fs;
-pub mod hash;
-pub mod inspect;
-pub mod lp;
-pub mod query;
-pub mod rows;
-pub mod segment;
-pub mod series;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod snapshot;
 #[cfg(feature = "sql")]
 pub mod sql;
-pub mod swap;
-pub mod time_range;
 pub mod tree;
+
+#[doc(hidden)]
+pub mod buffer;
+#[doc(hidden)]
+pub mod envelope;
+#[doc(hidden)]
+pub mod failpoint;
+#[doc(hidden)]
+pub mod framing;
+#[doc(hidden)]
+pub mod fs;
+#[doc(hidden)]
+pub mod hash;
+#[doc(hidden)]
+pub mod inspect;
+#[doc(hidden)]
+pub mod lp;
+#[doc(hidden)]
+pub mod query;
+#[doc(hidden)]
+pub mod rows;
+#[doc(hidden)]
+pub mod segment;
+#[doc(hidden)]
+pub mod series;
+#[doc(hidden)]
+pub mod swap;
+#[doc(hidden)]
+pub mod time_range;
+#[doc(hidden)]
 pub mod tsbs;
+#[doc(hidden)]
 pub mod wal;
+#[doc(hidden)]
 pub mod write;
 
 pub use data_dir::{CATALOG_DIR, DataDir, LOCK_FILE, WAL_DIR};
