@@ -4,9 +4,11 @@
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "server")]
 use quipu::clock::SystemClock;
 use quipu::tsbs::{self, TsbsConfig};
 
@@ -361,7 +363,7 @@ fn default_backup_dir(data_dir: &std::path::Path) -> PathBuf {
 }
 
 #[cfg(feature = "server")]
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(args: ServeArgs) -> Result<(), CliError> {
     use quipu::server::{AppState, resolve_admin_token};
 
     let query_limits = quipu::sql::QueryLimits {
@@ -399,10 +401,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let (Some(n), Some(allowed)) = (max_connections, allowed)
         && n > allowed
     {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "--max-connections {n} leaves the engine too few of the open-file limit's descriptors: \
              at most {allowed} here (raise `ulimit -n` for more)"
-        ));
+        )));
     }
     let limits = quipu::server::ConnectionLimits {
         max_connections: max_connections.unwrap_or_else(quipu::server::default_max_connections),
@@ -419,17 +421,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .compact_after_age(compact_age)
         .columns_per_table(usize::try_from(num_total_columns_per_table_limit).unwrap_or(usize::MAX))
         .tables_per_database(usize::try_from(num_tables_per_database_limit).unwrap_or(usize::MAX))
-        .open()
-        .map_err(|e| e.to_string())?;
+        .open()?;
     let env_token = std::env::var("QUIPU_ADMIN_TOKEN").ok();
-    let (admin_token, generated) =
-        resolve_admin_token(&data_dir, env_token, token_file.as_deref()).map_err(|e| e.to_string())?;
+    let (admin_token, generated) = resolve_admin_token(&data_dir, env_token, token_file.as_deref())?;
     if let Some(token) = generated {
         // Shown once: only its hash is stored.
         eprintln!("Generated an admin token (shown only now; only its hash is stored in {}):", data_dir.display());
         println!("{token}");
     }
-    let query_runtime = quipu::sql::QueryRuntime::new(query_limits).map_err(|e| e.to_string())?;
+    let query_runtime = quipu::sql::QueryRuntime::new(query_limits)?;
     let mut state = AppState::new(engine.clone(), admin_token, max_body_bytes)
         .with_query_runtime(query_runtime)
         .with_export_cache(export_cache);
@@ -437,14 +437,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         Some(dir) => {
             let config = quipu::backup::BackupConfig { mode: backup_mode, ..Default::default() };
             let service = quipu::backup::BackupService::open(engine.clone(), &dir, config)
-                .map_err(|e| format!("backup repository {}: {e}", dir.display()))?;
+                .map_err(|source| CliError::Repository { dir: dir.clone(), source })?;
             tracing::info!(repo = %dir.display(), mode = service.mode().as_str(), "backups enabled");
             state = state.with_backups(service.clone());
             Some(service)
         }
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("cannot start the async runtime", e))?;
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
@@ -461,8 +464,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     // A dropped query's blocking task may still be computing: it is not
     // waited for (dropping the runtime would wait without bound).
     runtime.shutdown_timeout(shutdown_timeout);
-    result.map_err(|e| e.to_string())?;
-    closed.map_err(|e| e.to_string())
+    result?;
+    Ok(closed?)
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -510,42 +513,45 @@ fn query(
     output: Option<PathBuf>,
     file: Option<PathBuf>,
     sql: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     use quipu::client::Client;
     use std::io::Read;
     let sql = match (sql, file) {
         (Some(sql), _) => sql,
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut text = String::new();
-            io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read the query from stdin: {e}"))?;
+            io::stdin().read_to_string(&mut text).map_err(|e| CliError::io("cannot read the query from stdin", e))?;
             text
         }
-        (None, Some(path)) => {
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read the query from {}: {e}", path.display()))?
-        }
-        (None, None) => return Err("give the query as an argument or with --file".into()),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| CliError::io(format!("cannot read the query from {}", path.display()), e))?,
+        (None, None) => return Err(CliError::Usage("give the query as an argument or with --file".into())),
     };
     let params: Option<serde_json::Value> = match params {
         None => None,
-        Some(text) => Some(serde_json::from_str(text).map_err(|e| format!("--params is not valid JSON: {e}"))?),
+        Some(text) => {
+            Some(serde_json::from_str(text).map_err(|e| CliError::Usage(format!("--params is not valid JSON: {e}")))?)
+        }
     };
     if !matches!(format, "pretty" | "json" | "jsonl" | "json_lines" | "csv" | "parquet") {
-        return Err(format!("invalid --format {format:?}: expected pretty, json, jsonl, csv or parquet"));
+        return Err(CliError::Usage(format!(
+            "invalid --format {format:?}: expected pretty, json, jsonl, csv or parquet"
+        )));
     }
-    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    let client = Client::new(host, token)?;
     match output {
         None => {
             let stdout = io::stdout();
             let mut out = stdout.lock();
             match client.query_sql(db, &sql, format, params.as_ref(), &mut out) {
-                Ok(_) => out.flush().map_err(|e| e.to_string()),
+                Ok(_) => out.flush().map_err(|e| CliError::io("cannot write to stdout", e)),
                 // `quipu query ... | head` closes the pipe early; that is not an error.
                 Err(quipu::client::ClientError::Stream { source, .. })
                     if source.kind() == io::ErrorKind::BrokenPipe =>
                 {
                     Ok(())
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             }
         }
         Some(path) => {
@@ -554,21 +560,21 @@ fn query(
                 _ => PathBuf::from("."),
             };
             let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-                .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-            let bytes =
-                client.query_sql(db, &sql, format, params.as_ref(), tmp.as_file_mut()).map_err(|e| e.to_string())?;
-            tmp.persist(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(|e| CliError::io(format!("cannot create a file in {}", dir.display()), e))?;
+            let bytes = client.query_sql(db, &sql, format, params.as_ref(), tmp.as_file_mut())?;
+            tmp.persist(&path).map_err(|e| CliError::io(format!("cannot write {}", path.display()), e.error))?;
             eprintln!("wrote {bytes} bytes to {}", path.display());
             Ok(())
         }
     }
 }
 
-fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), String> {
+#[cfg(feature = "client")]
+fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), CliError> {
     use quipu::client::{Client, WriteBatchOptions, open_input, progress_bar};
 
-    let client = Client::new(host, token).map_err(|e| e.to_string())?;
-    let (reader, size) = open_input(&args.file).map_err(|e| e.to_string())?;
+    let client = Client::new(host, token)?;
+    let (reader, size) = open_input(&args.file)?;
     let bar = progress_bar(size);
     let opts = WriteBatchOptions {
         batch_lines: args.batch_lines.max(1),
@@ -578,7 +584,7 @@ fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), String>
     };
     let result = client.write_lp(&args.db, &args.precision, reader, &opts, &|n| bar.set_position(n));
     bar.finish_and_clear();
-    let report = result.map_err(|e| e.to_string())?;
+    let report = result?;
     let written = report.lines_sent.saturating_sub(report.rejected.len() as u64);
     eprintln!("wrote {written} lines to {} in {} requests", args.db, report.batches);
     if !report.rejected.is_empty() {
@@ -587,7 +593,7 @@ fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), String>
         for r in &report.rejected {
             eprintln!("  line {}: {} ({})", r.line, r.error, r.text);
         }
-        return Err("some lines were rejected".into());
+        return Err(CliError::Failed("some lines were rejected".into()));
     }
     Ok(())
 }
@@ -600,12 +606,12 @@ fn export(
     table: &str,
     out: Option<PathBuf>,
     windows: &[String],
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     use quipu::client::{Client, progress_bar};
 
-    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    let client = Client::new(host, token)?;
     let Some(out) = out else {
-        let windows = client.export_windows(db, table).map_err(|e| e.to_string())?;
+        let windows = client.export_windows(db, table)?;
         if windows.is_empty() {
             eprintln!("{db}.{table} has no compacted window yet");
         }
@@ -617,7 +623,7 @@ fn export(
     let bar = progress_bar(None);
     let result = client.export(db, table, windows, &out, &|n| bar.set_position(n));
     bar.finish_and_clear();
-    let files = result.map_err(|e| e.to_string())?;
+    let files = result?;
     let bytes: u64 = files.iter().map(|f| f.bytes).sum();
     for f in &files {
         println!("{}", f.path.display());
@@ -632,22 +638,20 @@ fn pretty(value: &impl serde::Serialize) -> String {
 }
 
 #[cfg(feature = "client")]
-fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), String> {
+fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), CliError> {
     use quipu::backup::BackupStatus;
     use quipu::client::Client;
 
-    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    let client = Client::new(host, token)?;
     match what {
         BackupCommand::Create { name, force, incremental, parent, wait } => {
-            let started = client
-                .backup_create(name.as_deref(), force, incremental, parent.as_deref())
-                .map_err(|e| e.to_string())?;
+            let started = client.backup_create(name.as_deref(), force, incremental, parent.as_deref())?;
             println!("{}", started.backup_name);
             if !wait {
                 return Ok(());
             }
             let info = wait_with_progress(|| {
-                let info = client.backup_get(&started.backup_name).map_err(|e| e.to_string())?;
+                let info = client.backup_get(&started.backup_name)?;
                 let progress = info.progress.clone();
                 Ok(((info.status != BackupStatus::InProgress).then_some(info), progress))
             })?;
@@ -662,16 +666,16 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
                     );
                     Ok(())
                 }
-                other => Err(format!(
+                other => Err(CliError::Failed(format!(
                     "backup {} {}: {}",
                     info.name,
                     other.as_str(),
                     info.error.unwrap_or_else(|| "no reason given".into())
-                )),
+                ))),
             }
         }
         BackupCommand::List => {
-            let list = client.backup_list().map_err(|e| e.to_string())?;
+            let list = client.backup_list()?;
             println!(
                 "{:<32} {:<11} {:<11} {:<24} {:>7} {:>14} {:>14}",
                 "NAME", "TYPE", "STATUS", "CREATED", "FILES", "BYTES", "UNIQUE"
@@ -691,28 +695,28 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
             Ok(())
         }
         BackupCommand::Show { name } => {
-            let info = client.backup_get(&name).map_err(|e| e.to_string())?;
+            let info = client.backup_get(&name)?;
             println!("{}", pretty(&info));
             Ok(())
         }
         BackupCommand::Delete { name } => {
-            let backup_type = client.backup_delete(&name).map_err(|e| e.to_string())?;
+            let backup_type = client.backup_delete(&name)?;
             eprintln!("deleted {backup_type} backup {name}");
             Ok(())
         }
         BackupCommand::Cancel { name } => {
-            client.backup_cancel(&name).map_err(|e| e.to_string())?;
+            client.backup_cancel(&name)?;
             eprintln!("cancelled backup {name}");
             Ok(())
         }
         BackupCommand::Verify { name } => {
-            let report = client.backup_verify(&name).map_err(|e| e.to_string())?;
+            let report = client.backup_verify(&name)?;
             println!("{}", pretty(&report));
             if report.problems.is_empty() {
                 eprintln!("backup {name}: {} objects, {} bytes verified", report.objects_checked, report.bytes_checked);
                 Ok(())
             } else {
-                Err(format!("backup {name}: {} objects missing or corrupt", report.problems.len()))
+                Err(CliError::Failed(format!("backup {name}: {} objects missing or corrupt", report.problems.len())))
             }
         }
     }
@@ -722,8 +726,8 @@ fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), St
 /// at first (quick jobs end in milliseconds), then every 50 ms.
 #[cfg(feature = "client")]
 fn wait_with_progress<T>(
-    look: impl Fn() -> Result<(Option<T>, Option<quipu::backup::Progress>), String>,
-) -> Result<T, String> {
+    look: impl Fn() -> Result<(Option<T>, Option<quipu::backup::Progress>), CliError>,
+) -> Result<T, CliError> {
     let bar = quipu::client::progress_bar(None);
     let mut poll = std::time::Duration::from_millis(5);
     let done = loop {
@@ -751,20 +755,20 @@ fn wait_with_progress<T>(
 }
 
 #[cfg(feature = "client")]
-fn restore(host: &str, token: Option<&str>, what: RestoreCommand) -> Result<(), String> {
+fn restore(host: &str, token: Option<&str>, what: RestoreCommand) -> Result<(), CliError> {
     use quipu::backup::BackupStatus;
     use quipu::client::Client;
 
-    let client = Client::new(host, token).map_err(|e| e.to_string())?;
+    let client = Client::new(host, token)?;
     match what {
         RestoreCommand::Start { backup, wait, verify } => {
-            let started = client.restore_start(&backup, verify).map_err(|e| e.to_string())?;
+            let started = client.restore_start(&backup, verify)?;
             println!("{}", started.restore_id);
             if !wait {
                 return Ok(());
             }
             let info = wait_with_progress(|| {
-                let info = client.restore_get(&started.restore_id).map_err(|e| e.to_string())?;
+                let info = client.restore_get(&started.restore_id)?;
                 let progress = info.progress.clone();
                 Ok(((info.status != BackupStatus::InProgress).then_some(info), progress))
             })?;
@@ -776,21 +780,21 @@ fn restore(host: &str, token: Option<&str>, what: RestoreCommand) -> Result<(), 
                     );
                     Ok(())
                 }
-                other => Err(format!(
+                other => Err(CliError::Failed(format!(
                     "restore {} {}: {}",
                     info.restore_id,
                     other.as_str(),
                     info.error.unwrap_or_else(|| "no reason given".into())
-                )),
+                ))),
             }
         }
         RestoreCommand::Status { id } => {
-            let info = client.restore_get(&id).map_err(|e| e.to_string())?;
+            let info = client.restore_get(&id)?;
             println!("{}", pretty(&info));
             Ok(())
         }
         RestoreCommand::List => {
-            let list = client.restore_list().map_err(|e| e.to_string())?;
+            let list = client.restore_list()?;
             println!("{:<26} {:<32} {:<11} {:<24} {:>7} {:>14}", "ID", "BACKUP", "STATUS", "CREATED", "FILES", "BYTES");
             for r in list {
                 println!(
@@ -806,16 +810,18 @@ fn restore(host: &str, token: Option<&str>, what: RestoreCommand) -> Result<(), 
             Ok(())
         }
         RestoreCommand::Cancel { id } => {
-            client.restore_cancel(&id).map_err(|e| e.to_string())?;
+            client.restore_cancel(&id)?;
             eprintln!("cancelled restore {id}; the data is as it was");
             Ok(())
         }
     }
 }
 
-fn restore_offline(args: OfflineRestoreArgs) -> Result<(), String> {
+fn restore_offline(args: OfflineRestoreArgs) -> Result<(), CliError> {
     let (Some(repo), Some(backup), Some(into)) = (args.from_repo, args.backup, args.into) else {
-        return Err("quipu restore needs a subcommand, or --from-repo DIR --backup NAME --into DIR".into());
+        return Err(CliError::Usage(
+            "quipu restore needs a subcommand, or --from-repo DIR --backup NAME --into DIR".into(),
+        ));
     };
     #[cfg(feature = "client")]
     let bar = quipu::client::progress_bar(None);
@@ -823,8 +829,7 @@ fn restore_offline(args: OfflineRestoreArgs) -> Result<(), String> {
     let on_bytes = |n: u64| bar.inc(n);
     #[cfg(not(feature = "client"))]
     let on_bytes = |_: u64| {};
-    let built = quipu::backup::restore_into(&repo, &backup, &into, args.mode, args.verify, &on_bytes)
-        .map_err(|e| e.to_string())?;
+    let built = quipu::backup::restore_into(&repo, &backup, &into, args.mode, args.verify, &on_bytes)?;
     #[cfg(feature = "client")]
     bar.finish_and_clear();
     eprintln!(
@@ -839,9 +844,9 @@ fn restore_offline(args: OfflineRestoreArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), String> {
-    let repo = quipu::backup::Repository::open(dir).map_err(|e| e.to_string())?;
-    let report = repo.check(read_data).map_err(|e| e.to_string())?;
+fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), CliError> {
+    let repo = quipu::backup::Repository::open(dir)?;
+    let report = repo.check(read_data)?;
     for (name, why) in &report.bad_manifests {
         println!("manifest {name}: {why}");
     }
@@ -856,16 +861,60 @@ fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), String> {
     if report.is_clean() {
         Ok(())
     } else {
-        Err(format!(
+        Err(CliError::Failed(format!(
             "repository {} has {} unreadable manifests and {} bad objects",
             dir.display(),
             report.bad_manifests.len(),
             report.problems.len()
-        ))
+        )))
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+/// What stops a `quipu` command; printed after `error: `.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// The engine, a repository, an export or a restore.
+    #[error(transparent)]
+    Engine(#[from] quipu::Error),
+    #[cfg(feature = "client")]
+    #[error(transparent)]
+    Client(#[from] quipu::client::ClientError),
+    #[cfg(feature = "server")]
+    #[error(transparent)]
+    Server(#[from] quipu::server::ServerError),
+    #[error(transparent)]
+    Generator(#[from] tsbs::GenError),
+    /// The backup repository `quipu serve` was given.
+    #[cfg(feature = "server")]
+    #[error("backup repository {}: {source}", dir.display())]
+    Repository { dir: PathBuf, source: quipu::Error },
+    /// A local file or stream.
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    /// Arguments that do not go together, or a value that does not parse.
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran and reports a failure: rejected lines, a failed
+    /// backup or restore, a damaged repository.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn io(what: impl Into<String>, source: io::Error) -> CliError {
+        CliError::Io { what: what.into(), source }
+    }
+
+    /// The kind of the I/O error that stopped the command, if one did.
+    fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            CliError::Io { source, .. } | CliError::Generator(tsbs::GenError::Io { source, .. }) => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         #[cfg(feature = "client")]
         Command::Export { db, table, out, windows, list: _ } => {
@@ -890,26 +939,25 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {
                 hosts,
-                duration: tsbs::parse_duration(&duration).map_err(|e| e.to_string())?,
-                interval: tsbs::parse_duration(&interval).map_err(|e| e.to_string())?,
+                duration: tsbs::parse_duration(&duration)?,
+                interval: tsbs::parse_duration(&interval)?,
                 seed,
-                start_ns: tsbs::parse_start(&start).map_err(|e| e.to_string())?,
+                start_ns: tsbs::parse_start(&start)?,
             };
             let stdout = io::stdout();
             let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-            match tsbs::write_tsbs(&cfg, &mut out)
-                .map_err(|e| e.to_string())
-                .and_then(|_| out.flush().map_err(|e| e.to_string()))
-            {
-                Ok(()) => Ok(()),
+            let written = tsbs::write_tsbs(&cfg, &mut out)
+                .map_err(CliError::from)
+                .and_then(|_| out.flush().map_err(|e| CliError::io("cannot write line protocol to stdout", e)));
+            match written {
                 // `quipu gen tsbs | head` closes the pipe early; that is not an error.
-                Err(e) if e.contains("Broken pipe") => Ok(()),
-                Err(e) => Err(e),
+                Err(e) if e.io_kind() == Some(io::ErrorKind::BrokenPipe) => Ok(()),
+                other => other,
             }
         }
         Command::Inspect { path } => {
             let text = if path.is_dir() { quipu::inspect::data_folder(&path) } else { quipu::inspect::segment(&path) };
-            print!("{}", text.map_err(|e| e.to_string())?);
+            print!("{}", text?);
             Ok(())
         }
     }

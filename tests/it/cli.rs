@@ -73,3 +73,26 @@ fn inspect_describes_a_folder_and_a_segment() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
 }
+
+/// `quipu gen tsbs | head` closes the pipe early: the generator stops
+/// quietly with success, as `yes | head` does, while other write errors
+/// still fail it.
+#[test]
+fn gen_stops_quietly_when_its_reader_goes_away() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quipu"))
+        .args(["gen", "tsbs", "--hosts", "1000", "--duration", "30d"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4096];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is dropped here: the next writes get EPIPE.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("error"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(first.starts_with(b"cpu,hostname=host_0"));
+}
