@@ -1,0 +1,58 @@
+//! The offline tools over a repository: restore into a new data folder,
+//! check a repository.
+
+use super::args::*;
+use super::error::CliError;
+
+pub(crate) fn restore_offline(args: OfflineRestoreArgs) -> Result<(), CliError> {
+    let (Some(repo), Some(backup), Some(into)) = (args.from_repo, args.backup, args.into) else {
+        return Err(CliError::Usage(
+            "quipu restore needs a subcommand, or --from-repo DIR --backup NAME --into DIR".into(),
+        ));
+    };
+    #[cfg(feature = "client")]
+    let bar = quipu::client::progress_bar(None);
+    #[cfg(feature = "client")]
+    let on_bytes = |n: u64| bar.inc(n);
+    #[cfg(not(feature = "client"))]
+    let on_bytes = |_: u64| {};
+    let built = quipu::backup::restore_into(&repo, &backup, &into, args.mode, args.verify, &on_bytes)?;
+    #[cfg(feature = "client")]
+    bar.finish_and_clear();
+    eprintln!(
+        "built {} from backup {}: {} files, {} bytes ({} mode); start it with: quipu serve --data-dir {}",
+        into.display(),
+        built.backup_name,
+        built.files,
+        built.bytes,
+        built.mode.as_str(),
+        into.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), CliError> {
+    let repo = quipu::backup::Repository::open(dir)?;
+    let report = repo.check(read_data)?;
+    for (name, why) in &report.bad_manifests {
+        println!("manifest {name}: {why}");
+    }
+    for (problem, backups) in &report.problems {
+        println!("{problem}; used by {}", backups.join(", "));
+    }
+    let how = if read_data { "re-hashed" } else { "present with the right size" };
+    eprintln!(
+        "{} manifests, {} objects checked ({how}), {} bytes read, {} unreferenced objects",
+        report.manifests, report.objects_checked, report.bytes_checked, report.unreferenced_objects
+    );
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "repository {} has {} unreadable manifests and {} bad objects",
+            dir.display(),
+            report.bad_manifests.len(),
+            report.problems.len()
+        )))
+    }
+}
