@@ -33,6 +33,7 @@ pub mod data_dir;
 mod engine;
 pub mod error;
 pub mod export;
+pub mod restore;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod snapshot;

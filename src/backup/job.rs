@@ -15,22 +15,22 @@ pub(super) struct Snapshot {
 pub(super) const PHASES: [&str; 4] = ["starting", "copying", "committing", "done"];
 
 #[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub(super) phase: AtomicU8,
-    pub(super) files_done: AtomicU64,
-    pub(super) files_total: AtomicU64,
-    pub(super) bytes_done: AtomicU64,
-    pub(super) bytes_total: AtomicU64,
-    pub(super) added_objects: AtomicU64,
-    pub(super) added_bytes: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) phase: AtomicU8,
+    pub(crate) files_done: AtomicU64,
+    pub(crate) files_total: AtomicU64,
+    pub(crate) bytes_done: AtomicU64,
+    pub(crate) bytes_total: AtomicU64,
+    pub(crate) added_objects: AtomicU64,
+    pub(crate) added_bytes: AtomicU64,
 }
 
 impl Counters {
-    pub(super) fn snapshot(&self) -> Progress {
+    pub(crate) fn snapshot(&self) -> Progress {
         self.progress(&PHASES)
     }
 
-    pub(super) fn progress(&self, phases: &[&str]) -> Progress {
+    pub(crate) fn progress(&self, phases: &[&str]) -> Progress {
         Progress {
             phase: phases.get(usize::from(self.phase.load(Ordering::Relaxed))).unwrap_or(&"done").to_string(),
             files_done: self.files_done.load(Ordering::Relaxed),
@@ -42,7 +42,7 @@ impl Counters {
 }
 
 #[derive(Debug)]
-pub(super) struct Job {
+pub(crate) struct Job {
     pub(super) name: String,
     pub(super) backup_type: BackupType,
     pub(super) parent: Option<ParentRef>,
@@ -63,7 +63,7 @@ pub(super) struct Job {
 /// before this process are either referenced by a committed manifest, and
 /// so durable, or swept at open.
 #[derive(Debug, Default)]
-pub(super) struct UnsyncedObjects(pub(super) Mutex<HashSet<String>>);
+pub(crate) struct UnsyncedObjects(pub(super) Mutex<HashSet<String>>);
 
 impl UnsyncedObjects {
     pub(super) fn set(&self) -> MutexGuard<'_, HashSet<String>> {
@@ -93,7 +93,7 @@ impl UnsyncedObjects {
 /// How objects move between `repo` and the data folder `data` (its
 /// segments folder, which must exist): `choice`, with `Auto` meaning link
 /// on one filesystem and copy across two.
-pub(super) fn place_mode(choice: ModeChoice, repo: &Repository, data: &Path) -> Result<PlaceMode> {
+pub(crate) fn place_mode(choice: ModeChoice, repo: &Repository, data: &Path) -> Result<PlaceMode> {
     let objects = repo.dir().join(repo::OBJECTS_DIR);
     let segments = data.join(tree::SEGMENTS_DIR);
     let same = same_filesystem(&objects, &segments).map_err(|e| Error::Io { path: objects.clone(), source: e })?;
@@ -108,7 +108,7 @@ pub(super) fn place_mode(choice: ModeChoice, repo: &Repository, data: &Path) -> 
 
 /// The threads that place objects (copies wait on the disk, so more than
 /// the cores), named `<name>-<i>`; `path` names a failure to start them.
-pub(super) fn placing_pool(threads: usize, name: &'static str, path: &Path) -> Result<rayon::ThreadPool> {
+pub(crate) fn placing_pool(threads: usize, name: &'static str, path: &Path) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(move |i| format!("{name}-{i}"))

@@ -21,7 +21,6 @@
 
 pub mod manifest;
 pub mod repo;
-pub mod restore;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -35,10 +34,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::restore::{OfflineRestore, RestoreInfo, RestoreVerify, restore_into};
 use crate::{Engine, tree};
 pub use manifest::{BackupType, Manifest, ManifestFile, ObjectRef, ParentRef, PlaceMode};
 pub use repo::{CheckReport, JobRecord, ObjectProblem, Repository};
-pub use restore::{OfflineRestore, RestoreInfo, RestoreVerify, restore_into};
 
 mod api;
 mod error;
@@ -50,45 +49,46 @@ mod verify;
 pub use api::*;
 pub use error::BackupError;
 use job::*;
+pub(crate) use job::{Counters, place_mode, placing_pool};
 
 #[derive(Debug, Default)]
-struct State {
-    running: BTreeMap<String, Arc<Job>>,
-    restore: Option<Arc<restore::RestoreJob>>,
+pub(crate) struct State {
+    pub(crate) running: BTreeMap<String, Arc<Job>>,
+    pub(crate) restore: Option<Arc<crate::restore::RestoreJob>>,
     /// The newest restore id handed out, so ids sort by start even within a millisecond.
-    last_restore_id: Option<ulid::Ulid>,
+    pub(crate) last_restore_id: Option<ulid::Ulid>,
     /// Ended restores whose final record could not be written (its file
     /// still says in progress): answered from here, and written again
     /// when the next restore ends. After a restart the record is judged by
     /// the data folder instead ([`BackupService::recover_restores`]).
-    unrecorded_restores: BTreeMap<String, restore::RestoreInfo>,
+    pub(crate) unrecorded_restores: BTreeMap<String, RestoreInfo>,
     /// The same for backups: ended jobs whose failed or cancelled record
     /// could not be written (a full disk, an I/O error). Answered from here
     /// and written again at every later job end; after a restart,
     /// [`BackupService::recover`] marks the record on disk interrupted.
-    unrecorded_backups: BTreeMap<String, JobRecord>,
-    threads: Vec<JoinHandle<()>>,
-    shutting_down: bool,
+    pub(crate) unrecorded_backups: BTreeMap<String, JobRecord>,
+    pub(crate) threads: Vec<JoinHandle<()>>,
+    pub(crate) shutting_down: bool,
 }
 
-struct Inner {
-    engine: Engine,
-    repo: Repository,
-    config: BackupConfig,
-    mode: PlaceMode,
-    owner: String,
-    pool: rayon::ThreadPool,
-    nonce: AtomicU64,
-    unsynced: UnsyncedObjects,
-    state: Mutex<State>,
-    job_ended: Condvar,
-    _lock: File,
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) repo: Repository,
+    pub(crate) config: BackupConfig,
+    pub(crate) mode: PlaceMode,
+    pub(crate) owner: String,
+    pub(crate) pool: rayon::ThreadPool,
+    pub(crate) nonce: AtomicU64,
+    pub(crate) unsynced: UnsyncedObjects,
+    pub(crate) state: Mutex<State>,
+    pub(crate) job_ended: Condvar,
+    pub(crate) _lock: File,
 }
 
 /// Runs backups of one engine into one repository. Cheap to clone.
 #[derive(Clone)]
 pub struct BackupService {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for BackupService {
@@ -97,7 +97,7 @@ impl std::fmt::Debug for BackupService {
     }
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+pub(crate) fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -153,7 +153,7 @@ impl BackupService {
         self.inner.mode
     }
 
-    fn now(&self) -> String {
+    pub(crate) fn now(&self) -> String {
         rfc3339(self.inner.engine.now_ns())
     }
 

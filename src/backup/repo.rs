@@ -419,7 +419,7 @@ impl Repository {
 
     /// Every restore record, in no particular order. An unreadable one is
     /// logged and skipped, as job records are.
-    pub fn restore_records(&self) -> Result<Vec<super::restore::RestoreInfo>> {
+    pub fn restore_records(&self) -> Result<Vec<crate::restore::RestoreInfo>> {
         let dir = self.dir.join(RESTORES_DIR);
         let mut out = Vec::new();
         if !dir.is_dir() {
@@ -436,7 +436,7 @@ impl Repository {
     }
 
     /// One restore record; `None` when there is none (or it is unreadable).
-    pub fn read_restore_record(&self, id: &str) -> Result<Option<super::restore::RestoreInfo>> {
+    pub fn read_restore_record(&self, id: &str) -> Result<Option<crate::restore::RestoreInfo>> {
         let path = self.restore_path(id);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -452,7 +452,7 @@ impl Repository {
         }
     }
 
-    pub fn write_restore_record(&self, record: &super::restore::RestoreInfo) -> Result<()> {
+    pub fn write_restore_record(&self, record: &crate::restore::RestoreInfo) -> Result<()> {
         // Ids become file names: only ULIDs are.
         if ulid::Ulid::from_string(&record.restore_id).is_err() {
             return Err(BackupError::InvalidRequest(format!("{:?} is not a restore id", record.restore_id)).into());

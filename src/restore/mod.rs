@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{Manifest, ManifestFile, ObjectRef, PlaceMode};
-use super::repo::{self, ObjectProblem, Repository};
-use super::{BackupError, BackupService, BackupStatus, Counters, ModeChoice, Progress, lock, rfc3339};
+use crate::backup::manifest::{Manifest, ManifestFile, ObjectRef, PlaceMode};
+use crate::backup::repo::{self, ObjectProblem, Repository};
+use crate::backup::{BackupError, BackupService, BackupStatus, Counters, ModeChoice, Progress, lock, rfc3339};
 use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
 use crate::segment::SegmentReader;
@@ -136,7 +136,7 @@ impl BackupService {
         if backup_name.is_empty() {
             return Err(BackupError::InvalidRequest("backup_name must not be empty".into()).into());
         }
-        if super::validate_name(backup_name).is_err() {
+        if crate::backup::validate_name(backup_name).is_err() {
             return Err(BackupError::NotFound { name: backup_name.into() }.into());
         }
         let repo = &self.inner.repo;
@@ -616,7 +616,7 @@ pub fn restore_into(
 ) -> Result<OfflineRestore> {
     let repo = Repository::open(repo_dir)?;
     let _lock = repo.lock()?;
-    if super::validate_name(backup_name).is_err() {
+    if crate::backup::validate_name(backup_name).is_err() {
         return Err(BackupError::NotFound { name: backup_name.into() }.into());
     }
     let (manifest, _) =
@@ -660,7 +660,7 @@ fn build_folder(
 ) -> Result<OfflineRestore> {
     let segments = dir.join(tree::SEGMENTS_DIR);
     crate::fs::create_dir_durable(&segments).at(&segments)?;
-    let mode = super::place_mode(mode, repo, dir)?;
+    let mode = crate::backup::place_mode(mode, repo, dir)?;
     let mut ids = std::collections::HashSet::new();
     if let Some(dup) = manifest.files.iter().find(|f| !ids.insert(f.file_id) || f.file_id == u64::MAX) {
         return Err(Error::Corrupt {
@@ -677,7 +677,7 @@ fn build_folder(
     let never = AtomicBool::new(false);
     // As many threads as a live restore uses (BackupConfig::copy_threads'
     // default), not the machine's core count: staging waits on the disk.
-    let pool = super::placing_pool(super::BackupConfig::default().copy_threads, "quipu-restore", dir)?;
+    let pool = crate::backup::placing_pool(crate::backup::BackupConfig::default().copy_threads, "quipu-restore", dir)?;
     let staged: Vec<(FileMeta, SegmentReader)> = pool.install(|| {
         targets
             .par_iter()
