@@ -1,10 +1,11 @@
 //! The integration tests: one module per scenario (each file keeps the name
 //! it had as a test binary of its own), linked into one binary, since every
 //! binary links the whole engine with DataFusion and axum and linking them
-//! one by one was most of a test build. Two stay binaries of their own:
-//! `tests/failpoints.rs` (fail points are process-wide and need the
-//! `failpoints` feature) and `tests/relative_data_dir.rs` (it changes the
-//! working folder).
+//! one by one was most of a test build. Three stay binaries of their own,
+//! because they change or measure the whole process: `tests/failpoints.rs`
+//! (fail points, feature `failpoints`), `tests/relative_data_dir.rs` (the
+//! working folder) and `tests/sparse_columns.rs` (a counting global
+//! allocator, whose peaks other tests' allocations would inflate).
 //!
 //! A test that re-runs this binary as a child (a crash test's writer)
 //! names itself with [`common::test_name`].
@@ -96,7 +97,6 @@ mod server_shutdown;
 mod server_shutdown_slow_client;
 mod server_unauthorized_large_body;
 mod server_write;
-mod sparse_columns;
 mod sql_duckdb;
 mod sql_limits;
 mod sql_pushdown_telemetry;

@@ -5,8 +5,8 @@
 //! buffer cannot take within `max_buffer_bytes` is refused before the
 //! catalog and the WAL see it (413 over HTTP), and other writes go on.
 
-use crate::common;
-use crate::server_support;
+mod common;
+mod server_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
