@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use super::args::*;
 use super::error::CliError;
 
-#[cfg(feature = "client")]
 pub(crate) struct WriteArgs {
     pub(crate) db: String,
     pub(crate) precision: String,
@@ -19,7 +18,6 @@ pub(crate) struct WriteArgs {
 
 /// `quipu query`: the answer is streamed to the output as it arrives; a
 /// file output is written under a temporary name and renamed when whole.
-#[cfg(feature = "client")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn query(
     host: &str,
@@ -86,7 +84,6 @@ pub(crate) fn query(
     }
 }
 
-#[cfg(feature = "client")]
 pub(crate) fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<(), CliError> {
     use quipu::client::{Client, WriteBatchOptions, open_input, progress_bar};
 
@@ -115,7 +112,6 @@ pub(crate) fn write(host: &str, token: Option<&str>, args: WriteArgs) -> Result<
     Ok(())
 }
 
-#[cfg(feature = "client")]
 pub(crate) fn export(
     host: &str,
     token: Option<&str>,
@@ -149,12 +145,10 @@ pub(crate) fn export(
     Ok(())
 }
 
-#[cfg(feature = "client")]
 pub(crate) fn pretty(value: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(unprintable: {e})"))
 }
 
-#[cfg(feature = "client")]
 pub(crate) fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Result<(), CliError> {
     use quipu::backup::BackupStatus;
     use quipu::client::Client;
@@ -241,7 +235,6 @@ pub(crate) fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Re
 
 /// Polls `look` until it says done, showing `Progress` on a bar: quickly
 /// at first (quick jobs end in milliseconds), then every 50 ms.
-#[cfg(feature = "client")]
 pub(crate) fn wait_with_progress<T>(
     look: impl Fn() -> Result<(Option<T>, Option<quipu::backup::Progress>), CliError>,
 ) -> Result<T, CliError> {
@@ -271,7 +264,6 @@ pub(crate) fn wait_with_progress<T>(
     Ok(done)
 }
 
-#[cfg(feature = "client")]
 pub(crate) fn restore(host: &str, token: Option<&str>, what: RestoreCommand) -> Result<(), CliError> {
     use quipu::backup::BackupStatus;
     use quipu::client::Client;

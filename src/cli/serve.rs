@@ -2,24 +2,20 @@
 //! until SIGINT or SIGTERM.
 
 use std::path::PathBuf;
-#[cfg(feature = "server")]
 use std::sync::Arc;
 
-#[cfg(feature = "server")]
 use quipu::clock::SystemClock;
 
 use super::args::*;
 use super::error::CliError;
 
 /// `<data-dir>-backups`, beside the data folder.
-#[cfg(feature = "server")]
 pub(crate) fn default_backup_dir(data_dir: &std::path::Path) -> PathBuf {
     let mut name = data_dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "quipu-data".into());
     name.push("-backups");
     data_dir.with_file_name(name)
 }
 
-#[cfg(feature = "server")]
 pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
     use quipu::server::{AppState, resolve_admin_token};
 
@@ -126,7 +122,6 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-#[cfg(feature = "server")]
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

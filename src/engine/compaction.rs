@@ -7,7 +7,7 @@ impl Inner {
         let compacted = self.compact_serially();
         // Outside the compaction lock, which a restore swap takes first;
         // also after a failed job, which may follow installed ones.
-        if compacted.as_ref().is_ok_and(|&n| n > 0) || compacted.is_err() {
+        if !matches!(compacted, Ok(0)) {
             self.installed(InstallCause::Compaction);
         }
         compacted.map(|_| ())

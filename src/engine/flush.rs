@@ -3,8 +3,10 @@
 use super::*;
 
 impl Inner {
-    pub(super) fn flush(&self) -> Result<()> {
+    /// Returns how many frozen buffers it installed as files.
+    pub(super) fn flush(&self) -> Result<usize> {
         let _serial = lock(&self.flush_serial);
+        let mut installed = 0;
         {
             let mut active = lock(&self.active);
             if active.rows() > 0 {
@@ -37,18 +39,19 @@ impl Inner {
             })?;
             self.wal.remove_files_before(wal_next)?;
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+            installed += 1;
         }
-        Ok(())
+        Ok(installed)
     }
 
-    /// A flush, and the hooks told when it installed files.
+    /// A flush, and the hooks told unless it installed nothing (a failed
+    /// one may follow installed buffers).
     pub(super) fn flush_and_tell(&self) -> Result<()> {
-        let before = self.stats.flushes.load(Ordering::SeqCst);
         let flushed = self.flush();
-        if self.stats.flushes.load(Ordering::SeqCst) != before {
+        if !matches!(flushed, Ok(0)) {
             self.installed(InstallCause::Flush);
         }
-        flushed
+        flushed.map(|_| ())
     }
 
     /// Writes the buffer's rows as gen0 files: one per table and 24h window,
@@ -64,11 +67,11 @@ impl Inner {
                 let mut out = Vec::new();
                 let prepared = (|| -> Result<(TableInfo, &crate::catalog::Table, Vec<FamilyRows>)> {
                     let database = catalog.database_by_id(db_id).ok_or_else(|| Error::Corrupt {
-                        path: self.dir.join(CATALOG_DIR),
+                        path: DataDir::new(&self.dir).catalog_dir(),
                         what: format!("buffered rows for database id {db_id}, which the catalog lacks"),
                     })?;
                     let table = database.table_by_id(table_id).ok_or_else(|| Error::Corrupt {
-                        path: self.dir.join(CATALOG_DIR),
+                        path: DataDir::new(&self.dir).catalog_dir(),
                         what: format!(
                             "buffered rows for table id {table_id} of {}, which the catalog lacks",
                             database.name

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::buffer::{Buffer, Selection};
 use crate::catalog::{Catalog, CatalogStore, Table};
 use crate::clock::{Clock, IdSource, RandomIds, SystemClock};
-use crate::data_dir::{CATALOG_DIR, DataDir};
+use crate::data_dir::DataDir;
 use crate::error::{Error, IoContext, Result};
 use crate::lp::{LineError, Precision};
 use crate::query::{self, Plan, ScanRequest, ScanStats};

@@ -43,7 +43,7 @@ impl Inner {
         // does not finish, nothing may change the old state any more, since
         // the next open applies the record over it.
         if let Err(e) = swap::commit(&self.dir, &record) {
-            let path = self.dir.join(swap::SWAP_FILE);
+            let path = DataDir::new(&self.dir).swap_record();
             if matches!(std::fs::symlink_metadata(&path), Err(ref m) if m.kind() == std::io::ErrorKind::NotFound) {
                 // Nothing was published: the old state stands.
                 return Err(e);

@@ -204,9 +204,6 @@ impl ExportCache {
         state.loaded = true;
         state.live = live;
         drop(state);
-        if self.limit_bytes == 0 && !self.dir.exists() {
-            return;
-        }
         match self.load() {
             Ok(()) => self.usable.store(true, Ordering::SeqCst),
             Err(e) => {

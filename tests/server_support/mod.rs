@@ -29,11 +29,7 @@ pub struct TestServer {
     server: Option<BackgroundServer>,
 }
 
-/// An export cache for the data folder `dir` with `quipu serve`'s default
-/// limit (1 GiB), not yet hooked to an engine.
-pub fn export_cache(dir: &std::path::Path) -> Arc<ExportCache> {
-    Arc::new(ExportCache::open(dir, 1 << 30, Arc::new(quipu::clock::SystemClock)))
-}
+use crate::common::export_cache;
 
 impl TestServer {
     pub fn start() -> Self {
