@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
+use crate::backup::error::BackupError;
 use crate::lp::LineError;
+use crate::restore::error::RestoreError;
+use crate::wal::WalError;
 
 /// Everything that can go wrong in quipu.
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +93,19 @@ pub enum Error {
     /// Writing an export of segment file `path` failed (Parquet encoding or the output).
     #[error("export of {path} failed: {what}")]
     Export { path: PathBuf, what: String },
-    /// A backup request or the backup repository (see [`crate::backup::BackupError`]).
+    /// Long work (a backup, a restore, a repository check) stopped because
+    /// it was cancelled, by a user or by a shutdown.
+    #[error("interrupted")]
+    Interrupted,
+    /// A backup request or the backup repository.
     #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
+    Backup(#[from] BackupError),
+    /// A restore request or a running restore.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
     /// The WAL failed.
     #[error(transparent)]
-    Wal(#[from] crate::wal::WalError),
+    Wal(#[from] WalError),
     /// An Arrow error while building results.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

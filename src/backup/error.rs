@@ -1,9 +1,14 @@
-//! What can go wrong with backups beyond I/O and corruption: [`BackupError`].
+//! The vocabulary of backup failures: [`BackupError`] and [`ObjectProblem`].
+//! It depends on nothing else of quipu, so the crate's root error can carry
+//! it without the root depending on the backup service.
 
-use super::*;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 /// What can go wrong with backups, beyond I/O and corruption (which are
-/// [`Error::Io`] and [`Error::Corrupt`] with the path).
+/// `quipu::Error::Io` and `quipu::Error::Corrupt` with the path) and a
+/// cancelled job (`quipu::Error::Interrupted`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackupError {
@@ -27,16 +32,40 @@ pub enum BackupError {
     CrossDevice { repo: PathBuf, data: PathBuf },
     #[error("backups are shutting down")]
     ShuttingDown,
-    /// The job's cancel flag was raised (by a user or a shutdown).
-    #[error("interrupted")]
-    Interrupted,
-    #[error("restore {id} is running; one restore runs at a time")]
-    RestoreRunning { id: String },
-    #[error("no restore with id {id}")]
-    RestoreNotFound { id: String },
-    #[error("no restore with id {id} is running (or it is already swapping in)")]
-    RestoreNotRunning { id: String },
-    /// An object a restore needs is missing or damaged.
-    #[error("backup {backup}: {problem}")]
-    BadObject { backup: String, problem: ObjectProblem },
+}
+
+/// What is wrong with one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "problem")]
+pub enum ObjectProblem {
+    Missing { blake3: String },
+    WrongSize { blake3: String, expected: u64, found: u64 },
+    Corrupt { blake3: String, actual: String },
+    Unreadable { blake3: String, error: String },
+}
+
+impl ObjectProblem {
+    pub fn blake3(&self) -> &str {
+        match self {
+            ObjectProblem::Missing { blake3 }
+            | ObjectProblem::WrongSize { blake3, .. }
+            | ObjectProblem::Corrupt { blake3, .. }
+            | ObjectProblem::Unreadable { blake3, .. } => blake3,
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectProblem::Missing { blake3 } => write!(f, "object {blake3} is missing"),
+            ObjectProblem::WrongSize { blake3, expected, found } => {
+                write!(f, "object {blake3} has {found} bytes, {expected} expected")
+            }
+            ObjectProblem::Corrupt { blake3, actual } => {
+                write!(f, "object {blake3} is corrupt (content hashes to {actual})")
+            }
+            ObjectProblem::Unreadable { blake3, error } => write!(f, "object {blake3} cannot be read: {error}"),
+        }
+    }
 }

@@ -309,7 +309,7 @@ impl BackupService {
         // Whether the file's object has a folder entry to sync.
         let place = |file: &ManifestFile| -> Result<bool> {
             if job.cancel.load(Ordering::Relaxed) {
-                return Err(BackupError::Interrupted.into());
+                return Err(Error::Interrupted);
             }
             let object = ObjectRef { blake3: file.blake3.clone(), size: file.size };
             if !unsynced.claim(repo, &object) {
@@ -349,7 +349,7 @@ impl BackupService {
             unsynced.settled(to_sync.iter().copied());
         }
         if job.cancel.load(Ordering::Relaxed) {
-            return Err(BackupError::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         counters.phase.store(2, Ordering::Relaxed);
         let record = &version.record;
@@ -411,7 +411,7 @@ impl BackupService {
     }
 
     pub(super) fn finish_failed(&self, job: &Job, error: &Error) {
-        let cancelled = matches!(error, Error::Backup(BackupError::Interrupted));
+        let cancelled = matches!(error, Error::Interrupted);
         let (status, message) = if cancelled {
             let reason = job.cancel_reason.lock().ok().and_then(|r| r.clone());
             (BackupStatus::Cancelled, reason.unwrap_or_else(|| "cancelled".into()))

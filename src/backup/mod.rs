@@ -34,20 +34,20 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use crate::restore::{OfflineRestore, RestoreInfo, RestoreVerify, restore_into};
+pub use crate::restore::{OfflineRestore, RestoreError, RestoreInfo, RestoreVerify, restore_into};
 use crate::{Engine, tree};
 pub use manifest::{BackupType, Manifest, ManifestFile, ObjectRef, ParentRef, PlaceMode};
-pub use repo::{CheckReport, JobRecord, ObjectProblem, Repository};
+pub use repo::{CheckReport, JobRecord, Repository};
 
 mod api;
-mod error;
+pub(crate) mod error;
 mod gc;
 mod job;
 mod listing;
 mod verify;
 
 pub use api::*;
-pub use error::BackupError;
+pub use error::{BackupError, ObjectProblem};
 use job::*;
 pub(crate) use job::{Counters, place_mode, placing_pool};
 

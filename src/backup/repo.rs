@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::BackupError;
+use super::error::{BackupError, ObjectProblem};
 use super::manifest::{self, Manifest, ObjectRef};
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint;
@@ -50,42 +50,6 @@ pub struct RepoInfo {
 pub enum Placed {
     Added,
     Present,
-}
-
-/// What is wrong with one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "problem")]
-pub enum ObjectProblem {
-    Missing { blake3: String },
-    WrongSize { blake3: String, expected: u64, found: u64 },
-    Corrupt { blake3: String, actual: String },
-    Unreadable { blake3: String, error: String },
-}
-
-impl ObjectProblem {
-    pub fn blake3(&self) -> &str {
-        match self {
-            ObjectProblem::Missing { blake3 }
-            | ObjectProblem::WrongSize { blake3, .. }
-            | ObjectProblem::Corrupt { blake3, .. }
-            | ObjectProblem::Unreadable { blake3, .. } => blake3,
-        }
-    }
-}
-
-impl std::fmt::Display for ObjectProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ObjectProblem::Missing { blake3 } => write!(f, "object {blake3} is missing"),
-            ObjectProblem::WrongSize { blake3, expected, found } => {
-                write!(f, "object {blake3} has {found} bytes, {expected} expected")
-            }
-            ObjectProblem::Corrupt { blake3, actual } => {
-                write!(f, "object {blake3} is corrupt (content hashes to {actual})")
-            }
-            ObjectProblem::Unreadable { blake3, error } => write!(f, "object {blake3} cannot be read: {error}"),
-        }
-    }
 }
 
 /// The outcome of [`Repository::check`].
@@ -675,7 +639,7 @@ pub(crate) fn copy_file(
 ) -> Result<Option<String>> {
     let mut from = File::open(src).at(src)?;
     let mut to = OpenOptions::new().write(true).create(true).truncate(true).open(tmp).at(tmp)?;
-    let cancelled = || Err(BackupError::Interrupted.into());
+    let cancelled = || Err(Error::Interrupted);
     let mut copied = 0u64;
     let mut hashed = None;
     if rehash {

@@ -21,13 +21,17 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::backup::error::ObjectProblem;
 use crate::backup::manifest::{Manifest, ManifestFile, ObjectRef, PlaceMode};
-use crate::backup::repo::{self, ObjectProblem, Repository};
+use crate::backup::repo::{self, Repository};
 use crate::backup::{BackupError, BackupService, BackupStatus, Counters, ModeChoice, Progress, lock, rfc3339};
 use crate::catalog::Catalog;
 use crate::error::{Error, IoContext, Result};
 use crate::segment::SegmentReader;
 use crate::tree::{self, FileMeta, VersionRecord};
+
+pub(crate) mod error;
+pub use error::RestoreError;
 
 const RESTORE_PHASES: [&str; 4] = ["staging", "rebuilding", "swapping", "done"];
 const PHASE_STAGING: u8 = 0;
@@ -149,7 +153,7 @@ impl BackupService {
                 return Err(BackupError::ShuttingDown.into());
             }
             if let Some(running) = &state.restore {
-                return Err(BackupError::RestoreRunning { id: running.id.clone() }.into());
+                return Err(RestoreError::Running { id: running.id.clone() }.into());
             }
             // Under the state lock: a delete of the backup and the GC after
             // it either come before (no such backup) or see this restore's
@@ -233,7 +237,7 @@ impl BackupService {
                 if !committed {
                     remove_staged(job);
                 }
-                if matches!(e, Error::Backup(BackupError::Interrupted)) && !committed {
+                if matches!(e, Error::Interrupted) && !committed {
                     let message = "cancelled; the live data is unchanged".to_string();
                     self.end_restore(job, BackupStatus::Cancelled, Some(message));
                     return;
@@ -289,14 +293,14 @@ impl BackupService {
         let catalog = read_catalog(repo, manifest)?;
         check_tables(&catalog, manifest)?;
         if job.cancel.load(Ordering::SeqCst) {
-            return Err(BackupError::Interrupted.into());
+            return Err(Error::Interrupted);
         }
         {
             // Under the state lock, so a cancel either came before (and
             // stopped it) or finds it past the point of no return.
             let _state = lock(&self.inner.state);
             if job.cancel.load(Ordering::SeqCst) {
-                return Err(BackupError::Interrupted.into());
+                return Err(Error::Interrupted);
             }
             job.counters.phase.store(PHASE_SWAPPING, Ordering::Relaxed);
         }
@@ -388,7 +392,7 @@ impl BackupService {
     /// Asks the running restore `id` to stop before its swap. Once this
     /// returns the swap will not happen: the restore ends `cancelled`
     /// within a file's next 8 MiB (see [`BackupService::wait_restore`]) and
-    /// the live data is untouched. [`BackupError::RestoreNotRunning`] when
+    /// the live data is untouched. [`RestoreError::NotRunning`] when
     /// no restore of that id is running or it is already swapping in.
     pub fn cancel_restore(&self, id: &str) -> Result<()> {
         let state = lock(&self.inner.state);
@@ -396,7 +400,7 @@ impl BackupService {
             .restore
             .as_ref()
             .filter(|r| r.id == id && r.counters.phase.load(Ordering::SeqCst) < PHASE_SWAPPING)
-            .ok_or_else(|| BackupError::RestoreNotRunning { id: id.into() })?;
+            .ok_or_else(|| RestoreError::NotRunning { id: id.into() })?;
         job.cancel.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -425,9 +429,9 @@ impl BackupService {
         }
         // Ids become file names: anything but a ULID is no restore's.
         if ulid::Ulid::from_string(id).is_err() {
-            return Err(BackupError::RestoreNotFound { id: id.into() }.into());
+            return Err(RestoreError::NotFound { id: id.into() }.into());
         }
-        self.inner.repo.read_restore_record(id)?.ok_or_else(|| BackupError::RestoreNotFound { id: id.into() }.into())
+        self.inner.repo.read_restore_record(id)?.ok_or_else(|| RestoreError::NotFound { id: id.into() }.into())
     }
 
     /// Every restore, newest first.
@@ -464,7 +468,7 @@ fn remove_staged(job: &RestoreJob) {
 }
 
 fn bad_object(manifest: &Manifest, problem: ObjectProblem) -> Error {
-    BackupError::BadObject { backup: manifest.name.clone(), problem }.into()
+    RestoreError::BadObject { backup: manifest.name.clone(), problem }.into()
 }
 
 /// Places one file of the backup at its target, verifies it and opens it.
@@ -478,7 +482,7 @@ fn stage(
     counters: &Counters,
 ) -> Result<(FileMeta, SegmentReader)> {
     if cancel.load(Ordering::Relaxed) {
-        return Err(BackupError::Interrupted.into());
+        return Err(Error::Interrupted);
     }
     let file = t.file;
     let object = ObjectRef { blake3: file.blake3.clone(), size: file.size };
@@ -622,7 +626,7 @@ pub fn restore_into(
     let (manifest, _) =
         repo.read_manifest(backup_name)?.ok_or_else(|| BackupError::NotFound { name: backup_name.into() })?;
     if into.exists() && fs::read_dir(into).at(into)?.next().is_some() {
-        return Err(BackupError::InvalidRequest(format!("{} exists and is not empty", into.display())).into());
+        return Err(RestoreError::TargetNotEmpty { path: into.to_path_buf() }.into());
     }
     let parent = match into.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

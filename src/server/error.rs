@@ -58,17 +58,19 @@ impl ApiError {
     /// corruption) is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
         use crate::backup::BackupError;
+        use crate::restore::RestoreError;
         let status = match &err {
             crate::Error::Backup(b) => match b {
-                BackupError::Exists { .. } | BackupError::Running { .. } | BackupError::RestoreRunning { .. } => {
-                    StatusCode::CONFLICT
-                }
-                BackupError::NotFound { .. }
-                | BackupError::NotRunning { .. }
-                | BackupError::RestoreNotFound { .. }
-                | BackupError::RestoreNotRunning { .. } => StatusCode::NOT_FOUND,
+                BackupError::Exists { .. } | BackupError::Running { .. } => StatusCode::CONFLICT,
+                BackupError::NotFound { .. } | BackupError::NotRunning { .. } => StatusCode::NOT_FOUND,
                 BackupError::InvalidName { .. } | BackupError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
                 BackupError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            crate::Error::Restore(r) => match r {
+                RestoreError::Running { .. } => StatusCode::CONFLICT,
+                RestoreError::NotFound { .. } | RestoreError::NotRunning { .. } => StatusCode::NOT_FOUND,
+                RestoreError::TargetNotEmpty { .. } => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
             crate::Error::Poisoned { .. } | crate::Error::Closed | crate::Error::RolledBack => {

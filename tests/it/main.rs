@@ -74,6 +74,7 @@ mod restore_chain;
 mod restore_corrupt;
 mod restore_crash;
 mod restore_during_writes;
+mod restore_errors;
 mod restore_round_trip;
 mod restore_swap_redo;
 mod restore_write_race;
