@@ -125,36 +125,6 @@ pub fn converted_windows(engine: &quipu::Engine, db: &str, table: &str) -> std::
         .collect()
 }
 
-/// Runs the test `child` of this test binary as a child process with `env`,
-/// kills it with SIGKILL after `delay`, and returns the numbers it printed
-/// as `ack K` lines before it died: the writes it saw acknowledged.
-pub fn kill_child_after(child: &str, env: &[(&str, String)], delay: std::time::Duration) -> Vec<i64> {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(["--exact", child, "--nocapture", "--test-threads=1"]).stdout(Stdio::piped()).stderr(Stdio::null());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut process = command.spawn().unwrap();
-    let stdout = process.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut acked = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(k) = line.strip_prefix("ack ") {
-                acked.push(k.parse::<i64>().unwrap());
-            }
-        }
-        acked
-    });
-    std::thread::sleep(delay);
-    process.kill().unwrap(); // SIGKILL
-    process.wait().unwrap();
-    reader.join().unwrap()
-}
-
 /// The test harness's name of test `name` in the module `module_path`
 /// (pass `module_path!()`): `module::name` in the one integration binary,
 /// `name` at a binary's root. What `--exact` wants when a test re-runs its

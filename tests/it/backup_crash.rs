@@ -22,13 +22,13 @@
 //! the kills landed are printed at the end.
 //!
 //! QUIPU_BACKUP_CRASH_RUNS sets the number of kills (default 30),
-//! QUIPU_BACKUP_CRASH_SEED the seed (hex). A failure keeps the folders and names
-//! them (`serve-<run>.log` beside them holds each server's stderr);
-//! QUIPU_BACKUP_CRASH_KEEP keeps them after a pass too.
+//! QUIPU_BACKUP_CRASH_SEED the seed (hex); see `crash_support`. A failure
+//! keeps the folders and names them (`serve-<run>.log` beside them holds
+//! each server's stderr); QUIPU_CRASH_KEEP keeps them after a pass too.
 #![cfg(all(feature = "server", unix))]
 
 use crate::common;
-use crate::process_support;
+use crate::crash_support::{Campaign, Serve, http};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -37,7 +37,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::Rng;
-use process_support::{Serve, http};
 use quipu::backup::{BackupStatus, JobRecord, Manifest, Repository};
 use serde_json::{Value, json};
 
@@ -52,22 +51,14 @@ const TABLES: u64 = 3;
 
 /// Says where a failure happened and where its folders were kept.
 struct Ctx {
-    run: u64,
-    seed: u64,
+    /// The campaign's words for the run (`Campaign::ctx`).
+    run: String,
     mode: &'static str,
-    root: PathBuf,
 }
 
 impl std::fmt::Display for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "run {} (seed {:#x}, {} mode; folders kept in {})",
-            self.run,
-            self.seed,
-            self.mode,
-            self.root.display()
-        )
+        write!(f, "{}, {} mode", self.run, self.mode,)
     }
 }
 
@@ -624,18 +615,11 @@ fn plan(
 
 #[test]
 fn killed_backups_leave_a_clean_repository_and_fail_as_interrupted() {
-    let runs: u64 = std::env::var("QUIPU_BACKUP_CRASH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(30);
-    let seed: u64 = std::env::var("QUIPU_BACKUP_CRASH_SEED")
-        .ok()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or(0xbac0_c0a5_7e57_5eed)
-        .max(1);
-    // Kept on failure (for a look); removed at the end of a passing run.
-    let root = tempfile::Builder::new().prefix("quipu-backup-crash-").tempdir().unwrap().keep();
-    let data = root.join("data");
-    let repo_dir = root.join("repo");
+    let mut campaign = Campaign::from_env("BACKUP", 30, 0xbac0_c0a5_7e57_5eed);
+    let runs = campaign.runs;
+    let data = campaign.path("data");
+    let repo_dir = campaign.path("repo");
     let started = Instant::now();
-    let mut rng = Rng(seed);
     let mut stats = Stats::default();
     let (mut seq, mut late) = (0u64, 0u64);
     let mut acked = 0u64;
@@ -644,8 +628,9 @@ fn killed_backups_leave_a_clean_repository_and_fail_as_interrupted() {
     let mut killed = Killed { manifests: BTreeMap::new(), in_progress: Vec::new() };
     for run in 0..=runs {
         let mode = if run % 4 == 3 { "link" } else { "copy" };
-        let ctx = Ctx { run, seed, mode, root: root.clone() };
-        let mut serve = Serve::start(&data, &repo_dir, mode, TOKEN, &root.join(format!("serve-{run}.log")), &ctx);
+        let ctx = Ctx { run: campaign.ctx(run), mode };
+        let log_path = campaign.path(&format!("serve-{run}.log"));
+        let mut serve = Serve::start(&data, &repo_dir, mode, TOKEN, &log_path, &ctx);
         check_after_restart(&serve, &repo_dir, &killed, &mut stats, &ctx);
         if run == runs {
             break;
@@ -656,7 +641,7 @@ fn killed_backups_leave_a_clean_repository_and_fail_as_interrupted() {
             stats.runs_copy += 1;
         }
 
-        let (steps, kill) = plan(&mut rng, run, mode == "copy", &known, &mut seq, &mut late);
+        let (steps, kill) = plan(&mut campaign.rng, run, mode == "copy", &known, &mut seq, &mut late);
         let (tx, rx) = mpsc::channel();
         let base = serve.base.clone();
         let log = Log { acked_rows: acked, ..Log::default() };
@@ -709,7 +694,5 @@ fn killed_backups_leave_a_clean_repository_and_fail_as_interrupted() {
         assert!(stats.killed_after_jobs > 0, "no kill landed after the jobs ended: {stats:#?}");
         assert!(stats.backups_committed > 0, "{stats:#?}");
     }
-    if std::env::var_os("QUIPU_BACKUP_CRASH_KEEP").is_none() {
-        std::fs::remove_dir_all(&root).unwrap();
-    }
+    campaign.passed();
 }

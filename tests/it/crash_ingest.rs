@@ -4,16 +4,17 @@
 //! After each kill the folder must open cleanly and hold every acknowledged
 //! write; a write is one WAL record, so it is there entirely or not at all.
 //!
-//! QUIPU_CRASH_RUNS sets the number of kills (default 50).
+//! QUIPU_INGEST_CRASH_RUNS sets the number of kills (default 50),
+//! QUIPU_INGEST_CRASH_SEED the seed (hex); see `crash_support`.
 
 use crate::common;
+use crate::crash_support::{self, Campaign};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
-use common::Rng;
 use quipu::{Engine, Precision, ScanRequest, WriteOptions};
 
 const LINES_PER_BATCH: i64 = 5;
@@ -25,7 +26,11 @@ fn engine(dir: &str) -> Engine {
 /// The child: write batches forever, printing "ack K" after each acknowledged one.
 #[test]
 fn crash_child() {
-    let (Ok(dir), Ok(first)) = (std::env::var("QUIPU_CRASH_DIR"), std::env::var("QUIPU_CRASH_FIRST")) else { return };
+    let (Some(dir), Some(first)) =
+        (crash_support::child_env("QUIPU_CRASH_DIR"), crash_support::child_env("QUIPU_CRASH_FIRST"))
+    else {
+        return;
+    };
     let first: i64 = first.parse().unwrap();
     let e = engine(&dir);
     for k in first.. {
@@ -38,7 +43,7 @@ fn crash_child() {
             body.push_str(&format!("m,host=h{line} k={k}i,v={}i {t}\n", k * 10 + line));
         }
         e.write_lp("db", &body, Precision::Nanosecond, WriteOptions::default()).unwrap();
-        println!("ack {k}");
+        crash_support::ack(k);
     }
 }
 
@@ -69,30 +74,27 @@ fn batches_present(dir: &str) -> BTreeMap<i64, i64> {
 
 #[test]
 fn killed_ingest_keeps_every_acknowledged_write() {
-    if std::env::var("QUIPU_CRASH_DIR").is_ok() {
-        return;
-    }
-    let runs: u64 = std::env::var("QUIPU_CRASH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(50);
-    let dir = tempfile::tempdir().unwrap();
-    let dir_s = dir.path().to_str().unwrap().to_string();
-    let mut rng = Rng(0x5eed);
+    let mut campaign = Campaign::from_env("INGEST", 50, 0x5eed);
+    let dir_s = crash_support::env_path(&campaign.path("data"));
     let mut acked_total = 0usize;
-    for run in 0..runs {
+    for run in 0..campaign.runs {
+        let ctx = campaign.ctx(run);
         let first = (run as i64) * 1_000_000;
-        let acked = common::kill_child_after(
+        let acked = crash_support::kill_child_after(
             &common::test_name(module_path!(), "crash_child"),
             &[("QUIPU_CRASH_DIR", dir_s.clone()), ("QUIPU_CRASH_FIRST", first.to_string())],
-            Duration::from_millis(20 + rng.below(400)),
+            Duration::from_millis(20 + campaign.rng.below(400)),
         );
         acked_total += acked.len();
 
         let present = batches_present(&dir_s);
         for k in &acked {
-            assert_eq!(present.get(k), Some(&LINES_PER_BATCH), "run {run}: acknowledged batch {k} lost or torn");
+            assert_eq!(present.get(k), Some(&LINES_PER_BATCH), "{ctx}: acknowledged batch {k} lost or torn");
         }
         for (k, n) in &present {
-            assert_eq!(*n, LINES_PER_BATCH, "run {run}: batch {k} is torn");
+            assert_eq!(*n, LINES_PER_BATCH, "{ctx}: batch {k} is torn");
         }
     }
     assert!(acked_total > 0, "the children acknowledged nothing: the test tested nothing");
+    campaign.passed();
 }

@@ -11,18 +11,18 @@
 //! conversion writes, for every window.
 //!
 //! QUIPU_EXPORT_CRASH_RUNS sets the number of kills (default 16),
-//! QUIPU_EXPORT_CRASH_SEED the seed (hex). A failure keeps the folders.
+//! QUIPU_EXPORT_CRASH_SEED the seed (hex); see `crash_support`. A failure
+//! keeps the folders.
 #![cfg(all(feature = "server", unix))]
 
 use crate::common;
-use crate::process_support;
+use crate::crash_support::{Campaign, Serve, http};
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Rng, converted_windows, untar};
-use process_support::{Serve, http};
+use common::{converted_windows, untar};
 use quipu::export::TableExport;
 use quipu::export::cache::{EXPORT_CACHE_DIR, ExportCache};
 use quipu::{Engine, Precision, WriteOptions};
@@ -46,17 +46,11 @@ fn cache_files(data: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn an_export_killed_at_any_point_leaves_only_whole_entries() {
-    let runs: u64 = std::env::var("QUIPU_EXPORT_CRASH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(16);
-    let seed: u64 = std::env::var("QUIPU_EXPORT_CRASH_SEED")
-        .ok()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or(0xe8c0_47ca_c4e5_0001)
-        .max(1);
-    let root = tempfile::Builder::new().prefix("quipu-export-crash-").tempdir().unwrap().keep();
-    let data = root.join("data");
-    let repo = root.join("repo");
-    let log = root.join("serve.log");
-    let ctx = |run: u64| format!("run {run} (seed {seed:x}, folders kept in {})", root.display());
+    let mut campaign = Campaign::from_env("EXPORT", 16, 0xe8c0_47ca_c4e5_0001);
+    let runs = campaign.runs;
+    let data = campaign.path("data");
+    let repo = campaign.path("repo");
+    let log = campaign.path("serve.log");
 
     // Three compacted days, large enough that converting one takes a while.
     let (expected, convert_time) = {
@@ -84,24 +78,24 @@ fn an_export_killed_at_any_point_leaves_only_whole_entries() {
     };
     assert_eq!(expected.len(), DAYS as usize);
 
-    let mut rng = Rng(seed);
     let mut killed_converting = 0;
     for run in 0..runs {
+        let ctx = campaign.ctx(run);
         // Leave some entries (or none) for this run's export to convert.
-        let keep_none = rng.below(3) == 0;
+        let keep_none = campaign.rng.below(3) == 0;
         for entry in cache_files(&data) {
-            if keep_none || rng.below(2) == 0 {
+            if keep_none || campaign.rng.below(2) == 0 {
                 std::fs::remove_file(entry).unwrap();
             }
         }
-        let mut serve = Serve::start_with(&data, &repo, "auto", TOKEN, &log, &ctx(run), &[]);
+        let mut serve = Serve::start_with(&data, &repo, "auto", TOKEN, &log, &ctx, &[]);
         let url = format!("{}/api/v3/export/window_data?db=db&table=m", serve.base);
         let exporter = std::thread::spawn(move || {
             let resp = http().get(url).bearer_auth(TOKEN).send();
             // Cut off by the kill, or whole: either way nothing to check here.
             resp.and_then(|r| r.bytes()).map(|b| b.len()).ok()
         });
-        let delay = Duration::from_micros(rng.below(convert_time.as_micros() as u64 * 3 / 2 + 1));
+        let delay = Duration::from_micros(campaign.rng.below(convert_time.as_micros() as u64 * 3 / 2 + 1));
         std::thread::sleep(delay);
         serve.kill();
         let _ = exporter.join();
@@ -113,15 +107,15 @@ fn an_export_killed_at_any_point_leaves_only_whole_entries() {
         for entry in cache_files(&data) {
             let name = entry.file_name().unwrap().to_str().unwrap().to_string();
             let hash = blake3::hash(&std::fs::read(&entry).unwrap()).to_hex().to_string();
-            assert!(name.ends_with(&format!("-{hash}.parquet")), "{}: {name} is not a whole entry", ctx(run));
+            assert!(name.ends_with(&format!("-{hash}.parquet")), "{ctx}: {name} is not a whole entry");
         }
         let mut tar = Vec::new();
         TableExport::new(&engine, &cache, "db", "m", &[]).unwrap().write_tar(&mut tar, |_| {}).unwrap();
         let exported: BTreeMap<String, Vec<u8>> = untar(&tar).into_iter().collect();
-        assert!(exported == expected, "{}: the export differs from a fresh conversion", ctx(run));
-        assert_eq!(cache_files(&data).len(), DAYS as usize, "{}", ctx(run));
+        assert!(exported == expected, "{ctx}: the export differs from a fresh conversion");
+        assert_eq!(cache_files(&data).len(), DAYS as usize, "{ctx}");
     }
     eprintln!("{runs} kills, {killed_converting} while a window was being converted");
     assert!(runs < 8 || killed_converting > 0, "no kill landed inside a conversion; the delays need a look");
-    std::fs::remove_dir_all(&root).unwrap();
+    campaign.passed();
 }

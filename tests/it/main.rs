@@ -15,6 +15,8 @@
 mod client_support;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../crash_support/mod.rs"]
+mod crash_support;
 #[cfg(feature = "server")]
 #[path = "../process_support/mod.rs"]
 mod process_support;

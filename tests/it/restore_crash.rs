@@ -17,18 +17,16 @@
 //! when the old ones are. The repository checks clean throughout.
 //!
 //! QUIPU_RESTORE_CRASH_RUNS sets the number of kills (default 30),
-//! QUIPU_RESTORE_CRASH_SEED the seed (hex). A failure keeps the folders.
+//! QUIPU_RESTORE_CRASH_SEED the seed (hex); see `crash_support`. A failure
+//! keeps the folders.
 #![cfg(all(feature = "server", unix))]
 
-use crate::common;
-use crate::process_support;
+use crate::crash_support::{Campaign, Serve, http};
 use crate::server_support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Rng;
-use process_support::{Serve, http};
 use quipu::backup::{BackupConfig, BackupRequest, BackupService, BackupStatus, ModeChoice, Repository};
 use quipu::{Engine, Precision, WriteOptions};
 use server_support::{BackupRows, engine_rows, segment_names};
@@ -53,15 +51,10 @@ fn load(engine: &Engine, k: usize, files: usize, rows: usize) {
 
 #[test]
 fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
-    let runs: u64 = std::env::var("QUIPU_RESTORE_CRASH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let seed: u64 = std::env::var("QUIPU_RESTORE_CRASH_SEED")
-        .ok()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or(0x7e57_0e57_04e5_7043)
-        .max(1);
-    let root = tempfile::Builder::new().prefix("quipu-restore-crash-").tempdir().unwrap().keep();
-    let data = root.join("data");
-    let repo_dir = root.join("repo");
+    let mut campaign = Campaign::from_env("RESTORE", 30, 0x7e57_0e57_04e5_7043);
+    let (runs, seed) = (campaign.runs, campaign.seed);
+    let data = campaign.path("data");
+    let repo_dir = campaign.path("repo");
 
     // Backups of growing data, with many files so staging takes a while.
     let mut points: Vec<BackupRows> = Vec::new();
@@ -77,26 +70,25 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
         backups.shutdown();
     }
 
-    let mut rng = Rng(seed);
     let mut outcomes = [0u32; 2];
     let (mut aimed_at_swap, mut in_swap) = (0, 0);
     let http = http();
     for run in 0..runs {
-        let ctx = format!("run {run} (seed {seed:#x}; folders kept in {})", root.display());
+        let ctx = campaign.ctx(run);
         // A row no backup holds: the old state is new each run.
         let old = {
             let engine = open(&data);
             engine
                 .write_lp("db", &format!("run,n={run} v=1i {run}"), Precision::Nanosecond, WriteOptions::default())
                 .unwrap();
-            if rng.below(2) == 0 {
+            if campaign.rng.below(2) == 0 {
                 engine.flush().unwrap();
             }
             engine_rows(&engine)
         };
-        let pick = rng.below(BACKUPS as u64) as usize;
-        let mode = if rng.below(2) == 0 { "copy" } else { "link" };
-        let mut serve = Serve::start(&data, &repo_dir, mode, TOKEN, &root.join(format!("serve-{run}.log")), &ctx);
+        let pick = campaign.rng.below(BACKUPS as u64) as usize;
+        let mode = if campaign.rng.below(2) == 0 { "copy" } else { "link" };
+        let mut serve = Serve::start(&data, &repo_dir, mode, TOKEN, &campaign.path(&format!("serve-{run}.log")), &ctx);
         let resp = http
             .post(format!("{}/api/v3/enterprise/restore", serve.base))
             .bearer_auth(TOKEN)
@@ -117,8 +109,8 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
         } else {
             // Restores of this set take milliseconds (link) to tens of them
             // (copy): most kills land early, some after the end.
-            let upto = if rng.below(3) == 0 { 100_000 } else { 8_000 };
-            std::thread::sleep(Duration::from_micros(rng.below(upto)));
+            let upto = if campaign.rng.below(3) == 0 { 100_000 } else { 8_000 };
+            std::thread::sleep(Duration::from_micros(campaign.rng.below(upto)));
         }
         serve.kill();
         // The server is gone: a commit record still there was cut off mid-swap.
@@ -174,5 +166,7 @@ fn a_restore_killed_at_any_point_leaves_the_old_or_the_restored_state() {
     assert_eq!(backups.wait_restore(&id).unwrap().status, BackupStatus::Completed);
     assert_eq!(engine_rows(&engine), points[0]);
     backups.shutdown();
-    let _ = std::fs::remove_dir_all(&root);
+    drop(backups);
+    drop(engine);
+    campaign.passed();
 }
