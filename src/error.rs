@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use crate::backup::error::BackupError;
 use crate::lp::LineError;
+#[cfg(feature = "remote")]
+use crate::remote::error::RemoteError;
 use crate::restore::error::RestoreError;
 use crate::wal::WalError;
 
@@ -103,6 +105,10 @@ pub enum Error {
     /// A restore request or a running restore.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// A remote repository: unreachable, refused, or holding something unexpected.
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     /// The WAL failed.
     #[error(transparent)]
     Wal(#[from] WalError),

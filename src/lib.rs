@@ -33,6 +33,8 @@ pub mod data_dir;
 mod engine;
 pub mod error;
 pub mod export;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod restore;
 #[cfg(feature = "server")]
 pub mod server;

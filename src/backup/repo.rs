@@ -312,6 +312,39 @@ impl Repository {
         }
     }
 
+    /// A backup's manifest file as stored (sealed JSON), or `None`: what a
+    /// push sends, byte for byte.
+    pub fn read_manifest_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.manifest_path(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io { path, source: e }),
+        }
+    }
+
+    /// Publishes a sealed manifest as received (a pull), after checking its
+    /// seal and that it is the manifest of backup `name`: the commit point
+    /// of a pulled backup. Returns its content hash.
+    pub fn write_manifest_bytes(&self, name: &str, bytes: &[u8]) -> Result<String> {
+        let path = self.manifest_path(name);
+        let (manifest, hash) = manifest::decode(&path, bytes)?;
+        if manifest.name != name {
+            return Err(Error::Corrupt { path, what: format!("the manifest is backup {:?}'s", manifest.name) });
+        }
+        crate::fs::atomic_write(&path, bytes).at(&path)?;
+        Ok(hash)
+    }
+
+    /// Where an object arriving from elsewhere (a pull) is written before
+    /// it is checked, and its final path: a temp file no other writer uses,
+    /// in the object's shard folder (made when missing).
+    pub fn incoming_object(&self, blake3: &str) -> Result<(PathBuf, PathBuf)> {
+        self.shard_dir(blake3)?;
+        let target = self.object_path(blake3);
+        Ok((temp_object_path(&target, &unique_nonce()), target))
+    }
+
     /// Every manifest; fails on the first unreadable one, because callers
     /// (GC above all) must not act on a partial picture.
     pub fn manifests(&self) -> Result<Vec<(Manifest, String)>> {

@@ -20,6 +20,9 @@ mod crash_support;
 #[cfg(feature = "server")]
 #[path = "../process_support/mod.rs"]
 mod process_support;
+#[cfg(feature = "remote")]
+#[path = "../remote_support/mod.rs"]
+mod remote_support;
 #[cfg(feature = "server")]
 #[path = "../server_support/mod.rs"]
 mod server_support;
@@ -70,6 +73,7 @@ mod install_hooks;
 mod lock;
 mod lock_process;
 mod python_clients;
+mod remote_s3;
 mod restore_api;
 mod restore_apply_failure;
 mod restore_chain;

@@ -1,0 +1,316 @@
+//! Remote repositories (cargo feature `remote`): a backup repository on an
+//! S3-compatible object store, or in a folder, through the `object_store`
+//! crate, with the local repository's layout (`QUIPU-REPO`, `objects/ab/<blake3>`,
+//! `manifests/<name>.json`), so any S3 tool reads it.
+//!
+//! A **push** sends a local backup's objects the remote lacks (same name
+//! and size counts as present), several at once, each hashed on the way
+//! (its blake3 is its name), then its manifest with a conditional create
+//! (`If-None-Match: *`): the commit point. A backup exists remotely if and
+//! only if its manifest does. A **pull** is the mirror image into the local
+//! repository: objects streamed into temp files, hashed, made durable and
+//! renamed, the manifest installed last. Before its first write a remote is
+//! probed once: the same marker created twice must fail the second time, or
+//! the remote ignores conditional creates and is refused unless the caller
+//! accepts it ([`RemoteOptions::accept_unconditional`]).
+//!
+//! The calls block: each runs on the remote's own small tokio runtime, so
+//! call them from a plain thread (a backup job's, the CLI's), not from
+//! inside an async task.
+//!
+//! ```no_run
+//! use quipu::backup::Repository;
+//! use quipu::remote::{Remote, RemoteOptions};
+//!
+//! let local = Repository::open("./quipu-backups".as_ref())?;
+//! let options = RemoteOptions { endpoint: Some("http://127.0.0.1:9000".into()), ..RemoteOptions::default() };
+//! let remote = Remote::open("s3://backups/quipu", options)?;
+//! let pushed = remote.push(&local, "nightly", &|_| {}, &Default::default())?;
+//! println!("{} objects sent, {} already there", pushed.objects_sent, pushed.objects_present);
+//! # Ok::<(), quipu::Error>(())
+//! ```
+
+pub(crate) mod error;
+mod store;
+mod transfer;
+mod verify;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use object_store::ObjectStore;
+use object_store::path::Path as StorePath;
+
+use crate::backup::repo::{MANIFESTS_DIR, OBJECTS_DIR, REPO_FILE};
+use crate::error::{Error, Result};
+pub use error::RemoteError;
+pub use transfer::{PullReport, PushReport};
+pub use verify::RemoteCheck;
+
+/// How to reach a remote, beyond its URL. Unset fields of an `s3://`
+/// remote come from the usual AWS environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, ...).
+#[derive(Clone, Default)]
+pub struct RemoteOptions {
+    /// The S3 endpoint (`http://127.0.0.1:9000` for a local server); plain
+    /// HTTP is allowed when the endpoint says so.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Trust a remote that ignores conditional creates. Two pushes of the
+    /// same backup name at once could then replace each other's manifest.
+    pub accept_unconditional: bool,
+    /// Objects sent or fetched at once (default 4).
+    pub parallel_objects: usize,
+}
+
+impl std::fmt::Debug for RemoteOptions {
+    // Credentials never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<set>"))
+            .field("session_token", &self.session_token.as_ref().map(|_| "<set>"))
+            .field("accept_unconditional", &self.accept_unconditional)
+            .field("parallel_objects", &self.parallel_objects)
+            .finish()
+    }
+}
+
+const PROBE_UNKNOWN: u8 = 0;
+const PROBE_HONOURED: u8 = 1;
+const PROBE_ACCEPTED: u8 = 2;
+
+/// A remote repository.
+pub struct Remote {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+    options: RemoteOptions,
+    runtime: tokio::runtime::Runtime,
+    probe: AtomicU8,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// The content of a repository's `QUIPU-REPO`, as far as a remote needs it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Marker {
+    format: u16,
+    repo_id: String,
+    created_at: String,
+}
+
+impl Remote {
+    /// The remote at `url`: `s3://bucket/prefix`, `file:///abs/path` or a
+    /// folder path. Nothing is read or written until the first call.
+    pub fn open(url: &str, options: RemoteOptions) -> Result<Remote> {
+        let (store, prefix) = store::open(url, &options)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("quipu-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io { path: url.into(), source: e })?;
+        Ok(Remote { url: url.to_string(), store, prefix, options, runtime, probe: AtomicU8::new(PROBE_UNKNOWN) })
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, parts: &[&str]) -> StorePath {
+        let mut path = self.prefix.clone();
+        for part in parts {
+            path = path.clone().join(*part);
+        }
+        path
+    }
+
+    fn object_path(&self, blake3: &str) -> StorePath {
+        self.path(&[OBJECTS_DIR, blake3.get(..2).unwrap_or("00"), blake3])
+    }
+
+    fn manifest_path(&self, name: &str) -> StorePath {
+        self.path(&[MANIFESTS_DIR, &format!("{name}.json")])
+    }
+
+    fn store_error(&self, e: object_store::Error) -> Error {
+        RemoteError::Store { url: self.url.clone(), what: e.to_string() }.into()
+    }
+
+    fn parallel(&self) -> usize {
+        if self.options.parallel_objects == 0 { 4 } else { self.options.parallel_objects }
+    }
+
+    /// The remote's bytes at `path`, or `None` when there is no such object.
+    async fn get_bytes(&self, path: &StorePath) -> Result<Option<bytes::Bytes>> {
+        use object_store::ObjectStoreExt;
+        match self.store.get(path).await {
+            Ok(got) => got.bytes().await.map(Some).map_err(|e| self.store_error(e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_error(e)),
+        }
+    }
+
+    /// Checks the format marker, creating the repository's when the remote
+    /// is empty (a conditional create: two first pushes make one marker).
+    async fn ensure_repository(&self, create: bool) -> Result<()> {
+        let marker_path = self.path(&[REPO_FILE]);
+        let bytes = match self.get_bytes(&marker_path).await? {
+            Some(bytes) => bytes,
+            None if create => {
+                let marker = Marker {
+                    format: crate::backup::repo::REPO_FORMAT,
+                    repo_id: format!("{:032x}", ulid::Ulid::new().0),
+                    created_at: crate::backup::rfc3339(crate::clock::Clock::now_ns(&crate::clock::SystemClock)),
+                };
+                let body = serde_json::to_vec_pretty(&marker)
+                    .map_err(|e| Error::InvalidArgument(format!("repository marker encoding: {e}")))?;
+                // Made here or by a push racing this one: either way read it back.
+                self.create(&marker_path, body.into()).await?;
+                return Box::pin(self.ensure_repository(false)).await;
+            }
+            None => {
+                return Err(
+                    RemoteError::NotARepository { url: self.url.clone(), why: format!("no {REPO_FILE}") }.into()
+                );
+            }
+        };
+        let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| RemoteError::NotARepository {
+            url: self.url.clone(),
+            why: format!("{REPO_FILE} is not a repository marker: {e}"),
+        })?;
+        if marker.format != crate::backup::repo::REPO_FORMAT {
+            return Err(RemoteError::NotARepository {
+                url: self.url.clone(),
+                why: format!(
+                    "repository format {} (this build reads {})",
+                    marker.format,
+                    crate::backup::repo::REPO_FORMAT
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A conditional create of `path`: true when this call made it, false
+    /// when it was there already.
+    async fn create(&self, path: &StorePath, payload: object_store::PutPayload) -> Result<bool> {
+        let options = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        match self.store.put_opts(path, payload, options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(self.store_error(e)),
+        }
+    }
+
+    /// Probes once whether the remote honours conditional creates: a fresh
+    /// probe object created twice, the second must be refused.
+    async fn ensure_conditional(&self) -> Result<()> {
+        if self.probe.load(Ordering::Acquire) != PROBE_UNKNOWN {
+            return Ok(());
+        }
+        let probe = self.path(&["probes", &ulid::Ulid::new().to_string()]);
+        let first = self.create(&probe, b"probe".as_slice().into()).await?;
+        let second = self.create(&probe, b"probe".as_slice().into()).await;
+        {
+            use object_store::ObjectStoreExt;
+            let _ = self.store.delete(&probe).await;
+        }
+        let honoured = first && !second?;
+        if !honoured {
+            if !self.options.accept_unconditional {
+                return Err(RemoteError::NoConditionalPut { url: self.url.clone() }.into());
+            }
+            tracing::warn!(remote = %self.url, "remote ignores conditional creates; trusted as asked");
+            self.probe.store(PROBE_ACCEPTED, Ordering::Release);
+        } else {
+            self.probe.store(PROBE_HONOURED, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Every object the remote holds: name -> size (a full listing).
+    async fn objects(&self) -> Result<HashMap<String, u64>> {
+        use futures::TryStreamExt;
+        let prefix = self.path(&[OBJECTS_DIR]);
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_string();
+                crate::backup::manifest::is_object_name(&name).then_some((name, m.size))
+            })
+            .collect())
+    }
+
+    /// The names of the backups the remote holds (its manifests), sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        self.runtime.block_on(async {
+            use futures::TryStreamExt;
+            let prefix = self.path(&[MANIFESTS_DIR]);
+            let metas: Vec<object_store::ObjectMeta> =
+                self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
+            let mut names: Vec<String> = metas
+                .into_iter()
+                .filter_map(|m| m.location.filename()?.strip_suffix(".json").map(str::to_string))
+                .collect();
+            names.sort();
+            Ok(names)
+        })
+    }
+
+    /// A remote backup's manifest and the hash of its content.
+    pub fn show(&self, name: &str) -> Result<(crate::backup::Manifest, String)> {
+        self.runtime.block_on(self.read_manifest(name))
+    }
+
+    async fn read_manifest_bytes(&self, name: &str) -> Result<bytes::Bytes> {
+        crate::backup::validate_name(name)?;
+        self.get_bytes(&self.manifest_path(name))
+            .await?
+            .ok_or_else(|| RemoteError::NotFound { url: self.url.clone(), name: name.to_string() }.into())
+    }
+
+    async fn read_manifest(&self, name: &str) -> Result<(crate::backup::Manifest, String)> {
+        let bytes = self.read_manifest_bytes(name).await?;
+        crate::backup::manifest::decode(&self.display_path(&self.manifest_path(name)), &bytes)
+    }
+
+    /// `path` as errors name it: the URL it lives at.
+    fn display_path(&self, path: &StorePath) -> std::path::PathBuf {
+        let relative = path.as_ref().strip_prefix(self.prefix.as_ref()).unwrap_or(path.as_ref());
+        format!("{}/{}", self.url.trim_end_matches('/'), relative.trim_start_matches('/')).into()
+    }
+
+    /// Removes a remote backup's manifest. Its objects stay until a sweep
+    /// finds no manifest naming them. False when there was none.
+    pub fn delete(&self, name: &str) -> Result<bool> {
+        crate::backup::validate_name(name)?;
+        self.runtime.block_on(async {
+            use object_store::ObjectStoreExt;
+            let path = self.manifest_path(name);
+            match self.store.head(&path).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(self.store_error(e)),
+            }
+            self.store.delete(&path).await.map_err(|e| self.store_error(e))?;
+            Ok(true)
+        })
+    }
+}

@@ -1,0 +1,340 @@
+//! Push and pull: a backup's objects between the local repository and a
+//! remote, several at once, each hashed on the way, the manifest last.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+use super::{Remote, RemoteError};
+use crate::backup::error::ObjectProblem;
+use crate::backup::manifest::{self, ObjectRef};
+use crate::backup::{BackupError, Repository};
+use crate::error::{Error, IoContext, Result};
+
+/// Bytes read, hashed and sent (or received and written) per step. An
+/// object larger than this goes up as a multipart upload of parts this size.
+const CHUNK_BYTES: usize = 8 << 20;
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// What a push did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PushReport {
+    pub backup: String,
+    /// Objects the backup needs (its catalog and files, each once).
+    pub objects_total: u64,
+    pub bytes_total: u64,
+    pub objects_sent: u64,
+    pub bytes_sent: u64,
+    /// Objects the remote held already (same name and size).
+    pub objects_present: u64,
+    /// The remote held this very backup already: nothing was sent.
+    pub already_there: bool,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PullReport {
+    pub backup: String,
+    pub objects_total: u64,
+    pub bytes_total: u64,
+    pub objects_fetched: u64,
+    pub bytes_fetched: u64,
+    /// Objects the local repository held already.
+    pub objects_present: u64,
+    pub already_there: bool,
+}
+
+/// The distinct objects of a manifest.
+fn distinct_objects(manifest: &manifest::Manifest) -> Vec<ObjectRef> {
+    let mut seen = HashSet::new();
+    manifest.objects().filter(|o| seen.insert(o.blake3.clone())).collect()
+}
+
+impl Remote {
+    /// Sends backup `name` of `local` to the remote: the objects it lacks,
+    /// then the manifest (the commit point). `on_bytes` hears of every
+    /// chunk sent; `cancel` stops the push between chunks
+    /// ([`Error::Interrupted`]), leaving no remote manifest. Pushing a
+    /// backup the remote holds already sends nothing; a different backup
+    /// under the same name there is refused.
+    pub fn push(
+        &self,
+        local: &Repository,
+        name: &str,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PushReport> {
+        crate::backup::validate_name(name)?;
+        let manifest_bytes =
+            local.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.to_string() })?;
+        let manifest_file = local.dir().join(crate::backup::repo::MANIFESTS_DIR).join(format!("{name}.json"));
+        let (manifest, hash) = manifest::decode(&manifest_file, &manifest_bytes)?;
+        let objects = distinct_objects(&manifest);
+        let mut report = PushReport {
+            backup: name.to_string(),
+            objects_total: objects.len() as u64,
+            bytes_total: objects.iter().map(|o| o.size).sum(),
+            ..PushReport::default()
+        };
+        self.runtime.block_on(async {
+            self.ensure_repository(true).await?;
+            self.ensure_conditional().await?;
+            if self.same_manifest(name, &hash).await? {
+                report.already_there = true;
+                report.objects_present = report.objects_total;
+                return Ok(report);
+            }
+            let present = self.objects().await?;
+            let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
+                objects.into_iter().partition(|o| present.get(&o.blake3) == Some(&o.size));
+            report.objects_present = have.len() as u64;
+            for object in &have {
+                on_bytes(object.size);
+            }
+            futures::stream::iter(missing.iter().map(|object| self.send_object(local, object, on_bytes, cancel)))
+                .buffer_unordered(self.parallel())
+                .try_collect::<Vec<()>>()
+                .await?;
+            report.objects_sent = missing.len() as u64;
+            report.bytes_sent = missing.iter().map(|o| o.size).sum();
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            // The commit point: a conditional create, so a push racing this
+            // one under the same name cannot be silently replaced.
+            let path = self.manifest_path(name);
+            if !self.create(&path, manifest_bytes.into()).await? && !self.same_manifest(name, &hash).await? {
+                return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
+            }
+            Ok(report)
+        })
+    }
+
+    /// True when the remote holds backup `name` with content hash `hash`;
+    /// [`RemoteError::ManifestExists`] when it holds another one by that name.
+    async fn same_manifest(&self, name: &str, hash: &str) -> Result<bool> {
+        let path = self.manifest_path(name);
+        let Some(bytes) = self.get_bytes(&path).await? else { return Ok(false) };
+        let (_, remote_hash) = manifest::decode(&self.display_path(&path), &bytes)?;
+        if remote_hash != hash {
+            return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
+        }
+        Ok(true)
+    }
+
+    /// Sends one object, hashing it on the way: a local object whose bytes
+    /// do not hash to its name is not sent (a multipart upload is aborted).
+    async fn send_object(
+        &self,
+        local: &Repository,
+        object: &ObjectRef,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let source = local.object_path(&object.blake3);
+        let mut file = tokio::fs::File::open(&source).await.at(&source)?;
+        let path = self.object_path(&object.blake3);
+        let mut hasher = blake3::Hasher::new();
+        let bad = |hasher: &blake3::Hasher, read: u64| {
+            let actual = hasher.finalize().to_hex().to_string();
+            Error::Corrupt {
+                path: source.clone(),
+                what: format!(
+                    "local object has {read} bytes hashing to {actual}, expected {} bytes hashing to its name",
+                    object.size
+                ),
+            }
+        };
+        if object.size as usize <= CHUNK_BYTES {
+            let mut buf = Vec::with_capacity(object.size as usize);
+            file.read_to_end(&mut buf).await.at(&source)?;
+            hasher.update(&buf);
+            if buf.len() as u64 != object.size || hasher.finalize().to_hex().as_str() != object.blake3 {
+                return Err(bad(&hasher, buf.len() as u64));
+            }
+            let len = buf.len() as u64;
+            self.store.put(&path, PutPayload::from(buf)).await.map_err(|e| self.store_error(e))?;
+            on_bytes(len);
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(&path).await.map_err(|e| self.store_error(e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES);
+        let mut read = 0u64;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        let outcome: Result<()> = async {
+            loop {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                let n = read_full(&mut file, &mut buf).await.at(&source)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|e| self.store_error(e))?;
+                writer.write(&buf[..n]);
+                read += n as u64;
+                on_bytes(n as u64);
+            }
+            if read != object.size || hasher.finalize().to_hex().as_str() != object.blake3 {
+                return Err(bad(&hasher, read));
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => writer.finish().await.map(|_| ()).map_err(|e| self.store_error(e)),
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Fetches remote backup `name` into `local`: the objects it lacks,
+    /// each streamed into a temp file, hashed, made durable and renamed,
+    /// then the manifest (the commit point). A missing or damaged remote
+    /// object fails the pull with [`RemoteError::BadObject`] and installs
+    /// no manifest. Takes the local repository's lock.
+    pub fn pull(
+        &self,
+        local: &Repository,
+        name: &str,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PullReport> {
+        let _lock = local.lock()?;
+        self.runtime.block_on(async {
+            self.ensure_repository(false).await?;
+            let bytes = self.read_manifest_bytes(name).await?;
+            let (manifest, hash) = manifest::decode(&self.display_path(&self.manifest_path(name)), &bytes)?;
+            if manifest.name != name {
+                return Err(Error::Corrupt {
+                    path: self.display_path(&self.manifest_path(name)),
+                    what: format!("the manifest is backup {:?}'s", manifest.name),
+                });
+            }
+            let objects = distinct_objects(&manifest);
+            let mut report = PullReport {
+                backup: name.to_string(),
+                objects_total: objects.len() as u64,
+                bytes_total: objects.iter().map(|o| o.size).sum(),
+                ..PullReport::default()
+            };
+            if let Some((_, local_hash)) = local.read_manifest(name)? {
+                if local_hash != hash {
+                    return Err(BackupError::Exists { name: name.to_string() }.into());
+                }
+                report.already_there = true;
+                report.objects_present = report.objects_total;
+                return Ok(report);
+            }
+            let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
+                objects.into_iter().partition(|o| local.has_object(o));
+            report.objects_present = have.len() as u64;
+            for object in &have {
+                on_bytes(object.size);
+            }
+            futures::stream::iter(
+                missing.iter().map(|object| self.fetch_object(local, name, object, on_bytes, cancel)),
+            )
+            .buffer_unordered(self.parallel())
+            .try_collect::<Vec<()>>()
+            .await?;
+            report.objects_fetched = missing.len() as u64;
+            report.bytes_fetched = missing.iter().map(|o| o.size).sum();
+            local.sync_shards(missing.iter().map(|o| o.blake3.as_str()))?;
+            local.write_manifest_bytes(name, &bytes)?;
+            Ok(report)
+        })
+    }
+
+    async fn fetch_object(
+        &self,
+        local: &Repository,
+        backup: &str,
+        object: &ObjectRef,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let bad = |problem: ObjectProblem| -> Error {
+            RemoteError::BadObject { backup: backup.to_string(), problem }.into()
+        };
+        let path: StorePath = self.object_path(&object.blake3);
+        let got = match self.store.get(&path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(bad(ObjectProblem::Missing { blake3: object.blake3.clone() }));
+            }
+            Err(e) => return Err(self.store_error(e)),
+        };
+        if got.meta.size != object.size {
+            return Err(bad(ObjectProblem::WrongSize {
+                blake3: object.blake3.clone(),
+                expected: object.size,
+                found: got.meta.size,
+            }));
+        }
+        let (tmp, target) = local.incoming_object(&object.blake3)?;
+        let outcome: Result<()> = async {
+            let mut file = std::fs::File::create(&tmp).at(&tmp)?;
+            let mut hasher = blake3::Hasher::new();
+            let mut written = 0u64;
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                let chunk = chunk.map_err(|e| self.store_error(e))?;
+                written += chunk.len() as u64;
+                if written > object.size {
+                    return Err(bad(ObjectProblem::WrongSize {
+                        blake3: object.blake3.clone(),
+                        expected: object.size,
+                        found: written,
+                    }));
+                }
+                hasher.update(&chunk);
+                file.write_all(&chunk).at(&tmp)?;
+                on_bytes(chunk.len() as u64);
+            }
+            let actual = hasher.finalize().to_hex().to_string();
+            if written != object.size {
+                return Err(bad(ObjectProblem::WrongSize {
+                    blake3: object.blake3.clone(),
+                    expected: object.size,
+                    found: written,
+                }));
+            }
+            if actual != object.blake3 {
+                return Err(bad(ObjectProblem::Corrupt { blake3: object.blake3.clone(), actual }));
+            }
+            file.sync_all().at(&tmp)?;
+            std::fs::rename(&tmp, &target).at(&target)
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        outcome
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
