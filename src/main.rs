@@ -38,7 +38,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
         #[cfg(feature = "client")]
         Command::Restore { what: Some(what), .. } => restore(&cli.host, cli.token.as_deref(), what),
         Command::Restore { offline, .. } => restore_offline(offline),
-        Command::Repo { what: RepoCommand::Check { dir, read_data } } => repo_check(&dir, read_data),
+        #[cfg(feature = "remote")]
+        Command::Repo { what: RepoCommand::Check { dir, read_data, remote } } if cli::remote_repo::is_remote(&dir) => {
+            cli::remote_repo::check(&dir, read_data, &remote)
+        }
+        Command::Repo { what: RepoCommand::Check { dir, read_data, .. } } => repo_check(dir.as_ref(), read_data),
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {
                 hosts,

@@ -154,6 +154,59 @@ pub(crate) enum BackupCommand {
     Cancel { name: String },
     /// Re-hash every object of a backup on the server.
     Verify { name: String },
+    /// Push a backup of a repository folder to a remote repository
+    /// (`s3://bucket/prefix` or a folder): only the objects the remote
+    /// lacks, the manifest last. Reads the folder directly; no server needed.
+    #[cfg(feature = "remote")]
+    Push {
+        /// The backup.
+        name: String,
+        /// The remote repository.
+        #[arg(long)]
+        to: String,
+        /// The local repository folder (`quipu serve --backup-dir`).
+        #[arg(long)]
+        repo: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Pull a backup from a remote repository into a repository folder
+    /// (created if missing): objects hashed as they arrive, the manifest
+    /// last. Takes the folder's lock: stop a server using it first.
+    #[cfg(feature = "remote")]
+    Pull {
+        /// The backup.
+        name: String,
+        /// The remote repository.
+        #[arg(long)]
+        from: String,
+        /// The local repository folder.
+        #[arg(long)]
+        repo: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// How to reach a remote repository. Credentials come from the usual AWS
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), never from the command line, where other users of
+/// the machine could read them.
+#[cfg(feature = "remote")]
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct RemoteArgs {
+    /// The S3 endpoint of an S3-compatible server (`http://127.0.0.1:9000`);
+    /// default `AWS_ENDPOINT_URL`, else Amazon S3.
+    #[arg(long)]
+    pub(crate) s3_endpoint: Option<String>,
+    /// The S3 region; default `AWS_REGION`.
+    #[arg(long)]
+    pub(crate) s3_region: Option<String>,
+    /// Trust a remote that ignores conditional creates (If-None-Match: *);
+    /// two pushes of one backup name at once could then replace each
+    /// other's manifest.
+    #[arg(long)]
+    pub(crate) accept_unconditional_remote: bool,
 }
 
 #[derive(Subcommand)]
@@ -183,17 +236,27 @@ pub(crate) enum RestoreCommand {
     Cancel { id: String },
 }
 
-/// `quipu restore --from-repo DIR --backup NAME --into DIR`.
+/// `quipu restore --from-repo DIR --backup NAME --into DIR`, or
+/// `--from-remote URL` instead of `--from-repo`.
 #[derive(clap::Args)]
 pub(crate) struct OfflineRestoreArgs {
     /// The backup repository.
-    #[arg(long, requires_all = ["backup", "into"])]
+    #[arg(long, requires_all = ["backup", "into"], conflicts_with = "from_remote")]
     pub(crate) from_repo: Option<PathBuf>,
+    /// A remote repository (`s3://bucket/prefix` or a folder): disaster
+    /// recovery on a new machine. The backup is pulled beside the new data
+    /// folder, linked into it, and the pulled copy removed.
+    #[cfg(feature = "remote")]
+    #[arg(long, requires_all = ["backup", "into"])]
+    pub(crate) from_remote: Option<String>,
+    #[cfg(feature = "remote")]
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
     /// The backup to restore.
-    #[arg(long, requires = "from_repo")]
+    #[arg(long)]
     pub(crate) backup: Option<String>,
     /// The new data folder (must not exist, or be empty).
-    #[arg(long, requires = "from_repo")]
+    #[arg(long)]
     pub(crate) into: Option<PathBuf>,
     /// auto (link on the repository's filesystem, else copy), link or copy.
     #[arg(long, default_value = "auto")]
@@ -208,11 +271,14 @@ pub(crate) enum RepoCommand {
     /// Check a repository: every manifest readable and every object it lists
     /// present with the right size; with --read-data, re-hash every object.
     Check {
-        /// The repository folder.
-        dir: PathBuf,
-        /// Re-hash every object (reads all data).
+        /// The repository folder, or a remote repository (`s3://bucket/prefix`, `file:///path`).
+        dir: String,
+        /// Re-hash every object (reads all data; a remote's is downloaded, streamed).
         #[arg(long)]
         read_data: bool,
+        #[cfg(feature = "remote")]
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 

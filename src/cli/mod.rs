@@ -6,5 +6,7 @@ pub(crate) mod error;
 pub(crate) mod offline;
 #[cfg(feature = "client")]
 pub(crate) mod remote;
+#[cfg(feature = "remote")]
+pub(crate) mod remote_repo;
 #[cfg(feature = "server")]
 pub(crate) mod serve;

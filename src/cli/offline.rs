@@ -5,9 +5,15 @@ use super::args::*;
 use super::error::CliError;
 
 pub(crate) fn restore_offline(args: OfflineRestoreArgs) -> Result<(), CliError> {
+    #[cfg(feature = "remote")]
+    if let (Some(url), Some(backup), Some(into)) = (&args.from_remote, &args.backup, &args.into) {
+        let built = super::remote_repo::restore_from_remote(url, backup, into, args.verify, &args.remote)?;
+        return report_built(into, &built);
+    }
     let (Some(repo), Some(backup), Some(into)) = (args.from_repo, args.backup, args.into) else {
         return Err(CliError::Usage(
-            "quipu restore needs a subcommand, or --from-repo DIR --backup NAME --into DIR".into(),
+            "quipu restore needs a subcommand, or --from-repo DIR (or --from-remote URL) --backup NAME --into DIR"
+                .into(),
         ));
     };
     #[cfg(feature = "client")]
@@ -19,6 +25,10 @@ pub(crate) fn restore_offline(args: OfflineRestoreArgs) -> Result<(), CliError> 
     let built = quipu::backup::restore_into(&repo, &backup, &into, args.mode, args.verify, &on_bytes)?;
     #[cfg(feature = "client")]
     bar.finish_and_clear();
+    report_built(&into, &built)
+}
+
+fn report_built(into: &std::path::Path, built: &quipu::backup::OfflineRestore) -> Result<(), CliError> {
     eprintln!(
         "built {} from backup {}: {} files, {} bytes ({} mode); start it with: quipu serve --data-dir {}",
         into.display(),

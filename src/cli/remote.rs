@@ -220,6 +220,10 @@ pub(crate) fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Re
             eprintln!("cancelled backup {name}");
             Ok(())
         }
+        #[cfg(feature = "remote")]
+        BackupCommand::Push { name, to, repo, remote } => super::remote_repo::push(&name, &to, &repo, &remote),
+        #[cfg(feature = "remote")]
+        BackupCommand::Pull { name, from, repo, remote } => super::remote_repo::pull(&name, &from, &repo, &remote),
         BackupCommand::Verify { name } => {
             let report = client.backup_verify(&name)?;
             println!("{}", pretty(&report));

@@ -263,9 +263,8 @@ impl Remote {
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<()> {
-        let bad = |problem: ObjectProblem| -> Error {
-            RemoteError::BadObject { backup: backup.to_string(), problem }.into()
-        };
+        let bad =
+            |problem: ObjectProblem| -> Error { RemoteError::BadObject { backup: backup.to_string(), problem }.into() };
         let path: StorePath = self.object_path(&object.blake3);
         let got = match self.store.get(&path).await {
             Ok(got) => got,

@@ -73,6 +73,7 @@ mod install_hooks;
 mod lock;
 mod lock_process;
 mod python_clients;
+mod remote_cli;
 mod remote_s3;
 mod restore_api;
 mod restore_apply_failure;

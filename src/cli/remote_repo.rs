@@ -1,0 +1,170 @@
+//! The commands over remote repositories: push, pull, check, and the
+//! disaster-recovery restore from a remote into a new data folder. They
+//! read and write repository folders directly; no server is involved.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use quipu::backup::{ModeChoice, Repository, RestoreVerify};
+use quipu::remote::{Remote, RemoteOptions};
+
+use super::args::RemoteArgs;
+use super::error::CliError;
+
+fn open(url: &str, args: &RemoteArgs) -> Result<Remote, CliError> {
+    let options = RemoteOptions {
+        endpoint: args.s3_endpoint.clone(),
+        region: args.s3_region.clone(),
+        accept_unconditional: args.accept_unconditional_remote,
+        ..RemoteOptions::default()
+    };
+    Ok(Remote::open(url, options)?)
+}
+
+/// True when `target` names a remote repository rather than a folder.
+pub(crate) fn is_remote(target: &str) -> bool {
+    target.contains("://")
+}
+
+/// A progress bar of `total` bytes (when the client's bars are built in),
+/// and the function that advances it.
+struct Progress {
+    #[cfg(feature = "client")]
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    fn new(_total: Option<u64>) -> Progress {
+        Progress {
+            #[cfg(feature = "client")]
+            bar: quipu::client::progress_bar(_total),
+        }
+    }
+
+    fn add(&self, _bytes: u64) {
+        #[cfg(feature = "client")]
+        self.bar.inc(_bytes);
+    }
+
+    fn done(&self) {
+        #[cfg(feature = "client")]
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The interrupt flag of a long transfer; nothing raises it yet but a
+/// future Ctrl-C handler, so a transfer runs to its end or its error.
+fn no_cancel() -> AtomicBool {
+    AtomicBool::new(false)
+}
+
+// `quipu backup` exists with the client built in.
+#[cfg(feature = "client")]
+pub(crate) fn push(name: &str, to: &str, repo: &Path, args: &RemoteArgs) -> Result<(), CliError> {
+    let local = Repository::open(repo)?;
+    let remote = open(to, args)?;
+    let total = local.read_manifest(name)?.map(|(m, _)| m.objects().map(|o| o.size).sum());
+    let progress = Progress::new(total);
+    let report = remote.push(&local, name, &|n| progress.add(n), &no_cancel());
+    progress.done();
+    let report = report?;
+    if report.already_there {
+        eprintln!("{to} holds backup {name} already; nothing sent");
+    } else {
+        eprintln!(
+            "pushed backup {name} to {to}: {} objects ({} bytes) sent, {} already there",
+            report.objects_sent, report.bytes_sent, report.objects_present
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn pull(name: &str, from: &str, repo: &Path, args: &RemoteArgs) -> Result<(), CliError> {
+    let local = Repository::open_or_create(repo, ulid::Ulid::new().0, &now())?;
+    let remote = open(from, args)?;
+    let total = remote.show(name)?.0.objects().map(|o| o.size).sum();
+    let progress = Progress::new(Some(total));
+    let report = remote.pull(&local, name, &|n| progress.add(n), &no_cancel());
+    progress.done();
+    let report = report?;
+    if report.already_there {
+        eprintln!("{} holds backup {name} already; nothing fetched", repo.display());
+    } else {
+        eprintln!(
+            "pulled backup {name} from {from} into {}: {} objects ({} bytes) fetched, {} already there",
+            repo.display(),
+            report.objects_fetched,
+            report.bytes_fetched,
+            report.objects_present
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn check(url: &str, read_data: bool, args: &RemoteArgs) -> Result<(), CliError> {
+    let remote = open(url, args)?;
+    let progress = Progress::new(None);
+    let report = remote.check(None, read_data, &|n| progress.add(n));
+    progress.done();
+    let report = report?;
+    for (name, why) in &report.bad_manifests {
+        println!("manifest {name}: {why}");
+    }
+    for (problem, backups) in &report.problems {
+        println!("{problem}; used by {}", backups.join(", "));
+    }
+    let how = if read_data { "re-hashed" } else { "present with the right size" };
+    eprintln!(
+        "{} manifests, {} objects checked ({how}), {} bytes read",
+        report.manifests, report.objects_checked, report.bytes_checked
+    );
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "remote repository {url} has {} unreadable manifests and {} bad objects",
+            report.bad_manifests.len(),
+            report.problems.len()
+        )))
+    }
+}
+
+/// Disaster recovery: pulls `backup` into a repository beside `into` (so
+/// that the restore links rather than copies), builds the data folder from
+/// it and removes the pulled repository.
+pub(crate) fn restore_from_remote(
+    url: &str,
+    backup: &str,
+    into: &Path,
+    verify: RestoreVerify,
+    args: &RemoteArgs,
+) -> Result<quipu::backup::OfflineRestore, CliError> {
+    // Refused before anything is fetched, as `restore_into` would refuse it after.
+    if std::fs::read_dir(into).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(
+            quipu::Error::from(quipu::restore::RestoreError::TargetNotEmpty { path: into.to_path_buf() }).into()
+        );
+    }
+    let parent = match into.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| CliError::io(format!("cannot create {}", parent.display()), e))?;
+    let base = into.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+    let staging = parent.join(format!(".{base}.pulled-{}", std::process::id()));
+    let result = (|| {
+        pull(backup, url, &staging, args)?;
+        let progress = Progress::new(None);
+        let built = quipu::backup::restore_into(&staging, backup, into, ModeChoice::Auto, verify, &|n| progress.add(n));
+        progress.done();
+        Ok(built?)
+    })();
+    // The data folder holds its own links (or copies) of every file.
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn now() -> String {
+    use quipu::clock::Clock;
+    quipu::backup::rfc3339(quipu::clock::SystemClock.now_ns())
+}
