@@ -66,6 +66,10 @@ pub struct RemoteOptions {
     pub accept_unconditional: bool,
     /// Objects sent or fetched at once (default 4).
     pub parallel_objects: usize,
+    /// Bytes hashed and sent per step, and the part size of a multipart
+    /// upload (objects larger than this go up in parts); default 8 MiB. S3
+    /// wants parts of at least 5 MiB.
+    pub part_bytes: usize,
 }
 
 impl std::fmt::Debug for RemoteOptions {
@@ -79,9 +83,13 @@ impl std::fmt::Debug for RemoteOptions {
             .field("session_token", &self.session_token.as_ref().map(|_| "<set>"))
             .field("accept_unconditional", &self.accept_unconditional)
             .field("parallel_objects", &self.parallel_objects)
+            .field("part_bytes", &self.part_bytes)
             .finish()
     }
 }
+
+/// The default of [`RemoteOptions::part_bytes`].
+pub const DEFAULT_PART_BYTES: usize = 8 << 20;
 
 const PROBE_UNKNOWN: u8 = 0;
 const PROBE_HONOURED: u8 = 1;
@@ -152,6 +160,10 @@ impl Remote {
 
     fn parallel(&self) -> usize {
         if self.options.parallel_objects == 0 { 4 } else { self.options.parallel_objects }
+    }
+
+    fn part_bytes(&self) -> usize {
+        if self.options.part_bytes == 0 { DEFAULT_PART_BYTES } else { self.options.part_bytes }
     }
 
     /// The remote's bytes at `path`, or `None` when there is no such object.

@@ -16,9 +16,6 @@ use crate::backup::manifest::{self, ObjectRef};
 use crate::backup::{BackupError, Repository};
 use crate::error::{Error, IoContext, Result};
 
-/// Bytes read, hashed and sent (or received and written) per step. An
-/// object larger than this goes up as a multipart upload of parts this size.
-const CHUNK_BYTES: usize = 8 << 20;
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
 
@@ -151,7 +148,8 @@ impl Remote {
                 ),
             }
         };
-        if object.size as usize <= CHUNK_BYTES {
+        let part_bytes = self.part_bytes();
+        if object.size <= part_bytes as u64 {
             let mut buf = Vec::with_capacity(object.size as usize);
             file.read_to_end(&mut buf).await.at(&source)?;
             hasher.update(&buf);
@@ -164,9 +162,9 @@ impl Remote {
             return Ok(());
         }
         let upload = self.store.put_multipart(&path).await.map_err(|e| self.store_error(e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_bytes);
         let mut read = 0u64;
-        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut buf = vec![0u8; part_bytes];
         let outcome: Result<()> = async {
             loop {
                 if cancel.load(Ordering::Relaxed) {
