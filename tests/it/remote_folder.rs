@@ -30,7 +30,7 @@ fn setup() -> Setup {
     let engine = Engine::builder(root.join("data")).background(false).open().unwrap();
     let config = BackupConfig { mode: ModeChoice::Copy, ..BackupConfig::default() };
     let backups = BackupService::open(engine.clone(), root.join("repo"), config).unwrap();
-    let mut rng = crate::common::Rng(0x0b1e_c7);
+    let mut rng = crate::common::Rng(0x000b_1ec7);
     for (file, rows) in [(0i64, 60_000i64), (1, 500)] {
         // Random values do not compress away, so the file spans several parts.
         let lp: String = (0..rows)
