@@ -32,6 +32,7 @@
 
 pub(crate) mod error;
 mod store;
+mod sweep;
 mod transfer;
 mod verify;
 
@@ -45,6 +46,7 @@ use object_store::path::Path as StorePath;
 use crate::backup::repo::{MANIFESTS_DIR, OBJECTS_DIR, REPO_FILE};
 use crate::error::{Error, Result};
 pub use error::RemoteError;
+pub use sweep::{DEFAULT_SWEEP_GRACE, SweepReport};
 pub use transfer::{PullReport, PushReport};
 pub use verify::RemoteCheck;
 
@@ -70,6 +72,10 @@ pub struct RemoteOptions {
     /// upload (objects larger than this go up in parts); default 8 MiB. S3
     /// wants parts of at least 5 MiB.
     pub part_bytes: usize,
+    /// The time between a sweep's plan and its deletions
+    /// ([`Remote::sweep`]); default one hour. A push makes its manifest
+    /// within half of it of reading the plans, or reads them again.
+    pub sweep_grace: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for RemoteOptions {
@@ -84,6 +90,7 @@ impl std::fmt::Debug for RemoteOptions {
             .field("accept_unconditional", &self.accept_unconditional)
             .field("parallel_objects", &self.parallel_objects)
             .field("part_bytes", &self.part_bytes)
+            .field("sweep_grace", &self.sweep_grace)
             .finish()
     }
 }
@@ -160,6 +167,10 @@ impl Remote {
 
     fn parallel(&self) -> usize {
         if self.options.parallel_objects == 0 { 4 } else { self.options.parallel_objects }
+    }
+
+    fn sweep_grace(&self) -> std::time::Duration {
+        self.options.sweep_grace.unwrap_or(sweep::DEFAULT_SWEEP_GRACE)
     }
 
     fn part_bytes(&self) -> usize {

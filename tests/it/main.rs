@@ -76,6 +76,7 @@ mod python_clients;
 mod remote_cli;
 mod remote_folder;
 mod remote_s3;
+mod remote_sweep;
 mod restore_api;
 mod restore_apply_failure;
 mod restore_chain;

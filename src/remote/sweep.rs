@@ -1,0 +1,207 @@
+//! Reclaiming remote objects no manifest names, in two phases a grace
+//! period apart, so that a push running at the same time never loses an
+//! object it relies on (docs/FORMAT.md, "Remote repository", the sweep).
+//!
+//! Phase one writes a plan, `sweeps/<ulid>.json`: the objects no manifest
+//! names at that moment. Phase two, in a later sweep once the plan is older
+//! than the grace period, deletes each planned object that no manifest
+//! names *then* and that was not written again after the plan (its
+//! last-modified time is not newer than the plan's), then the plan. A push
+//! renews every object it needs that a plan names (writes it again) and
+//! creates its manifest within half the grace period of reading the plans,
+//! so an object a push relies on is either named by its manifest or newer
+//! than every plan that could delete it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
+
+use super::Remote;
+use crate::backup::manifest;
+use crate::error::{Error, Result};
+
+/// Where sweep plans live, under the remote's prefix.
+pub(super) const SWEEPS_DIR: &str = "sweeps";
+
+/// The default of [`super::RemoteOptions::sweep_grace`].
+pub const DEFAULT_SWEEP_GRACE: Duration = Duration::from_secs(3600);
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    /// Objects this sweep planned for a later one to delete.
+    pub planned: u64,
+    /// Objects deleted (planned at least a grace period ago, still unnamed).
+    pub deleted: u64,
+    pub bytes_freed: u64,
+    /// Plans still inside their grace period.
+    pub pending_plans: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Plan {
+    objects: Vec<String>,
+}
+
+/// A plan as read back: its objects and when the store wrote it.
+pub(super) struct PendingPlan {
+    meta: ObjectMeta,
+    objects: Vec<String>,
+}
+
+impl Remote {
+    /// Every sweep plan on the remote. An unreadable plan is an error: a
+    /// push must know every object a plan could delete.
+    pub(super) async fn sweep_plans(&self) -> Result<Vec<PendingPlan>> {
+        let prefix = self.path(&[SWEEPS_DIR]);
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
+        let mut plans = Vec::new();
+        for meta in metas {
+            let Some(bytes) = self.get_bytes(&meta.location).await? else { continue };
+            let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                path: self.display_path(&meta.location),
+                what: format!("sweep plan: {e}"),
+            })?;
+            plans.push(PendingPlan { meta, objects: plan.objects });
+        }
+        Ok(plans)
+    }
+
+    /// Writes again every object of `needed` that a plan names, so that no
+    /// plan can delete it: the push's half of the sweep rule.
+    pub(super) async fn renew_planned(&self, plans: &[PendingPlan], needed: &HashSet<String>) -> Result<u64> {
+        let planned: HashSet<&String> = plans.iter().flat_map(|p| p.objects.iter()).collect();
+        let mut renewed = 0;
+        for name in needed.iter().filter(|n| planned.contains(n)) {
+            if self.rewrite(&self.object_path(name)).await? {
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    /// Writes an object again with its own bytes, streamed through in parts
+    /// (a store-side copy is not a new write everywhere: a folder store
+    /// hard-links). False when the object is gone.
+    async fn rewrite(&self, path: &object_store::path::Path) -> Result<bool> {
+        use futures::StreamExt;
+        let got = match self.store.get(path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(self.store_error(e)),
+        };
+        let part_bytes = self.part_bytes();
+        if got.meta.size <= part_bytes as u64 {
+            let bytes = got.bytes().await.map_err(|e| self.store_error(e))?;
+            self.store.put(path, bytes.into()).await.map_err(|e| self.store_error(e))?;
+            return Ok(true);
+        }
+        let upload = self.store.put_multipart(path).await.map_err(|e| self.store_error(e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, part_bytes);
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    if let Err(e) = writer.wait_for_capacity(2).await {
+                        let _ = writer.abort().await;
+                        return Err(self.store_error(e));
+                    }
+                    writer.write(&chunk);
+                }
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(self.store_error(e));
+                }
+            }
+        }
+        writer.finish().await.map_err(|e| self.store_error(e))?;
+        Ok(true)
+    }
+
+    /// One sweep: deletes what plans at least `grace` old still name and no
+    /// manifest names, then plans the objects no manifest names now. Run it
+    /// periodically (each run finishes what one at least `grace` earlier
+    /// planned). Fails without deleting anything when a manifest cannot be
+    /// read.
+    pub fn sweep(&self) -> Result<SweepReport> {
+        let grace = self.sweep_grace();
+        self.runtime.block_on(async {
+            self.ensure_repository(false).await?;
+            let mut report = SweepReport::default();
+            let plans = self.sweep_plans().await?;
+            let named = self.named_objects().await?;
+            let objects = self.object_metas().await?;
+            let now = chrono::Utc::now();
+            let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+            let mut still_pending: HashSet<String> = HashSet::new();
+            // Plans are read before the manifests: a manifest created after
+            // that reading renewed what those plans name.
+            for plan in plans {
+                if now - plan.meta.last_modified < grace {
+                    report.pending_plans += 1;
+                    still_pending.extend(plan.objects);
+                    continue;
+                }
+                for name in &plan.objects {
+                    let Some(meta) = objects.get(name) else { continue };
+                    // Written in the plan's second or later (stores keep
+                    // seconds): a push may rely on it.
+                    if named.contains(name) || meta.last_modified.timestamp() >= plan.meta.last_modified.timestamp() {
+                        continue;
+                    }
+                    match self.store.delete(&meta.location).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                            report.deleted += 1;
+                            report.bytes_freed += meta.size;
+                        }
+                        Err(e) => return Err(self.store_error(e)),
+                    }
+                }
+                self.store.delete(&plan.meta.location).await.map_err(|e| self.store_error(e))?;
+            }
+            let candidates: Vec<String> = objects
+                .keys()
+                .filter(|name| !named.contains(*name) && !still_pending.contains(*name))
+                .cloned()
+                .collect();
+            if !candidates.is_empty() {
+                report.planned = candidates.len() as u64;
+                let body = serde_json::to_vec(&Plan { objects: candidates })
+                    .map_err(|e| Error::InvalidArgument(format!("sweep plan encoding: {e}")))?;
+                let path = self.path(&[SWEEPS_DIR, &format!("{}.json", ulid::Ulid::new())]);
+                self.store.put(&path, body.into()).await.map_err(|e| self.store_error(e))?;
+            }
+            Ok(report)
+        })
+    }
+
+    /// Every object some manifest names; fails on an unreadable manifest.
+    async fn named_objects(&self) -> Result<HashSet<String>> {
+        let prefix = self.path(&[crate::backup::repo::MANIFESTS_DIR]);
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
+        let mut named = HashSet::new();
+        for meta in metas {
+            let Some(bytes) = self.get_bytes(&meta.location).await? else { continue };
+            let (m, _) = manifest::decode(&self.display_path(&meta.location), &bytes)?;
+            named.extend(m.objects().map(|o| o.blake3));
+        }
+        Ok(named)
+    }
+
+    async fn object_metas(&self) -> Result<HashMap<String, ObjectMeta>> {
+        let prefix = self.path(&[crate::backup::repo::OBJECTS_DIR]);
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_string();
+                manifest::is_object_name(&name).then_some((name, m))
+            })
+            .collect())
+    }
+}
