@@ -43,6 +43,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
             cli::remote_repo::check(&dir, read_data, &remote)
         }
         Command::Repo { what: RepoCommand::Check { dir, read_data, .. } } => repo_check(dir.as_ref(), read_data),
+        #[cfg(feature = "remote")]
+        Command::Repo { what: RepoCommand::List { url, remote } } => cli::remote_repo::list(&url, &remote),
+        #[cfg(feature = "remote")]
+        Command::Repo { what: RepoCommand::Delete { url, name, remote } } => {
+            cli::remote_repo::delete(&url, &name, &remote)
+        }
+        #[cfg(feature = "remote")]
+        Command::Repo { what: RepoCommand::Sweep { url, grace, remote } } => {
+            cli::remote_repo::sweep(&url, grace.into(), &remote)
+        }
         Command::Gen { what: Gen::Tsbs { hosts, duration, interval, seed, start } } => {
             let cfg = TsbsConfig {
                 hosts,

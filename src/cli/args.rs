@@ -280,6 +280,39 @@ pub(crate) enum RepoCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// List the backups of a remote repository.
+    #[cfg(feature = "remote")]
+    List {
+        /// The remote repository (`s3://bucket/prefix`, `file:///path`).
+        url: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Delete a backup from a remote repository (its manifest; `quipu repo
+    /// sweep` reclaims the objects no backup uses any more).
+    #[cfg(feature = "remote")]
+    Delete {
+        /// The remote repository.
+        url: String,
+        /// The backup.
+        name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Reclaim a remote repository's objects no backup uses, in two phases
+    /// a grace period apart: each run deletes what a run at least the grace
+    /// period earlier planned and is still unused, then plans anew. Run it
+    /// periodically; pushes running meanwhile are safe.
+    #[cfg(feature = "remote")]
+    Sweep {
+        /// The remote repository.
+        url: String,
+        /// The grace period (`1h`, `30m`); pushes finish their commit well within it.
+        #[arg(long, default_value = "1h")]
+        grace: humantime::Duration,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -12,7 +12,12 @@ use super::args::RemoteArgs;
 use super::error::CliError;
 
 fn open(url: &str, args: &RemoteArgs) -> Result<Remote, CliError> {
+    open_with(url, args, None)
+}
+
+fn open_with(url: &str, args: &RemoteArgs, sweep_grace: Option<std::time::Duration>) -> Result<Remote, CliError> {
     let options = RemoteOptions {
+        sweep_grace,
         endpoint: args.s3_endpoint.clone(),
         region: args.s3_region.clone(),
         accept_unconditional: args.accept_unconditional_remote,
@@ -127,6 +132,36 @@ pub(crate) fn check(url: &str, read_data: bool, args: &RemoteArgs) -> Result<(),
             report.problems.len()
         )))
     }
+}
+
+pub(crate) fn list(url: &str, args: &RemoteArgs) -> Result<(), CliError> {
+    for name in open(url, args)?.list()? {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+pub(crate) fn delete(url: &str, name: &str, args: &RemoteArgs) -> Result<(), CliError> {
+    if !open(url, args)?.delete(name)? {
+        return Err(
+            quipu::Error::from(quipu::remote::RemoteError::NotFound { url: url.into(), name: name.into() }).into()
+        );
+    }
+    eprintln!("deleted backup {name} from {url}; `quipu repo sweep {url}` reclaims its objects");
+    Ok(())
+}
+
+pub(crate) fn sweep(url: &str, grace: std::time::Duration, args: &RemoteArgs) -> Result<(), CliError> {
+    let report = open_with(url, args, Some(grace))?.sweep()?;
+    eprintln!(
+        "swept {url}: {} objects deleted ({} bytes), {} planned for a sweep after {}, {} plans still in their grace period",
+        report.deleted,
+        report.bytes_freed,
+        report.planned,
+        humantime::format_duration(grace),
+        report.pending_plans
+    );
+    Ok(())
 }
 
 /// Disaster recovery: pulls `backup` into a repository beside `into` (so

@@ -137,6 +137,7 @@ impl Remote {
             let now = chrono::Utc::now();
             let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
             let mut still_pending: HashSet<String> = HashSet::new();
+            let mut deleted: HashSet<String> = HashSet::new();
             // Plans are read before the manifests: a manifest created after
             // that reading renewed what those plans name.
             for plan in plans {
@@ -154,6 +155,7 @@ impl Remote {
                     }
                     match self.store.delete(&meta.location).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                            deleted.insert(name.clone());
                             report.deleted += 1;
                             report.bytes_freed += meta.size;
                         }
@@ -164,7 +166,7 @@ impl Remote {
             }
             let candidates: Vec<String> = objects
                 .keys()
-                .filter(|name| !named.contains(*name) && !still_pending.contains(*name))
+                .filter(|name| !named.contains(*name) && !still_pending.contains(*name) && !deleted.contains(*name))
                 .cloned()
                 .collect();
             if !candidates.is_empty() {

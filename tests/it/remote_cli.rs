@@ -3,7 +3,7 @@
 //! of a repository folder, the machine lost, `quipu restore --from-remote`
 //! into a new data folder that then holds exactly the backup's rows;
 //! `quipu repo check` of the remote; `quipu backup pull` into a new
-//! repository; and the errors an operator meets (an unknown backup, a
+//! repository; `quipu repo list`, `delete` and `sweep` of the remote; and the errors an operator meets (an unknown backup, a
 //! server that ignores conditional creates), each a non-zero exit with the
 //! reason.
 #![cfg(all(feature = "remote", feature = "server", feature = "client"))]
@@ -96,6 +96,20 @@ fn push_then_restore_from_the_remote_on_a_new_machine() {
     assert!(refused.contains("not empty"), "{refused}");
     assert_eq!(std::fs::read_dir(&taken).unwrap().count(), 1);
     assert_eq!(std::fs::read_dir(new.path()).unwrap().count(), 3, "a refused restore left its pulled repository");
+
+    // The remote's backups: listed, deleted, and their objects swept.
+    let listed = quipu(&server, &["repo", "list", &url]);
+    ok(&listed, "repo list");
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "nightly\n");
+    ok(&quipu(&server, &["repo", "delete", &url, "nightly"]), "repo delete");
+    let gone = failed(&quipu(&server, &["repo", "delete", &url, "nightly"]), "repo delete again");
+    assert!(gone.contains("has no backup named nightly"), "{gone}");
+    std::thread::sleep(std::time::Duration::from_millis(1_100)); // stores keep seconds
+    let planned = ok(&quipu(&server, &["repo", "sweep", &url, "--grace", "0s"]), "repo sweep");
+    assert!(planned.contains("0 objects deleted") && !planned.contains(" 0 planned"), "{planned}");
+    std::thread::sleep(std::time::Duration::from_millis(1_100)); // stores keep seconds
+    let swept = ok(&quipu(&server, &["repo", "sweep", &url, "--grace", "0s"]), "repo sweep again");
+    assert!(swept.contains(" 0 planned") && !swept.contains("0 objects deleted"), "{swept}");
 
     let rclone = S3Server::rclone("quipu-dr");
     let out = quipu(&rclone, &["backup", "push", "nightly", "--to", &rclone.url("x"), "--repo", repo2_arg]);
