@@ -9,7 +9,7 @@
 //! needs one filesystem and copy mode should write to a real disk.
 //! The 1 GiB set against cp, restic and borg: benches/compare/backup.sh.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quipu::Engine;
@@ -22,11 +22,9 @@ mod backup_set;
 const FILES: usize = 16;
 const FILE_BYTES: u64 = 4 << 20;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
+#[path = "support/target_dir.rs"]
+mod target_dir;
+use target_dir::target_dir;
 
 const CASES: [(&str, ModeChoice, bool); 3] =
     [("link", ModeChoice::Link, false), ("copy", ModeChoice::Copy, false), ("copy_rehash", ModeChoice::Copy, true)];

@@ -12,7 +12,6 @@
 //! cargo bench --bench remote
 //! ```
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -27,11 +26,9 @@ mod backup_set;
 const FILES: usize = 16;
 const FILE_BYTES: u64 = 4 << 20;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
+#[path = "support/target_dir.rs"]
+mod target_dir;
+use target_dir::target_dir;
 
 fn bench(c: &mut Criterion) {
     let root = tempfile::Builder::new().prefix("quipu-bench-remote-").tempdir_in(target_dir()).unwrap();

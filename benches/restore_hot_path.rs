@@ -33,11 +33,9 @@ const FILES: usize = 16;
 const FILE_BYTES: u64 = 4 << 20;
 const MANY_ROWS: usize = 128;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
+#[path = "support/target_dir.rs"]
+mod target_dir;
+use target_dir::target_dir;
 
 fn many_segments() -> usize {
     std::env::var("QUIPU_BENCH_SEGMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)

@@ -44,12 +44,7 @@ fn report_built(into: &std::path::Path, built: &quipu::backup::OfflineRestore) -
 pub(crate) fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), CliError> {
     let repo = quipu::backup::Repository::open(dir)?;
     let report = repo.check(read_data)?;
-    for (name, why) in &report.bad_manifests {
-        println!("manifest {name}: {why}");
-    }
-    for (problem, backups) in &report.problems {
-        println!("{problem}; used by {}", backups.join(", "));
-    }
+    print_problems(&report.bad_manifests, &report.problems);
     let how = if read_data { "re-hashed" } else { "present with the right size" };
     eprintln!(
         "{} manifests, {} objects checked ({how}), {} bytes read, {} unreferenced objects",
@@ -64,5 +59,18 @@ pub(crate) fn repo_check(dir: &std::path::Path, read_data: bool) -> Result<(), C
             report.bad_manifests.len(),
             report.problems.len()
         )))
+    }
+}
+
+/// The findings of a repository check, one line each, on stdout.
+pub(crate) fn print_problems(
+    bad_manifests: &[(String, String)],
+    problems: &[(quipu::backup::ObjectProblem, Vec<String>)],
+) {
+    for (name, why) in bad_manifests {
+        println!("manifest {name}: {why}");
+    }
+    for (problem, backups) in problems {
+        println!("{problem}; used by {}", backups.join(", "));
     }
 }

@@ -112,12 +112,7 @@ pub(crate) fn check(url: &str, read_data: bool, args: &RemoteArgs) -> Result<(),
     let report = remote.check(None, read_data, &|n| progress.add(n));
     progress.done();
     let report = report?;
-    for (name, why) in &report.bad_manifests {
-        println!("manifest {name}: {why}");
-    }
-    for (problem, backups) in &report.problems {
-        println!("{problem}; used by {}", backups.join(", "));
-    }
+    super::offline::print_problems(&report.bad_manifests, &report.problems);
     let how = if read_data { "re-hashed" } else { "present with the right size" };
     eprintln!(
         "{} manifests, {} objects checked ({how}), {} bytes read",
