@@ -1,4 +1,4 @@
-//! The one harness of the kill tests (`crash_ingest`, `catalog_log_crash`,
+//! The one harness of the kill tests (`crash_ingest`, `catalog_log_crash`, `remote_crash`,
 //! `backup_crash`, `restore_crash`, `export_cache_crash`): a [`Campaign`]
 //! of runs with its seed and its folders, read from the environment the
 //! same way by every test, and the two ways a run's victim dies by SIGKILL:

@@ -74,6 +74,7 @@ mod lock;
 mod lock_process;
 mod python_clients;
 mod remote_cli;
+mod remote_crash;
 mod remote_folder;
 mod remote_s3;
 mod remote_sweep;
