@@ -31,6 +31,8 @@
 //! ```
 
 pub(crate) mod error;
+#[doc(hidden)] // the fuzz target's way in
+pub mod records;
 mod store;
 mod sweep;
 mod transfer;
@@ -118,14 +120,6 @@ impl std::fmt::Debug for Remote {
     }
 }
 
-/// The content of a repository's `QUIPU-REPO`, as far as a remote needs it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Marker {
-    format: u16,
-    repo_id: String,
-    created_at: String,
-}
-
 impl Remote {
     /// The remote at `url`: `s3://bucket/prefix`, `file:///abs/path` or a
     /// folder path. Nothing is read or written until the first call.
@@ -194,13 +188,8 @@ impl Remote {
         let bytes = match self.get_bytes(&marker_path).await? {
             Some(bytes) => bytes,
             None if create => {
-                let marker = Marker {
-                    format: crate::backup::repo::REPO_FORMAT,
-                    repo_id: format!("{:032x}", ulid::Ulid::new().0),
-                    created_at: crate::backup::rfc3339(crate::clock::Clock::now_ns(&crate::clock::SystemClock)),
-                };
-                let body = serde_json::to_vec_pretty(&marker)
-                    .map_err(|e| Error::InvalidArgument(format!("repository marker encoding: {e}")))?;
+                let now = crate::backup::rfc3339(crate::clock::Clock::now_ns(&crate::clock::SystemClock));
+                let body = records::encode_marker(ulid::Ulid::new().0, &now);
                 // Made here or by a push racing this one: either way read it back.
                 self.create(&marker_path, body.into()).await?;
                 return Box::pin(self.ensure_repository(false)).await;
@@ -211,22 +200,9 @@ impl Remote {
                 );
             }
         };
-        let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| RemoteError::NotARepository {
-            url: self.url.clone(),
-            why: format!("{REPO_FILE} is not a repository marker: {e}"),
-        })?;
-        if marker.format != crate::backup::repo::REPO_FORMAT {
-            return Err(RemoteError::NotARepository {
-                url: self.url.clone(),
-                why: format!(
-                    "repository format {} (this build reads {})",
-                    marker.format,
-                    crate::backup::repo::REPO_FORMAT
-                ),
-            }
-            .into());
-        }
-        Ok(())
+        records::check_marker(&bytes).map_err(|why| {
+            RemoteError::NotARepository { url: self.url.clone(), why: format!("{REPO_FILE}: {why}") }.into()
+        })
     }
 
     /// A conditional create of `path`: true when this call made it, false

@@ -40,11 +40,6 @@ pub struct SweepReport {
     pub pending_plans: u64,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Plan {
-    objects: Vec<String>,
-}
-
 /// A plan as read back: its objects and when the store wrote it.
 pub(super) struct PendingPlan {
     meta: ObjectMeta,
@@ -61,11 +56,9 @@ impl Remote {
         let mut plans = Vec::new();
         for meta in metas {
             let Some(bytes) = self.get_bytes(&meta.location).await? else { continue };
-            let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                path: self.display_path(&meta.location),
-                what: format!("sweep plan: {e}"),
-            })?;
-            plans.push(PendingPlan { meta, objects: plan.objects });
+            let objects = super::records::decode_sweep_plan(&bytes)
+                .map_err(|what| Error::Corrupt { path: self.display_path(&meta.location), what })?;
+            plans.push(PendingPlan { meta, objects });
         }
         Ok(plans)
     }
@@ -171,8 +164,7 @@ impl Remote {
                 .collect();
             if !candidates.is_empty() {
                 report.planned = candidates.len() as u64;
-                let body = serde_json::to_vec(&Plan { objects: candidates })
-                    .map_err(|e| Error::InvalidArgument(format!("sweep plan encoding: {e}")))?;
+                let body = super::records::encode_sweep_plan(&candidates);
                 let path = self.path(&[SWEEPS_DIR, &format!("{}.json", ulid::Ulid::new())]);
                 self.store.put(&path, body.into()).await.map_err(|e| self.store_error(e))?;
             }

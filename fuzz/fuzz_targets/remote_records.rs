@@ -1,0 +1,17 @@
+//! Fuzzes the records a remote repository holds besides its objects and
+//! manifests (whose decoder `backup_manifest` fuzzes): the `QUIPU-REPO`
+//! marker as a remote checks it, and sweep plans, which name what a sweep
+//! deletes. Any bytes give a refusal or a value, never a panic; a plan that
+//! decodes names only objects and re-encodes to itself.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use quipu::remote::records::{check_marker, decode_sweep_plan, encode_sweep_plan};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = check_marker(data);
+    if let Ok(objects) = decode_sweep_plan(data) {
+        assert!(objects.iter().all(|o| o.len() == 64));
+        assert_eq!(decode_sweep_plan(&encode_sweep_plan(&objects)).expect("an encoded plan decodes"), objects);
+    }
+});

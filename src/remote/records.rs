@@ -1,0 +1,77 @@
+//! The small records a remote holds besides a repository's own files: the
+//! `QUIPU-REPO` marker as a remote reads it, and sweep plans
+//! (`sweeps/<ulid>.json`). Both are JSON; both decoders take any bytes.
+
+use crate::backup::manifest::is_object_name;
+use crate::backup::repo::REPO_FORMAT;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Marker {
+    format: u16,
+    repo_id: String,
+    created_at: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Plan {
+    objects: Vec<String>,
+}
+
+/// The marker of a new repository.
+pub fn encode_marker(repo_id: u128, created_at: &str) -> Vec<u8> {
+    let marker = Marker { format: REPO_FORMAT, repo_id: format!("{repo_id:032x}"), created_at: created_at.into() };
+    serde_json::to_vec_pretty(&marker).unwrap_or_default()
+}
+
+/// Checks a marker: `Err` says why it is not one this build reads.
+pub fn check_marker(bytes: &[u8]) -> Result<(), String> {
+    let marker: Marker = serde_json::from_slice(bytes).map_err(|e| format!("not a repository marker: {e}"))?;
+    if marker.format != REPO_FORMAT {
+        return Err(format!("repository format {} (this build reads {REPO_FORMAT})", marker.format));
+    }
+    Ok(())
+}
+
+pub fn encode_sweep_plan(objects: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&Plan { objects: objects.to_vec() }).unwrap_or_default()
+}
+
+/// The objects a plan names; `Err` for anything but a plan of object names
+/// (a plan is what a sweep deletes by: it may name nothing else).
+pub fn decode_sweep_plan(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let plan: Plan = serde_json::from_slice(bytes).map_err(|e| format!("sweep plan: {e}"))?;
+    if let Some(bad) = plan.objects.iter().find(|name| !is_object_name(name)) {
+        return Err(format!("sweep plan names {bad:?}, which is not an object name"));
+    }
+    Ok(plan.objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn plans_round_trip(names in proptest::collection::vec("[0-9a-f]{64}", 0..20)) {
+            prop_assert_eq!(decode_sweep_plan(&encode_sweep_plan(&names)).unwrap(), names);
+        }
+
+        #[test]
+        fn markers_check(id in any::<u128>(), at in "[ -~]{0,40}") {
+            prop_assert!(check_marker(&encode_marker(id, &at)).is_ok());
+        }
+
+        #[test]
+        fn any_bytes_are_refused_or_read(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_sweep_plan(&bytes);
+            let _ = check_marker(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_plan_naming_anything_but_objects_is_refused() {
+        assert!(decode_sweep_plan(br#"{"objects": ["../manifests/b.json"]}"#).is_err());
+        assert!(check_marker(br#"{"format": 2, "repo_id": "x", "created_at": "y"}"#).unwrap_err().contains("format 2"));
+    }
+}
