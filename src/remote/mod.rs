@@ -68,7 +68,9 @@ pub struct RemoteOptions {
     /// Trust a remote that ignores conditional creates. Two pushes of the
     /// same backup name at once could then replace each other's manifest.
     pub accept_unconditional: bool,
-    /// Objects sent or fetched at once (default 4).
+    /// Objects sent or fetched at once (default 4). A push holds at most
+    /// about three parts per object in memory (one being read, two in
+    /// flight): 96 MiB with the defaults.
     pub parallel_objects: usize,
     /// Bytes hashed and sent per step, and the part size of a multipart
     /// upload (objects larger than this go up in parts); default 8 MiB. S3

@@ -2,13 +2,12 @@
 //! remote, several at once, each hashed on the way, the manifest last.
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Remote, RemoteError};
 use crate::backup::error::ObjectProblem;
@@ -321,7 +320,7 @@ impl Remote {
         }
         let (tmp, target) = local.incoming_object(&object.blake3)?;
         let outcome: Result<()> = async {
-            let mut file = std::fs::File::create(&tmp).at(&tmp)?;
+            let mut file = tokio::fs::File::create(&tmp).await.at(&tmp)?;
             let mut hasher = blake3::Hasher::new();
             let mut written = 0u64;
             let mut stream = got.into_stream();
@@ -339,7 +338,7 @@ impl Remote {
                     }));
                 }
                 hasher.update(&chunk);
-                file.write_all(&chunk).at(&tmp)?;
+                file.write_all(&chunk).await.at(&tmp)?;
                 on_bytes(chunk.len() as u64);
             }
             let actual = hasher.finalize().to_hex().to_string();
@@ -353,8 +352,9 @@ impl Remote {
             if actual != object.blake3 {
                 return Err(bad(ObjectProblem::Corrupt { blake3: object.blake3.clone(), actual }));
             }
-            file.sync_all().at(&tmp)?;
-            std::fs::rename(&tmp, &target).at(&target)
+            file.sync_all().await.at(&tmp)?;
+            drop(file);
+            tokio::fs::rename(&tmp, &target).await.at(&target)
         }
         .await;
         if outcome.is_err() {
