@@ -13,9 +13,12 @@
 //!   `/query`). When `p` is present it is the credential checked, whatever
 //!   the header says.
 //!
-//! Scheme words are case-sensitive (`Token` is, per the reference; we treat
-//! `Bearer` and `Basic` alike). A missing or wrong credential gets 401 with
-//! an `ErrorMessage` body. Tokens never reach a log or an error message.
+//! Scheme words are case-insensitive, as RFC 7235 (section 2.1) has them:
+//! `bearer` is `Bearer` (python-arango, for one, sends it in lower case). The
+//! reference calls `Token` case-sensitive; a client that sends `token` means
+//! the same scheme, and refusing it would protect nothing. A missing or
+//! wrong credential gets 401 with an `ErrorMessage` body. Tokens never reach
+//! a log or an error message.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -157,9 +160,10 @@ fn presented_token(req: &Request, v1: bool) -> Result<String, ApiError> {
     let (scheme, credential) =
         value.split_once(' ').ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
     let credential = credential.trim();
-    match scheme {
-        "Bearer" | "Token" => Ok(credential.to_owned()),
-        "Basic" if v1 => {
+    let is = |word: &str| scheme.eq_ignore_ascii_case(word);
+    match () {
+        _ if is("Bearer") || is("Token") => Ok(credential.to_owned()),
+        _ if is("Basic") && v1 => {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(credential)
                 .map_err(|_| ApiError::unauthorized("malformed Basic credential"))?;

@@ -47,6 +47,24 @@ fn wrong_token_is_401_json() {
 }
 
 #[test]
+fn scheme_words_are_case_insensitive_on_every_route() {
+    let server = TestServer::start();
+    let c = client();
+    for scheme in ["bearer", "BEARER", "token", "tOkEn"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let resp =
+            c.post(server.url("/api/v3/write_lp?db=db1")).header("Authorization", &auth).body(LINE).send().unwrap();
+        assert_eq!(resp.status(), 204, "{scheme}");
+        let resp = c.get(server.url("/api/v3/export/databases")).header("Authorization", &auth).send();
+        assert_eq!(resp.unwrap().status(), 200, "{scheme}");
+    }
+    // Another scheme, in any case, is still refused.
+    let resp =
+        c.post(server.url("/api/v3/write_lp?db=db1")).header("Authorization", format!("digest {TOKEN}")).body(LINE);
+    assert_eq!(resp.send().unwrap().status(), 401);
+}
+
+#[test]
 fn bearer_and_token_forms_work_on_all_write_endpoints() {
     let server = TestServer::start();
     let c = client();
