@@ -433,7 +433,8 @@ def main():
         "Retry-After when a restore rolled them back in flight (x-quipu); "
         "the query endpoints document their error bodies and quipu's pretty format, `/query` runs SQL, and "
         "`/api/v3/query_sql_telemetry`, which the reference names without specifying, is described (x-quipu); "
-        "and the hand-set Content-Length header parameter is left out (clients derive it from the body)."
+        "the hand-set Content-Length header parameter is left out (clients derive it from the body); and the "
+        "scheme words of the Authorization header (`Bearer`, `Token`) are case-insensitive, as RFC 7235 has them."
     )
     yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)
 
