@@ -89,12 +89,14 @@ pub struct Repository {
 impl Repository {
     /// Opens the repository in `dir`, creating it when `dir` is missing or
     /// empty. A non-empty folder without `QUIPU-REPO` is refused, so a typo
-    /// never scatters objects into someone's files.
+    /// never scatters objects into someone's files; one that holds only
+    /// what an interrupted creation leaves (the repository's empty folders,
+    /// the marker's temp file) is a creation to finish.
     pub fn open_or_create(dir: &Path, repo_id: u128, created_at: &str) -> Result<Repository> {
         let marker = dir.join(REPO_FILE);
         if !marker.exists() {
             let empty = match fs::read_dir(dir) {
-                Ok(mut entries) => entries.next().is_none(),
+                Ok(entries) => holds_only_an_unfinished_creation(dir, entries)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => true,
                 Err(e) => return Err(Error::Io { path: dir.to_path_buf(), source: e }),
             };
@@ -597,6 +599,24 @@ pub struct JobRecord {
     pub mode: manifest::PlaceMode,
     /// The process that ran it (to tell an interrupted job after a crash).
     pub owner: String,
+}
+
+/// True when the entries of `dir` are at most what creating a repository
+/// writes before its marker: the empty `objects/`, `manifests/` and `jobs/`
+/// folders and the marker's temp file.
+fn holds_only_an_unfinished_creation(dir: &Path, entries: fs::ReadDir) -> Result<bool> {
+    let marker_temp = crate::fs::temp_path(&dir.join(REPO_FILE));
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let folder = [OBJECTS_DIR, MANIFESTS_DIR, JOBS_DIR].iter().any(|sub| name == *sub);
+        let empty_folder = folder && fs::read_dir(&path).at(&path)?.next().is_none();
+        if !(empty_folder || path == marker_temp) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A temp-file suffix no other writer in this process uses.

@@ -25,11 +25,16 @@ pub fn encode_marker(repo_id: u128, created_at: &str) -> Vec<u8> {
 
 /// Checks a marker: `Err` says why it is not one this build reads.
 pub fn check_marker(bytes: &[u8]) -> Result<(), String> {
-    let marker: Marker = serde_json::from_slice(bytes).map_err(|e| format!("not a repository marker: {e}"))?;
-    if marker.format != REPO_FORMAT {
-        return Err(format!("repository format {} (this build reads {REPO_FORMAT})", marker.format));
+    #[derive(serde::Deserialize)]
+    struct FormatOnly {
+        format: u16,
     }
-    Ok(())
+    // The format first: a later format may have other fields.
+    let format: FormatOnly = serde_json::from_slice(bytes).map_err(|e| format!("not a repository marker: {e}"))?;
+    if format.format != REPO_FORMAT {
+        return Err(format!("repository format {} (this build reads {REPO_FORMAT})", format.format));
+    }
+    serde_json::from_slice::<Marker>(bytes).map(drop).map_err(|e| format!("not a repository marker: {e}"))
 }
 
 pub fn encode_sweep_plan(objects: &[String]) -> Vec<u8> {

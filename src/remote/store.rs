@@ -49,7 +49,11 @@ pub(super) fn open(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn Object
     if folder.is_empty() {
         return Err(invalid("no folder".into()).into());
     }
-    std::fs::create_dir_all(folder).map_err(|e| crate::Error::Io { path: folder.into(), source: e })?;
-    let store = LocalFileSystem::new_with_prefix(folder).map_err(|e| invalid(e.to_string()))?;
-    Ok((Arc::new(store), StorePath::default()))
+    // The file system's root with the folder as the prefix, rather than a
+    // store rooted at the folder: that one needs the folder to exist, and a
+    // mistyped folder would be created by a mere check. Writes make the
+    // folders they need.
+    let absolute = std::path::absolute(folder).map_err(|e| invalid(e.to_string()))?;
+    let prefix = StorePath::from_absolute_path(&absolute).map_err(|e| invalid(e.to_string()))?;
+    Ok((Arc::new(LocalFileSystem::new()), prefix))
 }

@@ -323,3 +323,26 @@ fn kill_9_mid_backup_then_restart_shows_it_failed_and_keeps_the_earlier_one() {
     serve.terminate();
     assert!(repo.check(true).unwrap().is_clean());
 }
+
+#[test]
+fn a_repository_creation_cut_short_is_finished_and_anything_else_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a kill between the folders and the marker leaves.
+    let cut = dir.path().join("cut");
+    for sub in ["objects", "manifests", "jobs"] {
+        std::fs::create_dir_all(cut.join(sub)).unwrap();
+    }
+    std::fs::write(cut.join("QUIPU-REPO.tmp"), b"{\"form").unwrap();
+    let repo = Repository::open_or_create(&cut, 1, "2026-12-03T00:00:00Z").unwrap();
+    assert!(repo.check(true).unwrap().is_clean());
+    assert!(Repository::open(&cut).is_ok());
+    // Anything more than that is someone's folder, not ours to take.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(theirs.join("objects")).unwrap();
+    std::fs::write(theirs.join("objects").join("photo.jpg"), b"x").unwrap();
+    match Repository::open_or_create(&theirs, 1, "2026-12-03T00:00:00Z") {
+        Err(quipu::Error::Backup(BackupError::NotARepository { path, .. })) => assert_eq!(path, theirs),
+        other => panic!("a folder holding someone's file: {other:?}"),
+    }
+    assert_eq!(std::fs::read(theirs.join("objects").join("photo.jpg")).unwrap(), b"x");
+}

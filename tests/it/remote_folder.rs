@@ -119,3 +119,27 @@ fn a_local_object_that_no_longer_hashes_to_its_name_is_not_sent() {
     let remote_object = s.root.join("remote/objects").join(&big[..2]).join(&big);
     assert!(!remote_object.exists(), "the corrupt object was sent");
 }
+
+#[test]
+fn looking_at_a_folder_that_is_no_repository_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    let remote = Remote::open(missing.to_str().unwrap(), options()).unwrap();
+    match remote.check(None, false, &|_| {}) {
+        Err(Error::Remote(quipu::remote::RemoteError::NotARepository { url, .. })) => {
+            assert_eq!(url, missing.to_str().unwrap())
+        }
+        other => panic!("a check of a missing folder: {other:?}"),
+    }
+    assert!(matches!(remote.show("b"), Err(Error::Remote(quipu::remote::RemoteError::NotFound { .. }))));
+    assert!(!missing.exists(), "looking created the folder");
+    // A folder that holds something else is not a repository either.
+    std::fs::create_dir(&missing).unwrap();
+    std::fs::write(missing.join("QUIPU-REPO"), b"{\"format\": 99}").unwrap();
+    match remote.check(None, false, &|_| {}) {
+        Err(Error::Remote(quipu::remote::RemoteError::NotARepository { why, .. })) => {
+            assert!(why.contains("99"), "{why}")
+        }
+        other => panic!("a check of a folder of another format: {other:?}"),
+    }
+}
