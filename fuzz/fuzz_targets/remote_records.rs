@@ -10,8 +10,9 @@ use quipu::remote::records::{check_marker, decode_sweep_plan, encode_sweep_plan}
 
 fuzz_target!(|data: &[u8]| {
     let _ = check_marker(data);
-    if let Ok(objects) = decode_sweep_plan(data) {
+    if let Ok((objects, grace)) = decode_sweep_plan(data) {
         assert!(objects.iter().all(|o| o.len() == 64));
-        assert_eq!(decode_sweep_plan(&encode_sweep_plan(&objects)).expect("an encoded plan decodes"), objects);
+        let again = decode_sweep_plan(&encode_sweep_plan(&objects, grace)).expect("an encoded plan decodes");
+        assert_eq!(again, (objects, grace));
     }
 });

@@ -68,7 +68,7 @@ fn no_cancel() -> AtomicBool {
 pub(crate) fn push(name: &str, to: &str, repo: &Path, args: &RemoteArgs) -> Result<(), CliError> {
     let local = Repository::open(repo)?;
     let remote = open(to, args)?;
-    let total = local.read_manifest(name)?.map(|(m, _)| m.objects().map(|o| o.size).sum());
+    let total = local.read_manifest(name)?.map(|(m, _)| distinct_bytes(&m));
     let progress = Progress::new(total);
     let report = remote.push(&local, name, &|n| progress.add(n), &no_cancel());
     progress.done();
@@ -85,9 +85,10 @@ pub(crate) fn push(name: &str, to: &str, repo: &Path, args: &RemoteArgs) -> Resu
 }
 
 pub(crate) fn pull(name: &str, from: &str, repo: &Path, args: &RemoteArgs) -> Result<(), CliError> {
-    let local = Repository::open_or_create(repo, ulid::Ulid::new().0, &now())?;
     let remote = open(from, args)?;
-    let total = remote.show(name)?.0.objects().map(|o| o.size).sum();
+    // The remote's backup first: a mistyped name creates no repository.
+    let total = distinct_bytes(&remote.show(name)?.0);
+    let local = Repository::open_or_create(repo, ulid::Ulid::new().0, &now())?;
     let progress = Progress::new(Some(total));
     let report = remote.pull(&local, name, &|n| progress.add(n), &no_cancel());
     progress.done();
@@ -181,7 +182,9 @@ pub(crate) fn restore_from_remote(
     };
     std::fs::create_dir_all(&parent).map_err(|e| CliError::io(format!("cannot create {}", parent.display()), e))?;
     let base = into.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
-    let staging = parent.join(format!(".{base}.pulled-{}", std::process::id()));
+    // One name per target: a run cut short (Ctrl-C, a kill) leaves it, and
+    // the next run's pull resumes from what it holds.
+    let staging = parent.join(format!(".{base}.pulled"));
     let result = (|| {
         pull(backup, url, &staging, args)?;
         let progress = Progress::new(None);
@@ -192,6 +195,12 @@ pub(crate) fn restore_from_remote(
     // The data folder holds its own links (or copies) of every file.
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// The bytes of a backup's objects, each once (what a transfer moves).
+fn distinct_bytes(manifest: &quipu::backup::Manifest) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    manifest.objects().filter(|o| seen.insert(o.blake3.clone())).fold(0u64, |sum, o| sum.saturating_add(o.size))
 }
 
 fn now() -> String {

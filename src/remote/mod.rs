@@ -111,6 +111,8 @@ pub struct Remote {
     url: String,
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
+    /// A folder remote's folder.
+    folder: Option<std::path::PathBuf>,
     options: RemoteOptions,
     runtime: tokio::runtime::Runtime,
     probe: AtomicU8,
@@ -126,14 +128,22 @@ impl Remote {
     /// The remote at `url`: `s3://bucket/prefix`, `file:///abs/path` or a
     /// folder path. Nothing is read or written until the first call.
     pub fn open(url: &str, options: RemoteOptions) -> Result<Remote> {
-        let (store, prefix) = store::open(url, &options)?;
+        let (store, prefix, folder) = store::open(url, &options)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("quipu-remote")
             .enable_all()
             .build()
             .map_err(|e| Error::Io { path: url.into(), source: e })?;
-        Ok(Remote { url: url.to_string(), store, prefix, options, runtime, probe: AtomicU8::new(PROBE_UNKNOWN) })
+        Ok(Remote {
+            url: url.to_string(),
+            store,
+            prefix,
+            folder,
+            options,
+            runtime,
+            probe: AtomicU8::new(PROBE_UNKNOWN),
+        })
     }
 
     /// The URL it was opened with.
@@ -155,6 +165,36 @@ impl Remote {
 
     fn manifest_path(&self, name: &str) -> StorePath {
         self.path(&[MANIFESTS_DIR, &format!("{name}.json")])
+    }
+
+    /// Makes a folder remote's objects durable (object_store's file system
+    /// writes and renames without fsync), their shard folders included:
+    /// before the manifest names them.
+    fn sync_folder_objects(&self, objects: &[crate::backup::manifest::ObjectRef]) -> Result<()> {
+        use crate::error::IoContext;
+        let Some(folder) = &self.folder else { return Ok(()) };
+        let mut shards = std::collections::BTreeSet::new();
+        for object in objects {
+            let shard = folder.join(OBJECTS_DIR).join(object.blake3.get(..2).unwrap_or("00"));
+            let path = shard.join(&object.blake3);
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).at(&path)?;
+            shards.insert(shard);
+        }
+        for shard in shards {
+            crate::fs::sync_dir(&shard).at(&shard)?;
+        }
+        let objects_dir = folder.join(OBJECTS_DIR);
+        if objects_dir.is_dir() { crate::fs::sync_dir(&objects_dir).at(&objects_dir) } else { Ok(()) }
+    }
+
+    /// Makes a folder remote's manifest durable, and its folder.
+    fn sync_folder_manifest(&self, name: &str) -> Result<()> {
+        use crate::error::IoContext;
+        let Some(folder) = &self.folder else { return Ok(()) };
+        let dir = folder.join(MANIFESTS_DIR);
+        let path = dir.join(format!("{name}.json"));
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).at(&path)?;
+        crate::fs::sync_dir(&dir).at(&dir)
     }
 
     fn store_error(&self, e: object_store::Error) -> Error {

@@ -15,6 +15,10 @@ struct Marker {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Plan {
     objects: Vec<String>,
+    /// The grace period the sweep that wrote it runs with, in seconds: a
+    /// push keeps to the longest it sees.
+    #[serde(default)]
+    grace_secs: u64,
 }
 
 /// The marker of a new repository.
@@ -37,18 +41,19 @@ pub fn check_marker(bytes: &[u8]) -> Result<(), String> {
     serde_json::from_slice::<Marker>(bytes).map(drop).map_err(|e| format!("not a repository marker: {e}"))
 }
 
-pub fn encode_sweep_plan(objects: &[String]) -> Vec<u8> {
-    serde_json::to_vec(&Plan { objects: objects.to_vec() }).unwrap_or_default()
+pub fn encode_sweep_plan(objects: &[String], grace_secs: u64) -> Vec<u8> {
+    serde_json::to_vec(&Plan { objects: objects.to_vec(), grace_secs }).unwrap_or_default()
 }
 
-/// The objects a plan names; `Err` for anything but a plan of object names
-/// (a plan is what a sweep deletes by: it may name nothing else).
-pub fn decode_sweep_plan(bytes: &[u8]) -> Result<Vec<String>, String> {
+/// The objects a plan names and its grace period in seconds; `Err` for
+/// anything but a plan of object names (a plan is what a sweep deletes by:
+/// it may name nothing else).
+pub fn decode_sweep_plan(bytes: &[u8]) -> Result<(Vec<String>, u64), String> {
     let plan: Plan = serde_json::from_slice(bytes).map_err(|e| format!("sweep plan: {e}"))?;
     if let Some(bad) = plan.objects.iter().find(|name| !is_object_name(name)) {
         return Err(format!("sweep plan names {bad:?}, which is not an object name"));
     }
-    Ok(plan.objects)
+    Ok((plan.objects, plan.grace_secs))
 }
 
 #[cfg(test)]
@@ -58,8 +63,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn plans_round_trip(names in proptest::collection::vec("[0-9a-f]{64}", 0..20)) {
-            prop_assert_eq!(decode_sweep_plan(&encode_sweep_plan(&names)).unwrap(), names);
+        fn plans_round_trip(names in proptest::collection::vec("[0-9a-f]{64}", 0..20), grace in any::<u64>()) {
+            prop_assert_eq!(decode_sweep_plan(&encode_sweep_plan(&names, grace)).unwrap(), (names, grace));
         }
 
         #[test]

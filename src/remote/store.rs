@@ -12,7 +12,11 @@ use object_store::path::Path as StorePath;
 use super::{RemoteError, RemoteOptions};
 use crate::error::Result;
 
-pub(super) fn open(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
+/// The store, the prefix in it, and for a folder remote the folder (which
+/// object_store's file system never fsyncs: the remote does).
+pub(super) type Opened = (Arc<dyn ObjectStore>, StorePath, Option<std::path::PathBuf>);
+
+pub(super) fn open(url: &str, options: &RemoteOptions) -> Result<Opened> {
     let invalid = |why: String| RemoteError::InvalidUrl { url: url.to_string(), why };
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -20,7 +24,10 @@ pub(super) fn open(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn Object
             return Err(invalid("no bucket: write s3://bucket/prefix".into()).into());
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Some(endpoint) = &options.endpoint {
+        // An endpoint from the options or the environment (AWS_ENDPOINT_URL)
+        // that says http means plain HTTP is wanted.
+        let endpoint = options.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+        if let Some(endpoint) = &endpoint {
             builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
         if let Some(region) = &options.region {
@@ -37,7 +44,7 @@ pub(super) fn open(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn Object
         }
         let store = builder.build().map_err(|e| invalid(e.to_string()))?;
         let prefix = StorePath::parse(prefix.trim_matches('/')).map_err(|e| invalid(e.to_string()))?;
-        return Ok((Arc::new(store), prefix));
+        return Ok((Arc::new(store), prefix, None));
     }
     let folder = match url.strip_prefix("file://") {
         Some(path) => path,
@@ -55,5 +62,5 @@ pub(super) fn open(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn Object
     // folders they need.
     let absolute = std::path::absolute(folder).map_err(|e| invalid(e.to_string()))?;
     let prefix = StorePath::from_absolute_path(&absolute).map_err(|e| invalid(e.to_string()))?;
-    Ok((Arc::new(LocalFileSystem::new()), prefix))
+    Ok((Arc::new(LocalFileSystem::new()), prefix, Some(absolute)))
 }

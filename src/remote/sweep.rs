@@ -44,6 +44,7 @@ pub struct SweepReport {
 pub(super) struct PendingPlan {
     meta: ObjectMeta,
     objects: Vec<String>,
+    grace_secs: u64,
 }
 
 impl Remote {
@@ -56,62 +57,18 @@ impl Remote {
         let mut plans = Vec::new();
         for meta in metas {
             let Some(bytes) = self.get_bytes(&meta.location).await? else { continue };
-            let objects = super::records::decode_sweep_plan(&bytes)
+            let (objects, grace_secs) = super::records::decode_sweep_plan(&bytes)
                 .map_err(|what| Error::Corrupt { path: self.display_path(&meta.location), what })?;
-            plans.push(PendingPlan { meta, objects });
+            plans.push(PendingPlan { meta, objects, grace_secs });
         }
         Ok(plans)
     }
 
-    /// Writes again every object of `needed` that a plan names, so that no
-    /// plan can delete it: the push's half of the sweep rule.
-    pub(super) async fn renew_planned(&self, plans: &[PendingPlan], needed: &HashSet<String>) -> Result<u64> {
-        let planned: HashSet<&String> = plans.iter().flat_map(|p| p.objects.iter()).collect();
-        let mut renewed = 0;
-        for name in needed.iter().filter(|n| planned.contains(n)) {
-            if self.rewrite(&self.object_path(name)).await? {
-                renewed += 1;
-            }
-        }
-        Ok(renewed)
-    }
-
-    /// Writes an object again with its own bytes, streamed through in parts
-    /// (a store-side copy is not a new write everywhere: a folder store
-    /// hard-links). False when the object is gone.
-    async fn rewrite(&self, path: &object_store::path::Path) -> Result<bool> {
-        use futures::StreamExt;
-        let got = match self.store.get(path).await {
-            Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(self.store_error(e)),
-        };
-        let part_bytes = self.part_bytes();
-        if got.meta.size <= part_bytes as u64 {
-            let bytes = got.bytes().await.map_err(|e| self.store_error(e))?;
-            self.store.put(path, bytes.into()).await.map_err(|e| self.store_error(e))?;
-            return Ok(true);
-        }
-        let upload = self.store.put_multipart(path).await.map_err(|e| self.store_error(e))?;
-        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, part_bytes);
-        let mut stream = got.into_stream();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(chunk) => {
-                    if let Err(e) = writer.wait_for_capacity(2).await {
-                        let _ = writer.abort().await;
-                        return Err(self.store_error(e));
-                    }
-                    writer.write(&chunk);
-                }
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(self.store_error(e));
-                }
-            }
-        }
-        writer.finish().await.map_err(|e| self.store_error(e))?;
-        Ok(true)
+    /// The objects the plans name, and the longest grace period among them.
+    pub(super) fn planned(plans: &[PendingPlan]) -> (HashSet<String>, Duration) {
+        let names = plans.iter().flat_map(|p| p.objects.iter().cloned()).collect();
+        let grace = plans.iter().map(|p| Duration::from_secs(p.grace_secs)).max().unwrap_or_default();
+        (names, grace)
     }
 
     /// One sweep: deletes what plans at least `grace` old still name and no
@@ -121,6 +78,19 @@ impl Remote {
     /// read.
     pub fn sweep(&self) -> Result<SweepReport> {
         let grace = self.sweep_grace();
+        // A local repository has its own collector, which knows its jobs.
+        if let Some(folder) = &self.folder
+            && (folder.join(crate::backup::repo::LOCK_FILE).exists()
+                || folder.join(crate::backup::repo::JOBS_DIR).exists())
+        {
+            return Err(super::RemoteError::InvalidUrl {
+                url: self.url.clone(),
+                why: "this is a local repository (it has a lock file or jobs folder); its server's garbage \
+                      collection reclaims its objects"
+                    .into(),
+            }
+            .into());
+        }
         self.runtime.block_on(async {
             self.ensure_repository(false).await?;
             let mut report = SweepReport::default();
@@ -140,7 +110,16 @@ impl Remote {
                     continue;
                 }
                 for name in &plan.objects {
-                    let Some(meta) = objects.get(name) else { continue };
+                    if !objects.contains_key(name) || named.contains(name) {
+                        continue;
+                    }
+                    // Looked at again right before the delete: a push may
+                    // have written it since this sweep's listing.
+                    let meta = match self.store.head(&self.object_path(name)).await {
+                        Ok(meta) => meta,
+                        Err(object_store::Error::NotFound { .. }) => continue,
+                        Err(e) => return Err(self.store_error(e)),
+                    };
                     // Written in the plan's second or later (stores keep
                     // seconds): a push may rely on it.
                     if named.contains(name) || meta.last_modified.timestamp() >= plan.meta.last_modified.timestamp() {
@@ -164,7 +143,7 @@ impl Remote {
                 .collect();
             if !candidates.is_empty() {
                 report.planned = candidates.len() as u64;
-                let body = super::records::encode_sweep_plan(&candidates);
+                let body = super::records::encode_sweep_plan(&candidates, grace.num_seconds().max(0) as u64);
                 let path = self.path(&[SWEEPS_DIR, &format!("{}.json", ulid::Ulid::new())]);
                 self.store.put(&path, body.into()).await.map_err(|e| self.store_error(e))?;
             }

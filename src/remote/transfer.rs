@@ -46,6 +46,11 @@ pub struct PullReport {
     pub already_there: bool,
 }
 
+/// The bytes of `objects`; a remote manifest's sizes are not trusted to fit.
+pub(super) fn total_size(objects: &[ObjectRef]) -> u64 {
+    objects.iter().fold(0u64, |sum, o| sum.saturating_add(o.size))
+}
+
 /// The distinct objects of a manifest.
 fn distinct_objects(manifest: &manifest::Manifest) -> Vec<ObjectRef> {
     let mut seen = HashSet::new();
@@ -75,7 +80,7 @@ impl Remote {
         let mut report = PushReport {
             backup: name.to_string(),
             objects_total: objects.len() as u64,
-            bytes_total: objects.iter().map(|o| o.size).sum(),
+            bytes_total: total_size(&objects),
             ..PushReport::default()
         };
         self.runtime.block_on(async {
@@ -95,45 +100,61 @@ impl Remote {
             }
             self.send_objects(local, &missing, on_bytes, cancel).await?;
             report.objects_sent = missing.len() as u64;
-            report.bytes_sent = missing.iter().map(|o| o.size).sum();
-            // The sweep rule (sweep.rs): renew what a sweep plan names, and
-            // make the manifest within half the grace period of reading the
-            // plans; objects a finished sweep removed meanwhile go up again.
-            let needed: HashSet<String> = have.iter().chain(&missing).map(|o| o.blake3.clone()).collect();
-            let grace = self.sweep_grace();
+            report.bytes_sent = total_size(&missing);
+            // The sweep rule (sweep.rs): send again, from the local copy,
+            // every object a sweep plan names (a new write, newer than the
+            // plan) and every object a finished sweep removed meanwhile, then
+            // make the manifest within half the longest grace period of
+            // reading the plans.
+            let all: Vec<ObjectRef> = have.iter().chain(&missing).cloned().collect();
             for attempt in 1.. {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted);
                 }
                 let plans_read = std::time::Instant::now();
                 let plans = self.sweep_plans().await?;
+                let (planned, plans_grace) = Remote::planned(&plans);
+                let grace = self.sweep_grace().max(plans_grace);
+                let renew: Vec<ObjectRef> = all.iter().filter(|o| planned.contains(&o.blake3)).cloned().collect();
+                self.send_objects(local, &renew, &|_| {}, cancel).await?;
                 let present = self.objects().await?;
                 let gone: Vec<ObjectRef> =
-                    have.iter().chain(&missing).filter(|o| present.get(&o.blake3) != Some(&o.size)).cloned().collect();
-                self.send_objects(local, &gone, on_bytes, cancel).await?;
+                    all.iter().filter(|o| present.get(&o.blake3) != Some(&o.size)).cloned().collect();
+                self.send_objects(local, &gone, &|_| {}, cancel).await?;
                 report.objects_sent += gone.len() as u64;
-                report.bytes_sent += gone.iter().map(|o| o.size).sum::<u64>();
-                self.renew_planned(&plans, &needed).await?;
+                report.bytes_sent = report.bytes_sent.saturating_add(total_size(&gone));
                 // A zero grace (tests) promises nothing to pushes.
-                if grace.is_zero() || plans_read.elapsed() < grace / 2 {
+                if gone.is_empty() && (grace.is_zero() || plans_read.elapsed() < grace / 2) {
                     break;
                 }
                 if attempt == 3 {
                     return Err(RemoteError::Store {
                         url: self.url.clone(),
                         what: format!(
-                            "three passes over the sweep plans each took more than half the sweep grace ({grace:?}); \
-                             the remote is too slow for it"
+                            "three passes over the sweep plans each took more than half the sweep grace ({grace:?}) \
+                             or found objects removed; the remote is too slow for its sweeps"
                         ),
                     }
                     .into());
                 }
             }
+            self.sync_folder_objects(&all)?;
             // The commit point: a conditional create, so a push racing this
             // one under the same name cannot be silently replaced.
             let path = self.manifest_path(name);
             if !self.create(&path, manifest_bytes.into()).await? && !self.same_manifest(name, &hash).await? {
                 return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
+            }
+            self.sync_folder_manifest(name)?;
+            // A sweep that looked at an object just before this push renewed
+            // it may delete it just after (sweep.rs): look once more, and
+            // send again what is gone.
+            let present = self.objects().await?;
+            let gone: Vec<ObjectRef> = all.iter().filter(|o| present.get(&o.blake3) != Some(&o.size)).cloned().collect();
+            if !gone.is_empty() {
+                tracing::warn!(remote = %self.url, backup = name, objects = gone.len(), "objects removed by a sweep during the push; sent again");
+                self.send_objects(local, &gone, &|_| {}, cancel).await?;
+                self.sync_folder_objects(&gone)?;
             }
             Ok(report)
         })
@@ -262,7 +283,7 @@ impl Remote {
             let mut report = PullReport {
                 backup: name.to_string(),
                 objects_total: objects.len() as u64,
-                bytes_total: objects.iter().map(|o| o.size).sum(),
+                bytes_total: total_size(&objects),
                 ..PullReport::default()
             };
             if let Some((_, local_hash)) = local.read_manifest(name)? {
@@ -279,14 +300,23 @@ impl Remote {
             for object in &have {
                 on_bytes(object.size);
             }
-            futures::stream::iter(
-                missing.iter().map(|object| self.fetch_object(local, name, object, on_bytes, cancel)),
+            // Every temp file this pull makes, so that a failure (which drops
+            // the fetches still in flight) removes them all.
+            let temps = std::sync::Mutex::new(Vec::new());
+            let fetched = futures::stream::iter(
+                missing.iter().map(|object| self.fetch_object(local, name, object, &temps, on_bytes, cancel)),
             )
             .buffer_unordered(self.parallel())
             .try_collect::<Vec<()>>()
-            .await?;
+            .await;
+            if let Err(e) = fetched {
+                for tmp in temps.lock().map(|t| t.clone()).unwrap_or_default() {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                return Err(e);
+            }
             report.objects_fetched = missing.len() as u64;
-            report.bytes_fetched = missing.iter().map(|o| o.size).sum();
+            report.bytes_fetched = total_size(&missing);
             local.sync_shards(missing.iter().map(|o| o.blake3.as_str()))?;
             local.write_manifest_bytes(name, &bytes)?;
             Ok(report)
@@ -298,6 +328,7 @@ impl Remote {
         local: &Repository,
         backup: &str,
         object: &ObjectRef,
+        temps: &std::sync::Mutex<Vec<std::path::PathBuf>>,
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<()> {
@@ -319,6 +350,9 @@ impl Remote {
             }));
         }
         let (tmp, target) = local.incoming_object(&object.blake3)?;
+        if let Ok(mut list) = temps.lock() {
+            list.push(tmp.clone());
+        }
         let outcome: Result<()> = async {
             let mut file = tokio::fs::File::create(&tmp).await.at(&tmp)?;
             let mut hasher = blake3::Hasher::new();

@@ -63,7 +63,7 @@ impl Remote {
                 }
             }
             report.objects_checked = to_read.len();
-            let bytes: u64 = to_read.iter().map(|(object, _)| object.size).sum();
+            let bytes = to_read.iter().fold(0u64, |sum, (object, _)| sum.saturating_add(object.size));
             if read_data {
                 let read: Vec<Option<(ObjectProblem, Vec<String>)>> =
                     futures::stream::iter(to_read.into_iter().map(|(object, backups)| async move {

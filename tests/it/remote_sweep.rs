@@ -84,4 +84,14 @@ fn a_deleted_backups_own_objects_go_in_two_sweeps_and_a_push_renews_what_it_reus
     assert_eq!(remote.list().unwrap(), vec!["b2".to_string()]);
     let idle = remote.sweep().unwrap();
     assert_eq!((idle.planned, idle.deleted, idle.pending_plans), (0, 0, 0), "{idle:?}");
+
+    // The local repository itself is refused: its own collector knows its jobs.
+    let local_as_remote = Remote::open(root.join("repo").to_str().unwrap(), RemoteOptions::default()).unwrap();
+    match local_as_remote.sweep() {
+        Err(quipu::Error::Remote(quipu::remote::RemoteError::InvalidUrl { why, .. })) => {
+            assert!(why.contains("local repository"), "{why}")
+        }
+        other => panic!("a sweep of a local repository: {other:?}"),
+    }
+    assert!(local.check(true).unwrap().is_clean());
 }
