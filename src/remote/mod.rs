@@ -69,11 +69,12 @@ pub struct RemoteOptions {
     /// same backup name at once could then replace each other's manifest.
     pub accept_unconditional: bool,
     /// Objects sent or fetched at once (default 4). A push holds at most
-    /// about three parts per object in memory (one being read, two in
-    /// flight): 96 MiB with the defaults.
+    /// four parts' worth per object in memory (an object of up to four parts
+    /// is read whole and sent in one request; a larger one holds the part
+    /// being read and two in flight): 128 MiB with the defaults.
     pub parallel_objects: usize,
-    /// Bytes hashed and sent per step, and the part size of a multipart
-    /// upload (objects larger than this go up in parts); default 8 MiB. S3
+    /// The part size of a multipart upload, used for objects larger than
+    /// four parts (smaller ones go up in one request); default 8 MiB. S3
     /// wants parts of at least 5 MiB.
     pub part_bytes: usize,
     /// The time between a sweep's plan and its deletions

@@ -15,6 +15,8 @@ use crate::backup::manifest::{self, ObjectRef};
 use crate::backup::{BackupError, Repository};
 use crate::error::{Error, IoContext, Result};
 
+/// Objects up to this many parts go up in one request.
+const SINGLE_PUT_PARTS: u64 = 4;
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
 
@@ -210,7 +212,10 @@ impl Remote {
             }
         };
         let part_bytes = self.part_bytes();
-        if object.size <= part_bytes as u64 {
+        // Up to four parts' worth goes up in one request: a multipart upload
+        // costs three more requests and the store's assembly (slow on some
+        // S3 servers), and the memory is what two parts in flight take anyway.
+        if object.size <= SINGLE_PUT_PARTS * part_bytes as u64 {
             let mut buf = Vec::with_capacity(object.size as usize);
             file.read_to_end(&mut buf).await.at(&source)?;
             hasher.update(&buf);

@@ -44,7 +44,7 @@ fn setup() -> Setup {
     let rows = engine_rows(&engine);
     let local = Repository::open(&root.join("repo")).unwrap();
     let (manifest, _) = local.read_manifest("b").unwrap().unwrap();
-    assert!(manifest.files.iter().any(|f| f.size > 3 * PART as u64), "no file spans several parts: {manifest:?}");
+    assert!(manifest.files.iter().any(|f| f.size > 4 * PART as u64), "no file goes up in parts: {manifest:?}");
     Setup { _dir: dir, root, local, rows }
 }
 
