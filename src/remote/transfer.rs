@@ -87,12 +87,13 @@ impl Remote {
         };
         self.runtime.block_on(async {
             self.ensure_repository(true).await?;
-            self.ensure_conditional().await?;
             if self.same_manifest(name, &hash).await? {
                 report.already_there = true;
                 report.objects_present = report.objects_total;
                 return Ok(report);
             }
+            // Probed only when something is to be written.
+            self.ensure_conditional().await?;
             let present = self.objects().await?;
             let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
                 objects.into_iter().partition(|o| present.get(&o.blake3) == Some(&o.size));
