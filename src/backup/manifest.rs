@@ -142,6 +142,12 @@ impl Manifest {
         std::iter::once(ObjectRef { blake3: self.catalog.blake3.clone(), size: self.catalog.size })
             .chain(self.files.iter().map(|f| ObjectRef { blake3: f.blake3.clone(), size: f.size }))
     }
+
+    /// [`Manifest::objects`], each once: what a transfer moves.
+    pub fn distinct_objects(&self) -> Vec<ObjectRef> {
+        let mut seen = std::collections::HashSet::new();
+        self.objects().filter(|o| seen.insert(o.blake3.clone())).collect()
+    }
 }
 
 /// Each object the manifests name, with the backups that use it (each

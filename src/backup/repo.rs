@@ -45,6 +45,42 @@ pub struct RepoInfo {
     pub created_at: String,
 }
 
+/// Why bytes are not a `QUIPU-REPO` this build reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoInfoProblem {
+    /// Not the JSON of a repository marker.
+    Malformed(String),
+    /// A marker of another format version.
+    Format(u16),
+}
+
+impl RepoInfo {
+    /// The marker of a new repository.
+    pub fn new(repo_id: u128, created_at: &str) -> RepoInfo {
+        RepoInfo { format: REPO_FORMAT, repo_id: format!("{repo_id:032x}"), created_at: created_at.into() }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of strings and a number always serializes.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a marker, its format version first (a later format may have
+    /// other fields). Local repositories and remote ones read it the same way.
+    pub fn decode(bytes: &[u8]) -> Result<RepoInfo, RepoInfoProblem> {
+        #[derive(Deserialize)]
+        struct FormatOnly {
+            format: u16,
+        }
+        let malformed = |e: serde_json::Error| RepoInfoProblem::Malformed(format!("repository info: {e}"));
+        let format: FormatOnly = serde_json::from_slice(bytes).map_err(malformed)?;
+        if format.format != REPO_FORMAT {
+            return Err(RepoInfoProblem::Format(format.format));
+        }
+        serde_json::from_slice(bytes).map_err(malformed)
+    }
+}
+
 /// Whether placing an object added it or found it present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placed {
@@ -108,14 +144,11 @@ impl Repository {
                 .into());
             }
             crate::fs::create_dir_durable(dir).at(dir)?;
-            let info =
-                RepoInfo { format: REPO_FORMAT, repo_id: format!("{repo_id:032x}"), created_at: created_at.into() };
             for sub in [OBJECTS_DIR, MANIFESTS_DIR, JOBS_DIR] {
                 let path = dir.join(sub);
                 crate::fs::create_dir_durable(&path).at(&path)?;
             }
-            let bytes = serde_json::to_vec_pretty(&info)
-                .map_err(|e| Error::InvalidArgument(format!("repository info encoding: {e}")))?;
+            let bytes = RepoInfo::new(repo_id, created_at).encode();
             // Written last: a folder with QUIPU-REPO has all its folders.
             crate::fs::atomic_write(&marker, &bytes).at(&marker)?;
         }
@@ -134,17 +167,12 @@ impl Repository {
             }
             Err(e) => return Err(Error::Io { path: marker, source: e }),
         };
-        #[derive(Deserialize)]
-        struct FormatOnly {
-            format: u16,
-        }
-        let format: FormatOnly = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt { path: marker.clone(), what: format!("repository info: {e}") })?;
-        if format.format != REPO_FORMAT {
-            return Err(Error::UnsupportedVersion { path: marker, found: format.format, supported: REPO_FORMAT });
-        }
-        let info: RepoInfo = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Corrupt { path: marker.clone(), what: format!("repository info: {e}") })?;
+        let info = RepoInfo::decode(&bytes).map_err(|problem| match problem {
+            RepoInfoProblem::Malformed(what) => Error::Corrupt { path: marker.clone(), what },
+            RepoInfoProblem::Format(found) => {
+                Error::UnsupportedVersion { path: marker.clone(), found, supported: REPO_FORMAT }
+            }
+        })?;
         // `jobs/` may be missing (an empty folder does not survive every
         // copy, git included); it is made again when a job starts.
         for sub in [OBJECTS_DIR, MANIFESTS_DIR] {

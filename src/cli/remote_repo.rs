@@ -171,11 +171,7 @@ pub(crate) fn restore_from_remote(
     args: &RemoteArgs,
 ) -> Result<quipu::backup::OfflineRestore, CliError> {
     // Refused before anything is fetched, as `restore_into` would refuse it after.
-    if std::fs::read_dir(into).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(
-            quipu::Error::from(quipu::restore::RestoreError::TargetNotEmpty { path: into.to_path_buf() }).into()
-        );
-    }
+    quipu::restore::check_restore_target(into)?;
     let parent = match into.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -199,8 +195,7 @@ pub(crate) fn restore_from_remote(
 
 /// The bytes of a backup's objects, each once (what a transfer moves).
 fn distinct_bytes(manifest: &quipu::backup::Manifest) -> u64 {
-    let mut seen = std::collections::HashSet::new();
-    manifest.objects().filter(|o| seen.insert(o.blake3.clone())).fold(0u64, |sum, o| sum.saturating_add(o.size))
+    manifest.distinct_objects().iter().fold(0u64, |sum, o| sum.saturating_add(o.size))
 }
 
 fn now() -> String {

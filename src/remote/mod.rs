@@ -155,7 +155,7 @@ impl Remote {
     fn path(&self, parts: &[&str]) -> StorePath {
         let mut path = self.prefix.clone();
         for part in parts {
-            path = path.clone().join(*part);
+            path = path.join(*part);
         }
         path
     }
@@ -232,7 +232,7 @@ impl Remote {
             Some(bytes) => bytes,
             None if create => {
                 let now = crate::backup::rfc3339(crate::clock::Clock::now_ns(&crate::clock::SystemClock));
-                let body = records::encode_marker(ulid::Ulid::new().0, &now);
+                let body = crate::backup::repo::RepoInfo::new(ulid::Ulid::new().0, &now).encode();
                 // Made here or by a push racing this one: either way read it back.
                 self.create(&marker_path, body.into()).await?;
                 return Box::pin(self.ensure_repository(false)).await;
@@ -285,17 +285,21 @@ impl Remote {
         Ok(())
     }
 
-    /// Every object the remote holds: name -> size (a full listing).
-    async fn objects(&self) -> Result<HashMap<String, u64>> {
+    /// Everything under the folder `dir` of the remote (a full listing).
+    async fn list_dir(&self, dir: &str) -> Result<Vec<object_store::ObjectMeta>> {
         use futures::TryStreamExt;
-        let prefix = self.path(&[OBJECTS_DIR]);
-        let metas: Vec<object_store::ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
-        Ok(metas
+        self.store.list(Some(&self.path(&[dir]))).try_collect().await.map_err(|e| self.store_error(e))
+    }
+
+    /// Every object the remote holds, by name (a full listing).
+    async fn objects(&self) -> Result<HashMap<String, object_store::ObjectMeta>> {
+        Ok(self
+            .list_dir(OBJECTS_DIR)
+            .await?
             .into_iter()
             .filter_map(|m| {
                 let name = m.location.filename()?.to_string();
-                crate::backup::manifest::is_object_name(&name).then_some((name, m.size))
+                crate::backup::manifest::is_object_name(&name).then_some((name, m))
             })
             .collect())
     }
@@ -303,11 +307,9 @@ impl Remote {
     /// The names of the backups the remote holds (its manifests), sorted.
     pub fn list(&self) -> Result<Vec<String>> {
         self.runtime.block_on(async {
-            use futures::TryStreamExt;
-            let prefix = self.path(&[MANIFESTS_DIR]);
-            let metas: Vec<object_store::ObjectMeta> =
-                self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
-            let mut names: Vec<String> = metas
+            let mut names: Vec<String> = self
+                .list_dir(MANIFESTS_DIR)
+                .await?
                 .into_iter()
                 .filter_map(|m| m.location.filename()?.strip_suffix(".json").map(str::to_string))
                 .collect();

@@ -1,16 +1,10 @@
 //! The small records a remote holds besides a repository's own files: the
-//! `QUIPU-REPO` marker as a remote reads it, and sweep plans
+//! `QUIPU-REPO` marker as a remote checks it (the local repository's
+//! `RepoInfo`), and sweep plans
 //! (`sweeps/<ulid>.json`). Both are JSON; both decoders take any bytes.
 
 use crate::backup::manifest::is_object_name;
-use crate::backup::repo::REPO_FORMAT;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Marker {
-    format: u16,
-    repo_id: String,
-    created_at: String,
-}
+use crate::backup::repo::{REPO_FORMAT, RepoInfo, RepoInfoProblem};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Plan {
@@ -21,24 +15,13 @@ struct Plan {
     grace_secs: u64,
 }
 
-/// The marker of a new repository.
-pub fn encode_marker(repo_id: u128, created_at: &str) -> Vec<u8> {
-    let marker = Marker { format: REPO_FORMAT, repo_id: format!("{repo_id:032x}"), created_at: created_at.into() };
-    serde_json::to_vec_pretty(&marker).unwrap_or_default()
-}
-
-/// Checks a marker: `Err` says why it is not one this build reads.
+/// Checks a remote's marker, the local repository's own (`RepoInfo`):
+/// `Err` says why it is not one this build reads.
 pub fn check_marker(bytes: &[u8]) -> Result<(), String> {
-    #[derive(serde::Deserialize)]
-    struct FormatOnly {
-        format: u16,
-    }
-    // The format first: a later format may have other fields.
-    let format: FormatOnly = serde_json::from_slice(bytes).map_err(|e| format!("not a repository marker: {e}"))?;
-    if format.format != REPO_FORMAT {
-        return Err(format!("repository format {} (this build reads {REPO_FORMAT})", format.format));
-    }
-    serde_json::from_slice::<Marker>(bytes).map(drop).map_err(|e| format!("not a repository marker: {e}"))
+    RepoInfo::decode(bytes).map(drop).map_err(|problem| match problem {
+        RepoInfoProblem::Malformed(what) => format!("not a repository marker: {what}"),
+        RepoInfoProblem::Format(found) => format!("repository format {found} (this build reads {REPO_FORMAT})"),
+    })
 }
 
 pub fn encode_sweep_plan(objects: &[String], grace_secs: u64) -> Vec<u8> {
@@ -69,7 +52,7 @@ mod tests {
 
         #[test]
         fn markers_check(id in any::<u128>(), at in "[ -~]{0,40}") {
-            prop_assert!(check_marker(&encode_marker(id, &at)).is_ok());
+            prop_assert!(check_marker(&RepoInfo::new(id, &at).encode()).is_ok());
         }
 
         #[test]

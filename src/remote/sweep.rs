@@ -12,10 +12,9 @@
 //! so an object a push relies on is either named by its manifest or newer
 //! than every plan that could delete it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::Remote;
@@ -51,11 +50,8 @@ impl Remote {
     /// Every sweep plan on the remote. An unreadable plan is an error: a
     /// push must know every object a plan could delete.
     pub(super) async fn sweep_plans(&self) -> Result<Vec<PendingPlan>> {
-        let prefix = self.path(&[SWEEPS_DIR]);
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
         let mut plans = Vec::new();
-        for meta in metas {
+        for meta in self.list_dir(SWEEPS_DIR).await? {
             let Some(bytes) = self.get_bytes(&meta.location).await? else { continue };
             let (objects, grace_secs) = super::records::decode_sweep_plan(&bytes)
                 .map_err(|what| Error::Corrupt { path: self.display_path(&meta.location), what })?;
@@ -96,7 +92,7 @@ impl Remote {
             let mut report = SweepReport::default();
             let plans = self.sweep_plans().await?;
             let named = self.named_objects().await?;
-            let objects = self.object_metas().await?;
+            let objects = self.objects().await?;
             let now = chrono::Utc::now();
             let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
             let mut still_pending: HashSet<String> = HashSet::new();
@@ -153,28 +149,12 @@ impl Remote {
 
     /// Every object some manifest names; fails on an unreadable manifest.
     async fn named_objects(&self) -> Result<HashSet<String>> {
-        let prefix = self.path(&[crate::backup::repo::MANIFESTS_DIR]);
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
         let mut named = HashSet::new();
-        for meta in metas {
+        for meta in self.list_dir(crate::backup::repo::MANIFESTS_DIR).await? {
             let Some(bytes) = self.get_bytes(&meta.location).await? else { continue };
             let (m, _) = manifest::decode(&self.display_path(&meta.location), &bytes)?;
             named.extend(m.objects().map(|o| o.blake3));
         }
         Ok(named)
-    }
-
-    async fn object_metas(&self) -> Result<HashMap<String, ObjectMeta>> {
-        let prefix = self.path(&[crate::backup::repo::OBJECTS_DIR]);
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.store_error(e))?;
-        Ok(metas
-            .into_iter()
-            .filter_map(|m| {
-                let name = m.location.filename()?.to_string();
-                manifest::is_object_name(&name).then_some((name, m))
-            })
-            .collect())
     }
 }

@@ -1,7 +1,6 @@
 //! Push and pull: a backup's objects between the local repository and a
 //! remote, several at once, each hashed on the way, the manifest last.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
@@ -53,12 +52,6 @@ pub(super) fn total_size(objects: &[ObjectRef]) -> u64 {
     objects.iter().fold(0u64, |sum, o| sum.saturating_add(o.size))
 }
 
-/// The distinct objects of a manifest.
-fn distinct_objects(manifest: &manifest::Manifest) -> Vec<ObjectRef> {
-    let mut seen = HashSet::new();
-    manifest.objects().filter(|o| seen.insert(o.blake3.clone())).collect()
-}
-
 impl Remote {
     /// Sends backup `name` of `local` to the remote: the objects it lacks,
     /// then the manifest (the commit point). `on_bytes` hears of every
@@ -78,7 +71,7 @@ impl Remote {
             local.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.to_string() })?;
         let manifest_file = local.dir().join(crate::backup::repo::MANIFESTS_DIR).join(format!("{name}.json"));
         let (manifest, hash) = manifest::decode(&manifest_file, &manifest_bytes)?;
-        let objects = distinct_objects(&manifest);
+        let objects = manifest.distinct_objects();
         let mut report = PushReport {
             backup: name.to_string(),
             objects_total: objects.len() as u64,
@@ -96,7 +89,7 @@ impl Remote {
             self.ensure_conditional().await?;
             let present = self.objects().await?;
             let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
-                objects.into_iter().partition(|o| present.get(&o.blake3) == Some(&o.size));
+                objects.into_iter().partition(|o| present.get(&o.blake3).map(|m| m.size) == Some(o.size));
             report.objects_present = have.len() as u64;
             for object in &have {
                 on_bytes(object.size);
@@ -110,6 +103,7 @@ impl Remote {
             // make the manifest within half the longest grace period of
             // reading the plans.
             let all: Vec<ObjectRef> = have.iter().chain(&missing).cloned().collect();
+            let mut renewed = Vec::new();
             for attempt in 1.. {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted);
@@ -120,9 +114,10 @@ impl Remote {
                 let grace = self.sweep_grace().max(plans_grace);
                 let renew: Vec<ObjectRef> = all.iter().filter(|o| planned.contains(&o.blake3)).cloned().collect();
                 self.send_objects(local, &renew, &|_| {}, cancel).await?;
+                renewed = renew;
                 let present = self.objects().await?;
                 let gone: Vec<ObjectRef> =
-                    all.iter().filter(|o| present.get(&o.blake3) != Some(&o.size)).cloned().collect();
+                    all.iter().filter(|o| present.get(&o.blake3).map(|m| m.size) != Some(o.size)).cloned().collect();
                 self.send_objects(local, &gone, &|_| {}, cancel).await?;
                 report.objects_sent += gone.len() as u64;
                 report.bytes_sent = report.bytes_sent.saturating_add(total_size(&gone));
@@ -150,10 +145,17 @@ impl Remote {
             }
             self.sync_folder_manifest(name)?;
             // A sweep that looked at an object just before this push renewed
-            // it may delete it just after (sweep.rs): look once more, and
-            // send again what is gone.
-            let present = self.objects().await?;
-            let gone: Vec<ObjectRef> = all.iter().filter(|o| present.get(&o.blake3) != Some(&o.size)).cloned().collect();
+            // it may delete it just after (sweep.rs): only renewed objects
+            // can be in that window, so look at them once more and send
+            // again what is gone.
+            let mut gone = Vec::new();
+            for object in renewed {
+                match self.store.head(&self.object_path(&object.blake3)).await {
+                    Ok(meta) if meta.size == object.size => {}
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => gone.push(object),
+                    Err(e) => return Err(self.store_error(e)),
+                }
+            }
             if !gone.is_empty() {
                 tracing::warn!(remote = %self.url, backup = name, objects = gone.len(), "objects removed by a sweep during the push; sent again");
                 self.send_objects(local, &gone, &|_| {}, cancel).await?;
@@ -285,7 +287,7 @@ impl Remote {
                     what: format!("the manifest is backup {:?}'s", manifest.name),
                 });
             }
-            let objects = distinct_objects(&manifest);
+            let objects = manifest.distinct_objects();
             let mut report = PullReport {
                 backup: name.to_string(),
                 objects_total: objects.len() as u64,

@@ -53,9 +53,9 @@ impl Remote {
             let present = self.objects().await?;
             let mut to_read = Vec::new();
             for (object, backups) in users.into_values() {
-                match present.get(&object.blake3) {
+                match present.get(&object.blake3).map(|m| m.size) {
                     None => report.problems.push((ObjectProblem::Missing { blake3: object.blake3.clone() }, backups)),
-                    Some(&found) if found != object.size => report.problems.push((
+                    Some(found) if found != object.size => report.problems.push((
                         ObjectProblem::WrongSize { blake3: object.blake3.clone(), expected: object.size, found },
                         backups,
                     )),

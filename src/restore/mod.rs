@@ -605,6 +605,16 @@ pub struct OfflineRestore {
     pub mode: PlaceMode,
 }
 
+/// Refuses a target for [`restore_into`] that exists and holds something
+/// ([`RestoreError::TargetNotEmpty`]): callers that fetch a backup first ask
+/// before fetching.
+pub fn check_restore_target(into: &Path) -> Result<()> {
+    if into.exists() && fs::read_dir(into).at(into)?.next().is_some() {
+        return Err(RestoreError::TargetNotEmpty { path: into.to_path_buf() }.into());
+    }
+    Ok(())
+}
+
 /// Builds a new data folder `into` from backup `backup_name` of the
 /// repository at `repo_dir`, with no engine running: disaster recovery.
 /// `into` must not exist or be empty. The folder is built beside `into` and
@@ -625,9 +635,7 @@ pub fn restore_into(
     }
     let (manifest, _) =
         repo.read_manifest(backup_name)?.ok_or_else(|| BackupError::NotFound { name: backup_name.into() })?;
-    if into.exists() && fs::read_dir(into).at(into)?.next().is_some() {
-        return Err(RestoreError::TargetNotEmpty { path: into.to_path_buf() }.into());
-    }
+    check_restore_target(into)?;
     let parent = match into.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
