@@ -17,7 +17,12 @@ impl BackupService {
         if let Some(restore) = &state.restore {
             keep.extend(restore.objects.iter().cloned());
         }
-        let swept = self.inner.repo.sweep(&keep, state.running.is_empty())?;
+        for held in state.holds.values() {
+            keep.extend(held.objects.iter().cloned());
+        }
+        // A pull's objects arrive as temp files until they are whole.
+        let quiet = state.running.is_empty() && !state.holds.values().any(|h| h.writes);
+        let swept = self.inner.repo.sweep(&keep, quiet)?;
         if swept.objects > 0 {
             tracing::info!(objects = swept.objects, bytes = swept.bytes, "swept unreferenced backup objects");
         }
@@ -35,7 +40,7 @@ impl BackupService {
         let repo = &self.inner.repo;
         let backup_type = {
             let mut state = lock(&self.inner.state);
-            if state.running.contains_key(name) {
+            if state.running.contains_key(name) || state.holds.values().any(|h| h.writes && h.name == name) {
                 return Err(BackupError::Running { name: name.into() }.into());
             }
             let manifest = match repo.read_manifest(name) {

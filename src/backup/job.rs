@@ -140,7 +140,7 @@ impl BackupService {
             }
             let name = match request.name {
                 Some(name) => {
-                    if state.running.contains_key(&name) {
+                    if state.running.contains_key(&name) || state.holds.values().any(|h| h.writes && h.name == name) {
                         return Err(BackupError::Running { name }.into());
                     }
                     if !request.force && repo.read_manifest(&name)?.is_some() {

@@ -42,12 +42,14 @@ pub use repo::{CheckReport, JobRecord, Repository};
 mod api;
 pub(crate) mod error;
 mod gc;
+mod hold;
 mod job;
 mod listing;
 mod verify;
 
 pub use api::*;
 pub use error::{BackupError, ObjectProblem};
+pub use hold::Hold;
 use job::*;
 pub(crate) use job::{Counters, place_mode, placing_pool};
 
@@ -69,6 +71,9 @@ pub(crate) struct State {
     pub(crate) unrecorded_backups: BTreeMap<String, JobRecord>,
     pub(crate) threads: Vec<JoinHandle<()>>,
     pub(crate) shutting_down: bool,
+    /// Uses of the repository by remote pushes and pulls ([`Hold`]).
+    pub(crate) holds: BTreeMap<u64, hold::Held>,
+    pub(crate) next_hold: u64,
 }
 
 pub(crate) struct Inner {

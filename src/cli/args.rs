@@ -154,9 +154,11 @@ pub(crate) enum BackupCommand {
     Cancel { name: String },
     /// Re-hash every object of a backup on the server.
     Verify { name: String },
-    /// Push a backup of a repository folder to a remote repository
-    /// (`s3://bucket/prefix` or a folder): only the objects the remote
-    /// lacks, the manifest last. Reads the folder directly; no server needed.
+    /// Push a backup to a remote repository (`s3://bucket/prefix` or a
+    /// folder): only the objects the remote lacks, the manifest last. As a
+    /// job of the server (waited for, with a progress bar; the AWS
+    /// credentials of this environment are sent along), or with --repo
+    /// straight from a repository folder, no server needed.
     #[cfg(feature = "remote")]
     Push {
         /// The backup.
@@ -164,15 +166,20 @@ pub(crate) enum BackupCommand {
         /// The remote repository.
         #[arg(long)]
         to: String,
-        /// The local repository folder (`quipu serve --backup-dir`).
+        /// Read this repository folder (`quipu serve --backup-dir`) directly
+        /// instead of asking the server.
         #[arg(long)]
-        repo: PathBuf,
+        repo: Option<PathBuf>,
+        /// With the server: start the job and print its id without waiting.
+        #[arg(long, conflicts_with = "repo")]
+        no_wait: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Pull a backup from a remote repository into a repository folder
-    /// (created if missing): objects hashed as they arrive, the manifest
-    /// last. Takes the folder's lock: stop a server using it first.
+    /// Pull a backup from a remote repository into the server's repository
+    /// (a job, waited for), or with --repo into a repository folder
+    /// (created if missing; takes its lock: no server may be using it).
+    /// Objects are hashed as they arrive, the manifest goes last.
     #[cfg(feature = "remote")]
     Pull {
         /// The backup.
@@ -180,12 +187,24 @@ pub(crate) enum BackupCommand {
         /// The remote repository.
         #[arg(long)]
         from: String,
-        /// The local repository folder.
+        /// Write into this repository folder directly instead of asking the server.
         #[arg(long)]
-        repo: PathBuf,
+        repo: Option<PathBuf>,
+        /// With the server: start the job and print its id without waiting.
+        #[arg(long, conflicts_with = "repo")]
+        no_wait: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// List the server's pushes and pulls, newest first.
+    #[cfg(feature = "remote")]
+    Transfers,
+    /// Show one push or pull as JSON.
+    #[cfg(feature = "remote")]
+    Transfer { id: String },
+    /// Cancel a running push or pull (it leaves no manifest behind).
+    #[cfg(feature = "remote")]
+    CancelTransfer { id: String },
 }
 
 /// How to reach a remote repository. Credentials come from the usual AWS

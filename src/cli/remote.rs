@@ -221,9 +221,62 @@ pub(crate) fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Re
             Ok(())
         }
         #[cfg(feature = "remote")]
-        BackupCommand::Push { name, to, repo, remote } => super::remote_repo::push(&name, &to, &repo, &remote),
+        BackupCommand::Push { name, to, repo: Some(repo), remote, .. } => {
+            super::remote_repo::push(&name, &to, &repo, &remote)
+        }
         #[cfg(feature = "remote")]
-        BackupCommand::Pull { name, from, repo, remote } => super::remote_repo::pull(&name, &from, &repo, &remote),
+        BackupCommand::Pull { name, from, repo: Some(repo), remote, .. } => {
+            super::remote_repo::pull(&name, &from, &repo, &remote)
+        }
+        #[cfg(feature = "remote")]
+        BackupCommand::Push { name, to, repo: None, remote, no_wait } => super::remote_repo::server_transfer(
+            &client,
+            quipu::remote::TransferKind::Push,
+            &name,
+            &to,
+            &remote,
+            no_wait,
+        ),
+        #[cfg(feature = "remote")]
+        BackupCommand::Pull { name, from, repo: None, remote, no_wait } => super::remote_repo::server_transfer(
+            &client,
+            quipu::remote::TransferKind::Pull,
+            &name,
+            &from,
+            &remote,
+            no_wait,
+        ),
+        #[cfg(feature = "remote")]
+        BackupCommand::Transfers => {
+            println!(
+                "{:<26} {:<5} {:<28} {:<10} {:<24} {:>15} REMOTE",
+                "ID", "KIND", "BACKUP", "STATUS", "CREATED", "OBJECTS"
+            );
+            for t in client.transfer_list()? {
+                println!(
+                    "{:<26} {:<5} {:<28} {:<10} {:<24} {:>15} {}",
+                    t.id,
+                    t.kind.as_str(),
+                    t.backup,
+                    t.status.as_str(),
+                    t.created_at,
+                    format!("{}/{}", t.objects_done, t.objects_total),
+                    t.remote
+                );
+            }
+            Ok(())
+        }
+        #[cfg(feature = "remote")]
+        BackupCommand::Transfer { id } => {
+            println!("{}", pretty(&client.transfer_get(&id)?));
+            Ok(())
+        }
+        #[cfg(feature = "remote")]
+        BackupCommand::CancelTransfer { id } => {
+            client.transfer_cancel(&id)?;
+            eprintln!("asked transfer {id} to stop");
+            Ok(())
+        }
         BackupCommand::Verify { name } => {
             let report = client.backup_verify(&name)?;
             println!("{}", pretty(&report));

@@ -150,12 +150,14 @@ pub(crate) fn delete(url: &str, name: &str, args: &RemoteArgs) -> Result<(), Cli
 pub(crate) fn sweep(url: &str, grace: std::time::Duration, args: &RemoteArgs) -> Result<(), CliError> {
     let report = open_with(url, args, Some(grace))?.sweep()?;
     eprintln!(
-        "swept {url}: {} objects deleted ({} bytes), {} planned for a sweep after {}, {} plans still in their grace period",
+        "swept {url}: {} objects deleted ({} bytes), {} planned for a sweep after {}, {} plans still in their grace \
+         period, {} stale probes deleted",
         report.deleted,
         report.bytes_freed,
         report.planned,
         humantime::format_duration(grace),
-        report.pending_plans
+        report.pending_plans,
+        report.probes_deleted
     );
     Ok(())
 }
@@ -201,4 +203,66 @@ fn distinct_bytes(manifest: &quipu::backup::Manifest) -> u64 {
 fn now() -> String {
     use quipu::clock::Clock;
     quipu::backup::rfc3339(quipu::clock::SystemClock.now_ns())
+}
+
+/// A push or pull as a job of the server: started, then (unless `no_wait`)
+/// followed with a progress bar to its end.
+#[cfg(feature = "client")]
+pub(crate) fn server_transfer(
+    client: &quipu::client::Client,
+    kind: quipu::remote::TransferKind,
+    name: &str,
+    url: &str,
+    args: &RemoteArgs,
+    no_wait: bool,
+) -> Result<(), CliError> {
+    use quipu::backup::BackupStatus;
+    let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let target = quipu::client::TransferTarget {
+        remote: url.to_string(),
+        endpoint: args.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
+        region: args.s3_region.clone().or_else(|| env("AWS_REGION")),
+        access_key_id: env("AWS_ACCESS_KEY_ID"),
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+        session_token: env("AWS_SESSION_TOKEN"),
+        accept_unconditional: args.accept_unconditional_remote,
+    };
+    let id = client.transfer_start(kind, name, &target)?;
+    println!("{id}");
+    if no_wait {
+        return Ok(());
+    }
+    let verb = match kind {
+        quipu::remote::TransferKind::Push => "pushing",
+        quipu::remote::TransferKind::Pull => "pulling",
+    };
+    let info = super::remote::wait_with_progress(|| {
+        let info = client.transfer_get(&id)?;
+        let progress = quipu::backup::Progress {
+            phase: verb.to_string(),
+            files_done: info.objects_done,
+            files_total: info.objects_total,
+            bytes_done: info.bytes_done,
+            bytes_total: info.bytes_total,
+        };
+        Ok(((info.status != BackupStatus::InProgress).then_some(info), Some(progress)))
+    })?;
+    match info.status {
+        BackupStatus::Completed => {
+            eprintln!(
+                "{} of backup {name} ({url}) completed: {} of {} objects ({} bytes) moved, the rest there already",
+                kind.as_str(),
+                info.objects_moved.unwrap_or(0),
+                info.objects_total,
+                info.bytes_moved.unwrap_or(0)
+            );
+            Ok(())
+        }
+        other => Err(CliError::Failed(format!(
+            "{} of backup {name} {}: {}",
+            kind.as_str(),
+            other.as_str(),
+            info.error.unwrap_or_else(|| "no reason given".into())
+        ))),
+    }
 }

@@ -92,8 +92,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
             let service = quipu::backup::BackupService::open(engine.clone(), &dir, config)
                 .map_err(|source| CliError::Repository { dir: dir.clone(), source })?;
             tracing::info!(repo = %dir.display(), mode = service.mode().as_str(), "backups enabled");
-            state = state.with_backups(service.clone());
-            Some(service)
+            let transfers = quipu::remote::TransferService::open(service.clone())
+                .map_err(|source| CliError::Repository { dir: dir.clone(), source })?;
+            state = state.with_backups(service.clone()).with_transfers(transfers.clone());
+            Some((service, transfers))
         }
         None => None,
     };
@@ -108,9 +110,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         quipu::server::serve_listener_with(listener, state, limits, shutdown_signal()).await
     });
     // In-flight requests have finished (or were dropped at the shutdown
-    // timeout); running backups stop (their records say cancelled), then the
-    // buffer becomes durable as segments.
-    if let Some(backups) = backups {
+    // timeout); running transfers and backups stop (their records say
+    // cancelled), then the buffer becomes durable as segments.
+    if let Some((backups, transfers)) = backups {
+        transfers.shutdown();
         backups.shutdown();
     }
     let closed = engine.close();

@@ -19,7 +19,12 @@ pub struct RestoreStarted {
 impl Client {
     /// `/api/v3/enterprise/backup` plus optional path segments (percent-encoded).
     pub(super) fn backup_url(&self, segments: &[&str]) -> Result<Url, ClientError> {
-        let mut url = self.url("api/v3/enterprise/backup", &[])?;
+        self.endpoint_url("api/v3/enterprise/backup", segments)
+    }
+
+    /// `path` plus optional path segments (percent-encoded).
+    fn endpoint_url(&self, path: &str, segments: &[&str]) -> Result<Url, ClientError> {
+        let mut url = self.url(path, &[])?;
         if !segments.is_empty() {
             let base = url.to_string();
             url.path_segments_mut()
@@ -139,14 +144,7 @@ impl Client {
     }
 
     pub(super) fn restore_url(&self, id: Option<&str>) -> Result<Url, ClientError> {
-        let mut url = self.url("api/v3/enterprise/restore", &[])?;
-        if let Some(id) = id {
-            let base = url.to_string();
-            url.path_segments_mut()
-                .map_err(|()| ClientError::InvalidUrl { url: base, reason: "cannot hold a path".into() })?
-                .push(id);
-        }
-        Ok(url)
+        self.endpoint_url("api/v3/enterprise/restore", id.as_slice())
     }
 
     /// Starts restoring backup `backup_name`; returns the restore's id.
@@ -181,5 +179,73 @@ impl Client {
     pub fn restore_cancel(&self, id: &str) -> Result<(), ClientError> {
         let url = self.restore_url(Some(id))?;
         self.json_request(reqwest::Method::DELETE, &url, None, "DELETE /api/v3/enterprise/restore/{id}")
+    }
+}
+
+/// Where a server's push or pull goes: the remote and how to reach it
+/// (unset fields: the server's own AWS environment).
+#[cfg(feature = "remote")]
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TransferTarget {
+    pub remote: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    pub accept_unconditional: bool,
+}
+
+#[cfg(feature = "remote")]
+impl Client {
+    fn transfer_url(&self, id: Option<&str>) -> Result<Url, ClientError> {
+        self.endpoint_url("api/v3/enterprise/transfer", id.as_slice())
+    }
+
+    /// Starts a push (or pull) of backup `name` on the server; its id.
+    pub fn transfer_start(
+        &self,
+        kind: crate::remote::TransferKind,
+        name: &str,
+        target: &TransferTarget,
+    ) -> Result<String, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            transfer_id: String,
+        }
+        let url = self.backup_url(&[name, kind.as_str()])?;
+        let body = serde_json::to_value(target)
+            .map_err(|e| ClientError::BadAnswer { what: "transfer request", reason: e.to_string() })?;
+        let answer: Answer =
+            self.json_request(reqwest::Method::POST, &url, Some(&body), "POST /api/v3/enterprise/backup/{name}/push")?;
+        Ok(answer.transfer_id)
+    }
+
+    /// One push or pull.
+    pub fn transfer_get(&self, id: &str) -> Result<crate::remote::TransferInfo, ClientError> {
+        let url = self.transfer_url(Some(id))?;
+        self.json_request(reqwest::Method::GET, &url, None, "GET /api/v3/enterprise/transfer/{id}")
+    }
+
+    /// Every push and pull the server knows, newest first.
+    pub fn transfer_list(&self) -> Result<Vec<crate::remote::TransferInfo>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            transfers: Vec<crate::remote::TransferInfo>,
+        }
+        let url = self.transfer_url(None)?;
+        let answer: Answer = self.json_request(reqwest::Method::GET, &url, None, "GET /api/v3/enterprise/transfer")?;
+        Ok(answer.transfers)
+    }
+
+    /// Asks a running push or pull to stop.
+    pub fn transfer_cancel(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.transfer_url(Some(id))?;
+        self.json_request(reqwest::Method::DELETE, &url, None, "DELETE /api/v3/enterprise/transfer/{id}")
     }
 }

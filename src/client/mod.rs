@@ -164,6 +164,8 @@ mod export;
 mod lines;
 mod write;
 
+#[cfg(feature = "remote")]
+pub use admin::TransferTarget;
 pub use admin::{BackupStarted, RestoreStarted};
 pub use export::{ExportedFile, unpack_export};
 use lines::*;

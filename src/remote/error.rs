@@ -39,4 +39,13 @@ pub enum RemoteError {
     /// which then installs nothing).
     #[error("remote backup {backup}: {problem}")]
     BadObject { backup: String, problem: ObjectProblem },
+    /// No push or pull job has this id.
+    #[error("no transfer {id}")]
+    TransferNotFound { id: String },
+    /// The job has ended: nothing to cancel.
+    #[error("transfer {id} has already ended ({status})")]
+    TransferEnded { id: String, status: String },
+    /// As many pushes and pulls run as the server allows at once.
+    #[error("{limit} transfers are running already; try again when one has ended")]
+    TooManyTransfers { limit: usize },
 }

@@ -31,6 +31,7 @@
 //! ```
 
 pub(crate) mod error;
+pub mod jobs;
 #[doc(hidden)] // the fuzz target's way in
 pub mod records;
 mod store;
@@ -48,8 +49,9 @@ use object_store::path::Path as StorePath;
 use crate::backup::repo::{MANIFESTS_DIR, OBJECTS_DIR, REPO_FILE};
 use crate::error::{Error, Result};
 pub use error::RemoteError;
+pub use jobs::{TransferInfo, TransferKind, TransferRequest, TransferService};
 pub use sweep::{DEFAULT_SWEEP_GRACE, SweepReport};
-pub use transfer::{PullReport, PushReport};
+pub use transfer::{PullReport, PushReport, TransferCounters};
 pub use verify::RemoteCheck;
 
 /// How to reach a remote, beyond its URL. Unset fields of an `s3://`
@@ -102,6 +104,9 @@ impl std::fmt::Debug for RemoteOptions {
 
 /// The default of [`RemoteOptions::part_bytes`].
 pub const DEFAULT_PART_BYTES: usize = 8 << 20;
+
+/// Where the conditional-create probes go, under the remote's prefix.
+const PROBES_DIR: &str = "probes";
 
 const PROBE_UNKNOWN: u8 = 0;
 const PROBE_HONOURED: u8 = 1;
@@ -198,6 +203,28 @@ impl Remote {
         crate::fs::sync_dir(&dir).at(&dir)
     }
 
+    /// Runs `work` on the remote's runtime until it ends or `cancel` is
+    /// raised; then the work is dropped within 50 ms, requests in flight
+    /// included (a request stuck on a slow or dead store must not hold a
+    /// cancel or a server's shutdown for its whole retry budget).
+    fn run_cancellable<T>(
+        &self,
+        cancel: &std::sync::atomic::AtomicBool,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.runtime.block_on(async {
+            let raised = async {
+                while !cancel.load(Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            };
+            tokio::select! {
+                outcome = work => outcome,
+                () = raised => Err(Error::Interrupted),
+            }
+        })
+    }
+
     fn store_error(&self, e: object_store::Error) -> Error {
         RemoteError::Store { url: self.url.clone(), what: e.to_string() }.into()
     }
@@ -265,7 +292,7 @@ impl Remote {
         if self.probe.load(Ordering::Acquire) != PROBE_UNKNOWN {
             return Ok(());
         }
-        let probe = self.path(&["probes", &ulid::Ulid::new().to_string()]);
+        let probe = self.path(&[PROBES_DIR, &ulid::Ulid::new().to_string()]);
         let first = self.create(&probe, b"probe".as_slice().into()).await?;
         let second = self.create(&probe, b"probe".as_slice().into()).await;
         {

@@ -37,6 +37,9 @@ pub struct SweepReport {
     pub bytes_freed: u64,
     /// Plans still inside their grace period.
     pub pending_plans: u64,
+    /// Probe objects older than the grace period (a probe lives for two
+    /// requests; an old one was left by a process that stopped between them).
+    pub probes_deleted: u64,
 }
 
 /// A plan as read back: its objects and when the store wrote it.
@@ -131,6 +134,14 @@ impl Remote {
                     }
                 }
                 self.store.delete(&plan.meta.location).await.map_err(|e| self.store_error(e))?;
+            }
+            for probe in self.list_dir(super::PROBES_DIR).await? {
+                if now - probe.last_modified >= grace {
+                    match self.store.delete(&probe.location).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => report.probes_deleted += 1,
+                        Err(e) => return Err(self.store_error(e)),
+                    }
+                }
             }
             let candidates: Vec<String> = objects
                 .keys()

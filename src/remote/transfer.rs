@@ -1,7 +1,7 @@
 //! Push and pull: a backup's objects between the local repository and a
 //! remote, several at once, each hashed on the way, the manifest last.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{Remote, RemoteError};
 use crate::backup::error::ObjectProblem;
 use crate::backup::manifest::{self, ObjectRef};
-use crate::backup::{BackupError, Repository};
+use crate::backup::{BackupError, Hold, Repository};
 use crate::error::{Error, IoContext, Result};
 
 /// Objects up to this many parts go up in one request.
@@ -47,6 +47,46 @@ pub struct PullReport {
     pub already_there: bool,
 }
 
+/// A push's or pull's progress as it goes, read by whoever watches it (a
+/// server job's status). Objects present already count as done at once.
+#[derive(Debug, Default)]
+pub struct TransferCounters {
+    pub objects_total: AtomicU64,
+    pub bytes_total: AtomicU64,
+    pub objects_done: AtomicU64,
+    pub bytes_done: AtomicU64,
+}
+
+impl TransferCounters {
+    fn start(&self, objects: &[ObjectRef]) {
+        self.objects_total.store(objects.len() as u64, Ordering::Relaxed);
+        self.bytes_total.store(total_size(objects), Ordering::Relaxed);
+    }
+
+    fn object_done(&self) {
+        self.objects_done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Bytes as they move, to the counters and to the caller's callback.
+struct Watch<'a> {
+    counters: &'a TransferCounters,
+    on_bytes: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Watch<'_> {
+    fn bytes(&self, n: u64) {
+        self.counters.bytes_done.fetch_add(n, Ordering::Relaxed);
+        (self.on_bytes)(n);
+    }
+
+    /// An object that needs no transfer.
+    fn present(&self, object: &ObjectRef) {
+        self.bytes(object.size);
+        self.counters.object_done();
+    }
+}
+
 /// The bytes of `objects`; a remote manifest's sizes are not trusted to fit.
 pub(super) fn total_size(objects: &[ObjectRef]) -> u64 {
     objects.iter().fold(0u64, |sum, o| sum.saturating_add(o.size))
@@ -66,23 +106,38 @@ impl Remote {
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<PushReport> {
+        self.push_counted(local, name, &TransferCounters::default(), on_bytes, cancel)
+    }
+
+    /// [`Remote::push`], counting its progress in `counters` as it goes.
+    pub fn push_counted(
+        &self,
+        local: &Repository,
+        name: &str,
+        counters: &TransferCounters,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PushReport> {
+        let watch = Watch { counters, on_bytes };
         crate::backup::validate_name(name)?;
         let manifest_bytes =
             local.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.to_string() })?;
         let manifest_file = local.dir().join(crate::backup::repo::MANIFESTS_DIR).join(format!("{name}.json"));
         let (manifest, hash) = manifest::decode(&manifest_file, &manifest_bytes)?;
         let objects = manifest.distinct_objects();
+        counters.start(&objects);
         let mut report = PushReport {
             backup: name.to_string(),
             objects_total: objects.len() as u64,
             bytes_total: total_size(&objects),
             ..PushReport::default()
         };
-        self.runtime.block_on(async {
+        self.run_cancellable(cancel, async {
             self.ensure_repository(true).await?;
             if self.same_manifest(name, &hash).await? {
                 report.already_there = true;
                 report.objects_present = report.objects_total;
+                objects.iter().for_each(|o| watch.present(o));
                 return Ok(report);
             }
             // Probed only when something is to be written.
@@ -91,10 +146,8 @@ impl Remote {
             let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
                 objects.into_iter().partition(|o| present.get(&o.blake3).map(|m| m.size) == Some(o.size));
             report.objects_present = have.len() as u64;
-            for object in &have {
-                on_bytes(object.size);
-            }
-            self.send_objects(local, &missing, on_bytes, cancel).await?;
+            have.iter().for_each(|o| watch.present(o));
+            self.send_objects(local, &missing, Some(&watch), cancel).await?;
             report.objects_sent = missing.len() as u64;
             report.bytes_sent = total_size(&missing);
             // The sweep rule (sweep.rs): send again, from the local copy,
@@ -113,12 +166,12 @@ impl Remote {
                 let (planned, plans_grace) = Remote::planned(&plans);
                 let grace = self.sweep_grace().max(plans_grace);
                 let renew: Vec<ObjectRef> = all.iter().filter(|o| planned.contains(&o.blake3)).cloned().collect();
-                self.send_objects(local, &renew, &|_| {}, cancel).await?;
+                self.send_objects(local, &renew, None, cancel).await?;
                 renewed = renew;
                 let present = self.objects().await?;
                 let gone: Vec<ObjectRef> =
                     all.iter().filter(|o| present.get(&o.blake3).map(|m| m.size) != Some(o.size)).cloned().collect();
-                self.send_objects(local, &gone, &|_| {}, cancel).await?;
+                self.send_objects(local, &gone, None, cancel).await?;
                 report.objects_sent += gone.len() as u64;
                 report.bytes_sent = report.bytes_sent.saturating_add(total_size(&gone));
                 // A zero grace (tests) promises nothing to pushes.
@@ -158,25 +211,35 @@ impl Remote {
             }
             if !gone.is_empty() {
                 tracing::warn!(remote = %self.url, backup = name, objects = gone.len(), "objects removed by a sweep during the push; sent again");
-                self.send_objects(local, &gone, &|_| {}, cancel).await?;
+                self.send_objects(local, &gone, None, cancel).await?;
                 self.sync_folder_objects(&gone)?;
             }
             Ok(report)
         })
     }
 
+    /// Sends `objects`; `watch` hears of the bytes and objects (none for
+    /// objects sent again, which were counted once).
     async fn send_objects(
         &self,
         local: &Repository,
         objects: &[ObjectRef],
-        on_bytes: &(dyn Fn(u64) + Sync),
+        watch: Option<&Watch<'_>>,
         cancel: &AtomicBool,
     ) -> Result<()> {
-        futures::stream::iter(objects.iter().map(|object| self.send_object(local, object, on_bytes, cancel)))
-            .buffer_unordered(self.parallel())
-            .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+        let silent = |_: u64| {};
+        let on_bytes = |n: u64| watch.map_or_else(|| silent(n), |w| w.bytes(n));
+        futures::stream::iter(objects.iter().map(|object| async move {
+            self.send_object(local, object, &on_bytes, cancel).await?;
+            if let Some(w) = watch {
+                w.counters.object_done();
+            }
+            Ok(())
+        }))
+        .buffer_unordered(self.parallel())
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
     }
 
     /// True when the remote holds backup `name` with content hash `hash`;
@@ -277,7 +340,39 @@ impl Remote {
         cancel: &AtomicBool,
     ) -> Result<PullReport> {
         let _lock = local.lock()?;
-        self.runtime.block_on(async {
+        self.pull_unlocked(local, name, &|_| {}, &TransferCounters::default(), on_bytes, cancel)
+    }
+
+    /// [`Remote::pull`] into the repository of a running
+    /// [`BackupService`](crate::backup::BackupService), which holds its lock:
+    /// `hold` (from [`hold_incoming`](crate::backup::BackupService::hold_incoming))
+    /// reserves the name, and keeps the pulled objects from the service's
+    /// garbage collection until the manifest names them.
+    pub fn pull_held(
+        &self,
+        hold: &Hold,
+        counters: &TransferCounters,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PullReport> {
+        let keep = |objects: &[ObjectRef]| hold.keep(objects.iter().map(|o| o.blake3.clone()));
+        self.pull_unlocked(hold.repository(), &hold.name(), &keep, counters, on_bytes, cancel)
+    }
+
+    fn pull_unlocked(
+        &self,
+        local: &Repository,
+        name: &str,
+        keep: &dyn Fn(&[ObjectRef]),
+        counters: &TransferCounters,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PullReport> {
+        let watch = Watch { counters, on_bytes };
+        // Every temp file this pull makes, so that a failure or a cancel
+        // (which drop the fetches still in flight) removes them all.
+        let temps = std::sync::Mutex::new(Vec::new());
+        let pulled = self.run_cancellable(cancel, async {
             self.ensure_repository(false).await?;
             let bytes = self.read_manifest_bytes(name).await?;
             let (manifest, hash) = manifest::decode(&self.display_path(&self.manifest_path(name)), &bytes)?;
@@ -288,6 +383,8 @@ impl Remote {
                 });
             }
             let objects = manifest.distinct_objects();
+            keep(&objects);
+            counters.start(&objects);
             let mut report = PullReport {
                 backup: name.to_string(),
                 objects_total: objects.len() as u64,
@@ -300,35 +397,32 @@ impl Remote {
                 }
                 report.already_there = true;
                 report.objects_present = report.objects_total;
+                objects.iter().for_each(|o| watch.present(o));
                 return Ok(report);
             }
             let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
                 objects.into_iter().partition(|o| local.has_object(o));
             report.objects_present = have.len() as u64;
-            for object in &have {
-                on_bytes(object.size);
-            }
-            // Every temp file this pull makes, so that a failure (which drops
-            // the fetches still in flight) removes them all.
-            let temps = std::sync::Mutex::new(Vec::new());
+            have.iter().for_each(|o| watch.present(o));
             let fetched = futures::stream::iter(
-                missing.iter().map(|object| self.fetch_object(local, name, object, &temps, on_bytes, cancel)),
+                missing.iter().map(|object| self.fetch_object(local, name, object, &temps, &watch, cancel)),
             )
             .buffer_unordered(self.parallel())
             .try_collect::<Vec<()>>()
             .await;
-            if let Err(e) = fetched {
-                for tmp in temps.lock().map(|t| t.clone()).unwrap_or_default() {
-                    let _ = std::fs::remove_file(tmp);
-                }
-                return Err(e);
-            }
+            fetched?;
             report.objects_fetched = missing.len() as u64;
             report.bytes_fetched = total_size(&missing);
             local.sync_shards(missing.iter().map(|o| o.blake3.as_str()))?;
             local.write_manifest_bytes(name, &bytes)?;
             Ok(report)
-        })
+        });
+        if pulled.is_err() {
+            for tmp in temps.lock().map(|t| t.clone()).unwrap_or_default() {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+        pulled
     }
 
     async fn fetch_object(
@@ -337,7 +431,7 @@ impl Remote {
         backup: &str,
         object: &ObjectRef,
         temps: &std::sync::Mutex<Vec<std::path::PathBuf>>,
-        on_bytes: &(dyn Fn(u64) + Sync),
+        watch: &Watch<'_>,
         cancel: &AtomicBool,
     ) -> Result<()> {
         let bad =
@@ -381,7 +475,7 @@ impl Remote {
                 }
                 hasher.update(&chunk);
                 file.write_all(&chunk).await.at(&tmp)?;
-                on_bytes(chunk.len() as u64);
+                watch.bytes(chunk.len() as u64);
             }
             let actual = hasher.finalize().to_hex().to_string();
             if written != object.size {
@@ -396,7 +490,9 @@ impl Remote {
             }
             file.sync_all().await.at(&tmp)?;
             drop(file);
-            tokio::fs::rename(&tmp, &target).await.at(&target)
+            tokio::fs::rename(&tmp, &target).await.at(&target)?;
+            watch.counters.object_done();
+            Ok(())
         }
         .await;
         if outcome.is_err() {

@@ -12,6 +12,9 @@
 //!   endpoint of this slice (the schemes say "v1 endpoints", `/write` and
 //!   `/query`). When `p` is present it is the credential checked, whatever
 //!   the header says.
+//! - On the ArangoDB face (`/_admin/...`, `/_db/...`): `Basic` with any user
+//!   name and the token as password (what ArangoDB clients send), or
+//!   `bearer <token>`; a refusal there is 401 in ArangoDB's error shape.
 //!
 //! Scheme words are case-insensitive, as RFC 7235 (section 2.1) has them:
 //! `bearer` is `Bearer` (python-arango, for one, sends it in lower case). The
@@ -138,20 +141,33 @@ fn generate_token() -> Result<String, ServerError> {
 /// Middleware: answers 401 unless the request carries the admin token in a
 /// form its endpoint accepts (see the module doc).
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let v1 = req.uri().path() == "/write";
-    match presented_token(&req, v1) {
+    let path = req.uri().path();
+    // The ArangoDB face: Basic as ArangoDB clients send it, and errors in its shape.
+    let arango = path.starts_with("/_admin/") || path.starts_with("/_db/");
+    let v1 = path == "/write";
+    match presented_token(&req, v1 || arango, v1) {
         Ok(token) if state.inner.admin_token.verify(&token) => next.run(req).await,
+        Ok(_) if arango => {
+            super::arango::ArangoError::unauthorized("not authorized to execute this request").into_response()
+        }
         Ok(_) => ApiError::unauthorized("invalid token").into_response(),
+        Err(e) if arango => super::arango::ArangoError::unauthorized(e.error).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn presented_token(req: &Request, v1: bool) -> Result<String, ApiError> {
+/// The token a request presents; `basic` allows `Authorization: Basic`
+/// (the password is the token), `v1` also the `p` query parameter.
+fn presented_token(req: &Request, basic: bool, v1: bool) -> Result<String, ApiError> {
     if v1 && let Some(p) = query_password(req) {
         return Ok(p);
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        let hint = if v1 { ", `Authorization: Basic`, or `p=<token>`" } else { "" };
+        let hint = match (basic, v1) {
+            (_, true) => ", `Authorization: Basic`, or `p=<token>`",
+            (true, false) => ", or `Authorization: Basic` with the token as password",
+            _ => "",
+        };
         return Err(ApiError::unauthorized(format!(
             "missing token: send `Authorization: Bearer <token>`, `Authorization: Token <token>`{hint}"
         )));
@@ -163,7 +179,7 @@ fn presented_token(req: &Request, v1: bool) -> Result<String, ApiError> {
     let is = |word: &str| scheme.eq_ignore_ascii_case(word);
     match () {
         _ if is("Bearer") || is("Token") => Ok(credential.to_owned()),
-        _ if is("Basic") && v1 => {
+        _ if is("Basic") && basic => {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(credential)
                 .map_err(|_| ApiError::unauthorized("malformed Basic credential"))?;
@@ -175,7 +191,7 @@ fn presented_token(req: &Request, v1: bool) -> Result<String, ApiError> {
         }
         _ => Err(ApiError::unauthorized(format!(
             "unsupported Authorization scheme on this endpoint: use `Bearer <token>` or `Token <token>`{}",
-            if v1 { " or `Basic`" } else { "" }
+            if basic { " or `Basic`" } else { "" }
         ))),
     }
 }

@@ -58,6 +58,7 @@ impl ApiError {
     /// corruption) is ours (500).
     pub fn from_engine(err: crate::Error) -> Self {
         use crate::backup::BackupError;
+        use crate::remote::RemoteError;
         use crate::restore::RestoreError;
         let status = match &err {
             crate::Error::Backup(b) => match b {
@@ -72,6 +73,14 @@ impl ApiError {
                 RestoreError::NotFound { .. } | RestoreError::NotRunning { .. } => StatusCode::NOT_FOUND,
                 RestoreError::TargetNotEmpty { .. } => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            crate::Error::Remote(r) => match r {
+                RemoteError::InvalidUrl { .. } => StatusCode::BAD_REQUEST,
+                RemoteError::NotFound { .. } | RemoteError::TransferNotFound { .. } => StatusCode::NOT_FOUND,
+                RemoteError::TransferEnded { .. }
+                | RemoteError::TooManyTransfers { .. }
+                | RemoteError::ManifestExists { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_GATEWAY,
             },
             crate::Error::Poisoned { .. } | crate::Error::Closed | crate::Error::RolledBack => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -10,7 +10,11 @@
 //! ([`write`]), `GET /api/v3/export/{databases,tables,windows,window_data}`
 //! ([`export`]), `GET /health`, `GET /api/v1/health`, `GET|POST /ping`,
 //! `GET /metrics` ([`metrics`]), `/api/v3/enterprise/backup[/{name}[/verify]]`
-//! ([`backup`]), `/api/v3/enterprise/restore[/{id}]` ([`restore`]).
+//! ([`backup`]), `/api/v3/enterprise/restore[/{id}]` ([`restore`]),
+//! `/api/v3/enterprise/backup/{name}/{push,pull}` and
+//! `/api/v3/enterprise/transfer[/{id}]` ([`transfer`], quipu extensions);
+//! and the ArangoDB hot-backup API, `/_admin/backup/{action}` and
+//! `/_db/_system/_admin/backup/{action}` ([`arango`]).
 //!
 //! Every request needs the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
@@ -38,6 +42,7 @@
 //! timeout, so that the client receives its answer instead of a reset. On shutdown, requests in flight get
 //! `shutdown_timeout` to finish; then their connections are dropped.
 
+pub mod arango;
 pub mod auth;
 mod backup;
 mod error;
@@ -45,6 +50,7 @@ mod export;
 pub mod metrics;
 mod query;
 mod restore;
+mod transfer;
 mod write;
 
 use std::future::Future;
@@ -59,7 +65,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http_body_util::BodyExt;
 
 pub use auth::{ADMIN_TOKEN_HASH_FILE, AdminToken, SERVER_DIR, resolve_admin_token};
@@ -247,6 +253,7 @@ pub struct AppState {
 struct Shared {
     engine: crate::Engine,
     backups: Option<crate::backup::BackupService>,
+    transfers: Option<crate::remote::TransferService>,
     /// Where exports keep their conversions.
     export_cache: Arc<crate::export::cache::ExportCache>,
     admin_token: AdminToken,
@@ -267,6 +274,7 @@ impl AppState {
             inner: Arc::new(Shared {
                 engine,
                 backups: None,
+                transfers: None,
                 export_cache: Arc::new(crate::export::cache::ExportCache::disabled()),
                 admin_token,
                 max_body_bytes,
@@ -320,6 +328,18 @@ impl AppState {
         self.inner.backups.as_ref()
     }
 
+    /// Serves pushes and pulls (and the ArangoDB upload and download) from
+    /// `transfers`; without it they answer 503.
+    #[must_use]
+    pub fn with_transfers(mut self, transfers: crate::remote::TransferService) -> Self {
+        Arc::make_mut(&mut self.inner).transfers = Some(transfers);
+        self
+    }
+
+    pub fn transfers(&self) -> Option<&crate::remote::TransferService> {
+        self.inner.transfers.as_ref()
+    }
+
     /// The telemetry of the query started last, if any.
     pub fn last_query(&self) -> Option<Arc<crate::sql::QueryTelemetry>> {
         self.inner.last_query.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -370,7 +390,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/enterprise/backup", get(backup::list).post(backup::create).delete(backup::cancel))
         .route("/api/v3/enterprise/backup/{name}", get(backup::get).delete(backup::delete))
         .route("/api/v3/enterprise/backup/{name}/verify", post(backup::verify))
+        .route("/api/v3/enterprise/backup/{name}/push", post(transfer::push))
+        .route("/api/v3/enterprise/backup/{name}/pull", post(transfer::pull))
+        .route("/api/v3/enterprise/transfer", get(transfer::list))
+        .route("/api/v3/enterprise/transfer/{id}", get(transfer::get).delete(transfer::cancel))
         .route("/api/v3/enterprise/restore", get(restore::list).post(restore::start))
+        .route("/_admin/backup/{action}", any(arango::admin))
+        .route("/_db/{db}/_admin/backup/{action}", any(arango::in_database))
         .route("/api/v3/enterprise/restore/{id}", get(restore::get).delete(restore::cancel))
         // The reference: "HEAD requests return `404 Not Found`".
         .route("/ping", get(ping).post(ping).head(ping_head))

@@ -83,7 +83,8 @@ fn offline_restore_builds_a_data_folder_an_engine_serves() {
     let repo = server.repo().to_path_buf();
     let mut server = server;
     server.stop();
-    // The repository lock goes with the service.
+    // The repository lock goes with the service (and the transfers, which use it).
+    drop(server.transfers.take());
     drop(server.backups.take());
 
     let target = tempfile::tempdir().unwrap();

@@ -27,6 +27,8 @@ mod remote_support;
 #[path = "../server_support/mod.rs"]
 mod server_support;
 
+mod arango_api;
+mod arango_client;
 mod background_flush;
 mod backup_api;
 mod backup_chain_delete;
@@ -52,6 +54,7 @@ mod client_query;
 mod client_quoted_newlines;
 mod client_rejected_lines;
 mod client_restore;
+mod client_transfer;
 mod client_tsbs_batches;
 mod client_unavailable;
 mod client_unreachable;
@@ -114,4 +117,6 @@ mod sql_pushdown_telemetry;
 mod sql_table_names;
 mod sql_table_provider;
 mod table_limit;
+mod transfer_api;
+mod transfer_crash;
 mod wide_lines;

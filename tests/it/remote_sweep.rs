@@ -85,6 +85,16 @@ fn a_deleted_backups_own_objects_go_in_two_sweeps_and_a_push_renews_what_it_reus
     let idle = remote.sweep().unwrap();
     assert_eq!((idle.planned, idle.deleted, idle.pending_plans), (0, 0, 0), "{idle:?}");
 
+    // A probe a killed process left (it lives for two requests) goes with
+    // the next sweep once older than the grace period.
+    let probes = root.join("remote/probes");
+    std::fs::create_dir_all(&probes).unwrap();
+    std::fs::write(probes.join("01ARZ3NDEKTSV4RRFFQ69G5FAV"), b"probe").unwrap();
+    next_second();
+    let swept = remote.sweep().unwrap();
+    assert_eq!(swept.probes_deleted, 1, "{swept:?}");
+    assert!(!probes.join("01ARZ3NDEKTSV4RRFFQ69G5FAV").exists());
+
     // The local repository itself is refused: its own collector knows its jobs.
     let local_as_remote = Remote::open(root.join("repo").to_str().unwrap(), RemoteOptions::default()).unwrap();
     match local_as_remote.sweep() {

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     /// The backup service, with [`TestServer::with_backups`].
     pub backups: Option<BackupService>,
+    /// Pushes and pulls, with [`TestServer::with_backups`].
+    pub transfers: Option<quipu::remote::TransferService>,
     /// The backup repository folder, with [`TestServer::with_backups`]: a
     /// folder beside the data folder, on the same filesystem.
     pub repo_dir: Option<std::path::PathBuf>,
@@ -62,6 +64,7 @@ impl TestServer {
             cache,
             dir,
             backups: None,
+            transfers: None,
             repo_dir: None,
             repo_tmp: None,
             server: Some(server),
@@ -81,8 +84,10 @@ impl TestServer {
         let cache = export_cache(dir.path());
         let engine = Engine::builder(dir.path()).background(false).on_install(cache.hook(false)).open().unwrap();
         let backups = BackupService::open(engine.clone(), &repo_dir, config).unwrap();
+        let transfers = quipu::remote::TransferService::open(backups.clone()).unwrap();
         let state = AppState::new(engine.clone(), AdminToken::from_token(TOKEN), DEFAULT_MAX_BODY_BYTES)
             .with_backups(backups.clone())
+            .with_transfers(transfers.clone())
             .with_export_cache(cache.clone());
         let server = BackgroundServer::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
         TestServer {
@@ -91,6 +96,7 @@ impl TestServer {
             cache,
             dir,
             backups: Some(backups),
+            transfers: Some(transfers),
             repo_dir: Some(repo_dir),
             repo_tmp: Some(repo_tmp),
             server: Some(server),
@@ -116,7 +122,10 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.stop().unwrap();
         }
-        // Running backups stop (cancelled) and their threads are joined.
+        // Running transfers and backups stop (cancelled) and their threads are joined.
+        if let Some(transfers) = &self.transfers {
+            transfers.shutdown();
+        }
         if let Some(backups) = &self.backups {
             backups.shutdown();
         }
