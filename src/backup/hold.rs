@@ -21,22 +21,28 @@ pub(crate) struct Held {
 pub struct Hold {
     service: BackupService,
     id: u64,
+    /// A push's: the manifest as read under the hold.
+    manifest: Option<Vec<u8>>,
 }
 
 impl BackupService {
     /// Holds completed backup `name` for reading (a push): its objects stay
     /// even if the backup is deleted meanwhile. The manifest is read under
     /// the service's lock, so no deletion can slip in between.
-    pub fn hold_backup(&self, name: &str) -> Result<(Hold, Manifest)> {
+    pub fn hold_backup(&self, name: &str) -> Result<Hold> {
         if validate_name(name).is_err() {
             return Err(BackupError::NotFound { name: name.into() }.into());
         }
         let mut state = lock(&self.inner.state);
-        let (manifest, _) =
-            self.inner.repo.read_manifest(name)?.ok_or_else(|| BackupError::NotFound { name: name.into() })?;
+        let repo = &self.inner.repo;
+        let bytes = repo.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.into() })?;
+        let path = repo.dir().join(repo::MANIFESTS_DIR).join(format!("{name}.json"));
+        let (manifest, _) = manifest::decode(&path, &bytes)?;
         let objects = manifest.objects().map(|o| o.blake3).collect();
         let held = Held { name: name.into(), writes: false, objects };
-        Ok((self.add_hold(&mut state, held), manifest))
+        let mut hold = self.add_hold(&mut state, held);
+        hold.manifest = Some(bytes);
+        Ok(hold)
     }
 
     /// Holds the name `name` for a backup arriving from elsewhere (a pull):
@@ -58,7 +64,7 @@ impl BackupService {
         state.next_hold += 1;
         let id = state.next_hold;
         state.holds.insert(id, held);
-        Hold { service: self.clone(), id }
+        Hold { service: self.clone(), id, manifest: None }
     }
 }
 
@@ -66,6 +72,11 @@ impl Hold {
     /// The repository held.
     pub fn repository(&self) -> &Repository {
         &self.service.inner.repo
+    }
+
+    /// The manifest a push's hold read (`None` for a pull's).
+    pub fn manifest_bytes(&self) -> Option<&[u8]> {
+        self.manifest.as_deref()
     }
 
     /// The name held.
@@ -85,6 +96,14 @@ impl Hold {
             }
             held.objects.extend(objects);
         }
+    }
+}
+
+impl Hold {
+    /// `objects` are durable now (their shard folders were synced after
+    /// they were all on disk): backups finding them need no sync of their own.
+    pub fn settled<'a>(&self, objects: impl IntoIterator<Item = &'a str>) {
+        self.service.inner.unsynced.settled(objects);
     }
 }
 

@@ -152,7 +152,10 @@ impl BackupService {
                     let base = generated_name(now_ns);
                     let mut name = base.clone();
                     let mut n = 1;
-                    while state.running.contains_key(&name) || repo.read_manifest(&name)?.is_some() {
+                    while state.running.contains_key(&name)
+                        || state.holds.values().any(|h| h.writes && h.name == name)
+                        || repo.read_manifest(&name)?.is_some()
+                    {
                         name = format!("{base}-{n}");
                         n += 1;
                     }

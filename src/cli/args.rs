@@ -173,6 +173,11 @@ pub(crate) enum BackupCommand {
         /// With the server: start the job and print its id without waiting.
         #[arg(long, conflicts_with = "repo")]
         no_wait: bool,
+        /// With the server and an s3:// remote: send this environment's AWS
+        /// credentials (AWS_ACCESS_KEY_ID, ...) to the job, which keeps them
+        /// in memory only; by default the server uses its own environment's.
+        #[arg(long, conflicts_with = "repo")]
+        send_aws_credentials: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -193,6 +198,11 @@ pub(crate) enum BackupCommand {
         /// With the server: start the job and print its id without waiting.
         #[arg(long, conflicts_with = "repo")]
         no_wait: bool,
+        /// With the server and an s3:// remote: send this environment's AWS
+        /// credentials (AWS_ACCESS_KEY_ID, ...) to the job, which keeps them
+        /// in memory only; by default the server uses its own environment's.
+        #[arg(long, conflicts_with = "repo")]
+        send_aws_credentials: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },

@@ -229,23 +229,15 @@ pub(crate) fn backup(host: &str, token: Option<&str>, what: BackupCommand) -> Re
             super::remote_repo::pull(&name, &from, &repo, &remote)
         }
         #[cfg(feature = "remote")]
-        BackupCommand::Push { name, to, repo: None, remote, no_wait } => super::remote_repo::server_transfer(
-            &client,
-            quipu::remote::TransferKind::Push,
-            &name,
-            &to,
-            &remote,
-            no_wait,
-        ),
+        BackupCommand::Push { name, to, repo: None, remote, no_wait, send_aws_credentials } => {
+            let how = super::remote_repo::ServerTransfer { no_wait, send_aws_credentials };
+            super::remote_repo::server_transfer(&client, quipu::remote::TransferKind::Push, &name, &to, &remote, how)
+        }
         #[cfg(feature = "remote")]
-        BackupCommand::Pull { name, from, repo: None, remote, no_wait } => super::remote_repo::server_transfer(
-            &client,
-            quipu::remote::TransferKind::Pull,
-            &name,
-            &from,
-            &remote,
-            no_wait,
-        ),
+        BackupCommand::Pull { name, from, repo: None, remote, no_wait, send_aws_credentials } => {
+            let how = super::remote_repo::ServerTransfer { no_wait, send_aws_credentials };
+            super::remote_repo::server_transfer(&client, quipu::remote::TransferKind::Pull, &name, &from, &remote, how)
+        }
         #[cfg(feature = "remote")]
         BackupCommand::Transfers => {
             println!(

@@ -205,8 +205,17 @@ fn now() -> String {
     quipu::backup::rfc3339(quipu::clock::SystemClock.now_ns())
 }
 
-/// A push or pull as a job of the server: started, then (unless `no_wait`)
-/// followed with a progress bar to its end.
+/// How a push or pull through the server goes.
+#[cfg(feature = "client")]
+pub(crate) struct ServerTransfer {
+    /// Print the job's id and return at once.
+    pub(crate) no_wait: bool,
+    /// Send this environment's AWS credentials (s3:// remotes only).
+    pub(crate) send_aws_credentials: bool,
+}
+
+/// A push or pull as a job of the server: started, then (unless
+/// `no_wait`) followed with a progress bar to its end.
 #[cfg(feature = "client")]
 pub(crate) fn server_transfer(
     client: &quipu::client::Client,
@@ -214,22 +223,23 @@ pub(crate) fn server_transfer(
     name: &str,
     url: &str,
     args: &RemoteArgs,
-    no_wait: bool,
+    how: ServerTransfer,
 ) -> Result<(), CliError> {
     use quipu::backup::BackupStatus;
     let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let credential = |var: &str| if how.send_aws_credentials && url.starts_with("s3://") { env(var) } else { None };
     let target = quipu::client::TransferTarget {
         remote: url.to_string(),
-        endpoint: args.s3_endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")),
-        region: args.s3_region.clone().or_else(|| env("AWS_REGION")),
-        access_key_id: env("AWS_ACCESS_KEY_ID"),
-        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
-        session_token: env("AWS_SESSION_TOKEN"),
+        endpoint: args.s3_endpoint.clone(),
+        region: args.s3_region.clone(),
+        access_key_id: credential("AWS_ACCESS_KEY_ID"),
+        secret_access_key: credential("AWS_SECRET_ACCESS_KEY"),
+        session_token: credential("AWS_SESSION_TOKEN"),
         accept_unconditional: args.accept_unconditional_remote,
     };
     let id = client.transfer_start(kind, name, &target)?;
     println!("{id}");
-    if no_wait {
+    if how.no_wait {
         return Ok(());
     }
     let verb = match kind {

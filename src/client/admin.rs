@@ -185,7 +185,7 @@ impl Client {
 /// Where a server's push or pull goes: the remote and how to reach it
 /// (unset fields: the server's own AWS environment).
 #[cfg(feature = "remote")]
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Clone, Default, serde::Serialize)]
 pub struct TransferTarget {
     pub remote: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +199,23 @@ pub struct TransferTarget {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
     pub accept_unconditional: bool,
+}
+
+#[cfg(feature = "remote")]
+impl std::fmt::Debug for TransferTarget {
+    // Credentials never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "<set>");
+        f.debug_struct("TransferTarget")
+            .field("remote", &self.remote)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &set(&self.access_key_id))
+            .field("secret_access_key", &set(&self.secret_access_key))
+            .field("session_token", &set(&self.session_token))
+            .field("accept_unconditional", &self.accept_unconditional)
+            .finish()
+    }
 }
 
 #[cfg(feature = "remote")]

@@ -177,6 +177,25 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `path` with its longest existing ancestor resolved (symbolic links
+/// included) and the rest appended: where a folder not made yet will be.
+fn canonical_as_far_as_it_exists(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// `url` without any `user:password@` part.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {
@@ -289,10 +308,20 @@ impl TransferService {
     pub fn start(&self, request: TransferRequest) -> Result<String> {
         let TransferRequest { kind, backup, url, options } = request;
         crate::backup::validate_name(&backup)?;
+        // Credentials travel as fields, never in a URL (which reaches records and logs).
+        if let Some((scheme, rest)) = url.split_once("://")
+            && rest.contains('@')
+        {
+            return Err(RemoteError::InvalidUrl {
+                url: format!("{scheme}://(redacted)"),
+                why: "credentials in the URL are not accepted; give them as fields (access_key_id, ...)".into(),
+            }
+            .into());
+        }
         let remote = Remote::open(&url, options)?;
         if let Some(folder) = remote.folder.as_deref() {
             // A server's working folder is nobody's business.
-            if !url.starts_with("file://") && !Path::new(&url).is_absolute() {
+            if !Path::new(url.strip_prefix("file://").unwrap_or(&url)).is_absolute() {
                 return Err(RemoteError::InvalidUrl {
                     url,
                     why: "a server's remote folder must be an absolute path (or s3://bucket/prefix)".into(),
@@ -301,7 +330,7 @@ impl TransferService {
             }
             let repo = self.inner.backups.repository().dir();
             let repo = std::fs::canonicalize(repo).or_else(|_| std::path::absolute(repo)).at(repo)?;
-            let folder = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
+            let folder = canonical_as_far_as_it_exists(folder);
             if folder.starts_with(&repo) || repo.starts_with(&folder) {
                 return Err(RemoteError::InvalidUrl {
                     url: remote.url().to_string(),
@@ -311,7 +340,7 @@ impl TransferService {
             }
         }
         let hold = match kind {
-            TransferKind::Push => self.inner.backups.hold_backup(&backup)?.0,
+            TransferKind::Push => self.inner.backups.hold_backup(&backup)?,
             TransferKind::Pull => self.inner.backups.hold_incoming(&backup)?,
         };
         let job = {
@@ -377,9 +406,9 @@ impl TransferService {
     fn run(&self, job: &Job, remote: Remote, hold: Hold) {
         let cancel = &job.cancel;
         let outcome = match job.info.kind {
-            TransferKind::Push => remote
-                .push_counted(hold.repository(), &job.info.backup, &job.counters, &|_| {}, cancel)
-                .map(|r| (r.objects_sent, r.bytes_sent)),
+            TransferKind::Push => {
+                remote.push_held(&hold, &job.counters, &|_| {}, cancel).map(|r| (r.objects_sent, r.bytes_sent))
+            }
             TransferKind::Pull => {
                 remote.pull_held(&hold, &job.counters, &|_| {}, cancel).map(|r| (r.objects_fetched, r.bytes_fetched))
             }
@@ -516,6 +545,23 @@ impl TransferService {
             let _ = self.cancel_with(&id, "cancelled: the server shut down");
         }
         for t in threads {
+            let _ = t.join();
+        }
+        // A job accepted just before the shutdown may have been inserted
+        // without its thread handle yet: wait for every job to end.
+        let mut state = lock(&self.inner.state);
+        while !state.running.is_empty() {
+            for job in state.running.values() {
+                if let Ok(mut r) = job.cancel_reason.lock() {
+                    r.get_or_insert_with(|| "cancelled: the server shut down".to_string());
+                }
+                job.cancel.store(true, Ordering::Relaxed);
+            }
+            state = self.inner.ended.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        let late = std::mem::take(&mut state.threads);
+        drop(state);
+        for t in late {
             let _ = t.join();
         }
     }

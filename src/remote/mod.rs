@@ -207,14 +207,17 @@ impl Remote {
     /// raised; then the work is dropped within 50 ms, requests in flight
     /// included (a request stuck on a slow or dead store must not hold a
     /// cancel or a server's shutdown for its whole retry budget).
+    /// Once `committed` is raised (the work reached its commit point) the
+    /// cancel is no longer heard: the work finishes what follows the commit.
     fn run_cancellable<T>(
         &self,
         cancel: &std::sync::atomic::AtomicBool,
+        committed: &std::sync::atomic::AtomicBool,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         self.runtime.block_on(async {
             let raised = async {
-                while !cancel.load(Ordering::Relaxed) {
+                while !cancel.load(Ordering::Relaxed) || committed.load(Ordering::Acquire) {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             };

@@ -118,10 +118,38 @@ impl Remote {
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<PushReport> {
-        let watch = Watch { counters, on_bytes };
         crate::backup::validate_name(name)?;
         let manifest_bytes =
             local.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.to_string() })?;
+        self.push_manifest(local, name, manifest_bytes, counters, on_bytes, cancel)
+    }
+
+    /// [`Remote::push_counted`] from a running
+    /// [`BackupService`](crate::backup::BackupService)'s repository: the
+    /// backup `hold` ([`hold_backup`](crate::backup::BackupService::hold_backup))
+    /// read, whose objects its garbage collection keeps even if the backup
+    /// is deleted meanwhile.
+    pub fn push_held(
+        &self,
+        hold: &Hold,
+        counters: &TransferCounters,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PushReport> {
+        let bytes = hold.manifest_bytes().ok_or_else(|| BackupError::NotFound { name: hold.name() })?;
+        self.push_manifest(hold.repository(), &hold.name(), bytes.to_vec(), counters, on_bytes, cancel)
+    }
+
+    fn push_manifest(
+        &self,
+        local: &Repository,
+        name: &str,
+        manifest_bytes: Vec<u8>,
+        counters: &TransferCounters,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PushReport> {
+        let watch = Watch { counters, on_bytes };
         let manifest_file = local.dir().join(crate::backup::repo::MANIFESTS_DIR).join(format!("{name}.json"));
         let (manifest, hash) = manifest::decode(&manifest_file, &manifest_bytes)?;
         let objects = manifest.distinct_objects();
@@ -132,7 +160,11 @@ impl Remote {
             bytes_total: total_size(&objects),
             ..PushReport::default()
         };
-        self.run_cancellable(cancel, async {
+        // Raised as the manifest's create is sent: from then on the push may
+        // have committed, so it is finished, not dropped, whatever a cancel says.
+        let committed = AtomicBool::new(false);
+        let after_commit = AtomicBool::new(false);
+        self.run_cancellable(cancel, &committed, async {
             self.ensure_repository(true).await?;
             if self.same_manifest(name, &hash).await? {
                 report.already_there = true;
@@ -193,6 +225,10 @@ impl Remote {
             // The commit point: a conditional create, so a push racing this
             // one under the same name cannot be silently replaced.
             let path = self.manifest_path(name);
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            committed.store(true, Ordering::Release);
             if !self.create(&path, manifest_bytes.into()).await? && !self.same_manifest(name, &hash).await? {
                 return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
             }
@@ -211,7 +247,7 @@ impl Remote {
             }
             if !gone.is_empty() {
                 tracing::warn!(remote = %self.url, backup = name, objects = gone.len(), "objects removed by a sweep during the push; sent again");
-                self.send_objects(local, &gone, None, cancel).await?;
+                self.send_objects(local, &gone, None, &after_commit).await?;
                 self.sync_folder_objects(&gone)?;
             }
             Ok(report)
@@ -340,7 +376,7 @@ impl Remote {
         cancel: &AtomicBool,
     ) -> Result<PullReport> {
         let _lock = local.lock()?;
-        self.pull_unlocked(local, name, &|_| {}, &TransferCounters::default(), on_bytes, cancel)
+        self.pull_unlocked(local, name, None, &TransferCounters::default(), on_bytes, cancel)
     }
 
     /// [`Remote::pull`] into the repository of a running
@@ -355,15 +391,14 @@ impl Remote {
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<PullReport> {
-        let keep = |objects: &[ObjectRef]| hold.keep(objects.iter().map(|o| o.blake3.clone()));
-        self.pull_unlocked(hold.repository(), &hold.name(), &keep, counters, on_bytes, cancel)
+        self.pull_unlocked(hold.repository(), &hold.name(), Some(hold), counters, on_bytes, cancel)
     }
 
     fn pull_unlocked(
         &self,
         local: &Repository,
         name: &str,
-        keep: &dyn Fn(&[ObjectRef]),
+        hold: Option<&Hold>,
         counters: &TransferCounters,
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
@@ -372,7 +407,9 @@ impl Remote {
         // Every temp file this pull makes, so that a failure or a cancel
         // (which drop the fetches still in flight) removes them all.
         let temps = std::sync::Mutex::new(Vec::new());
-        let pulled = self.run_cancellable(cancel, async {
+        // The pull's commit (its shards' sync and the manifest) is
+        // synchronous: a cancel cannot land inside it.
+        let pulled = self.run_cancellable(cancel, &AtomicBool::new(false), async {
             self.ensure_repository(false).await?;
             let bytes = self.read_manifest_bytes(name).await?;
             let (manifest, hash) = manifest::decode(&self.display_path(&self.manifest_path(name)), &bytes)?;
@@ -383,7 +420,9 @@ impl Remote {
                 });
             }
             let objects = manifest.distinct_objects();
-            keep(&objects);
+            if let Some(hold) = hold {
+                hold.keep(objects.iter().map(|o| o.blake3.clone()));
+            }
             counters.start(&objects);
             let mut report = PullReport {
                 backup: name.to_string(),
@@ -413,7 +452,14 @@ impl Remote {
             fetched?;
             report.objects_fetched = missing.len() as u64;
             report.bytes_fetched = total_size(&missing);
-            local.sync_shards(missing.iter().map(|o| o.blake3.as_str()))?;
+            // Every object the manifest names, not only those fetched: one
+            // found on disk may have been placed by a pull or backup that
+            // failed before making its folder entry durable.
+            let all = || have.iter().chain(&missing).map(|o| o.blake3.as_str());
+            local.sync_shards(all())?;
+            if let Some(hold) = hold {
+                hold.settled(all());
+            }
             local.write_manifest_bytes(name, &bytes)?;
             Ok(report)
         });

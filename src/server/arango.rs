@@ -452,8 +452,16 @@ async fn restore(state: &AppState, backups: BackupService, body: &Map<String, Va
             }
         })?;
         let previous = taken.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let restore_id = backups.start_restore(&id, RestoreVerify::default()).map_err(fail)?;
-        let ended = backups.wait_restore(&restore_id).map_err(fail)?;
+        // A failure from here on names the undo backup, which stays (it
+        // holds the data as it is, and deleting it is the client's call).
+        let kept = |e: crate::Error| {
+            let mut e = fail(e);
+            e.message =
+                format!("{} (backup {previous}, taken before the restore, holds the data as it was)", e.message);
+            e
+        };
+        let restore_id = backups.start_restore(&id, RestoreVerify::default()).map_err(kept)?;
+        let ended = backups.wait_restore(&restore_id).map_err(kept)?;
         if ended.status != BackupStatus::Completed {
             let why = ended.error.unwrap_or_else(|| ended.status.as_str().to_string());
             return Err(ArangoError::new(
@@ -539,6 +547,14 @@ async fn transfer(state: &AppState, kind: TransferKind, body: &Map<String, Value
         return Ok(answer(StatusCode::OK, record));
     }
     let backup = required_id(body)?.to_string();
+    if kind == TransferKind::Push && crate::backup::validate_name(&backup).is_err() {
+        // No backup can have that name.
+        return Err(ArangoError::new(
+            StatusCode::NOT_FOUND,
+            num::NO_SUCH_HOT_BACKUP,
+            format!("no such hot backup set can be found: {backup}"),
+        ));
+    }
     let repository = opt_str(body, "remoteRepository")?
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ArangoError::bad("`remoteRepository` is required"))?;

@@ -1,8 +1,8 @@
 //! `quipu backup push|pull` without `--repo`: jobs of a running server
 //! (`TestServer`, in process), followed to their end with a progress bar,
 //! listed by `quipu backup transfers` and shown by `quipu backup transfer
-//! ID`; the AWS credentials of the CLI's environment reach the job, and
-//! none of them reaches a record. A pull of a backup the remote lacks exits
+//! ID`; the AWS credentials of the CLI's environment reach the job only
+//! when asked (`--send-aws-credentials`), and none of them reaches a record. A pull of a backup the remote lacks exits
 //! non-zero naming it.
 #![cfg(all(feature = "remote", feature = "server", feature = "client"))]
 
@@ -14,15 +14,14 @@ use quipu::remote::Remote;
 use crate::remote_support::S3Server;
 use crate::server_support::{TOKEN, TestServer};
 
-fn quipu(server: &TestServer, s3: &S3Server, args: &[&str]) -> Output {
+fn quipu(server: &TestServer, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quipu"))
         .args(["--host", &server.host()])
         .args(args)
         .env("QUIPU_TOKEN", TOKEN)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap()
 }
@@ -43,28 +42,69 @@ fn the_cli_pushes_and_pulls_through_the_server() {
     server.backups().wait(&name).unwrap();
     let url = s3.url("cli");
 
-    let (stdout, stderr) = ok(&quipu(&server, &s3, &["backup", "push", "b", "--to", &url]), "push");
+    let (stdout, stderr) = ok(
+        &quipu(
+            &server,
+            &[
+                "backup",
+                "push",
+                "b",
+                "--to",
+                &url,
+                "--s3-endpoint",
+                &s3.endpoint,
+                "--s3-region",
+                "us-east-1",
+                "--send-aws-credentials",
+            ],
+        ),
+        "push",
+    );
     let id = stdout.trim().to_string();
     assert!(stderr.contains("push of backup b") && stderr.contains("completed"), "{stderr}");
     let remote = Remote::open(&url, s3.options()).unwrap();
     assert_eq!(remote.list().unwrap(), vec!["b".to_string()]);
 
-    let (listed, _) = ok(&quipu(&server, &s3, &["backup", "transfers"]), "transfers");
+    let (listed, _) = ok(&quipu(&server, &["backup", "transfers"]), "transfers");
     assert!(listed.contains(&id) && listed.contains("completed"), "{listed}");
-    let (shown, _) = ok(&quipu(&server, &s3, &["backup", "transfer", &id]), "transfer");
+    let (shown, _) = ok(&quipu(&server, &["backup", "transfer", &id]), "transfer");
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["status"], "completed");
     assert_eq!(shown["objects_done"], shown["objects_total"]);
 
-    ok(&quipu(&server, &s3, &["backup", "delete", "b"]), "delete");
-    let (_, stderr) = ok(&quipu(&server, &s3, &["backup", "pull", "b", "--from", &url]), "pull");
+    ok(&quipu(&server, &["backup", "delete", "b"]), "delete");
+    let (_, stderr) = ok(
+        &quipu(
+            &server,
+            &[
+                "backup",
+                "pull",
+                "b",
+                "--from",
+                &url,
+                "--s3-endpoint",
+                &s3.endpoint,
+                "--s3-region",
+                "us-east-1",
+                "--send-aws-credentials",
+            ],
+        ),
+        "pull",
+    );
     assert!(stderr.contains("pull of backup b"), "{stderr}");
     assert_eq!(server.backups().get("b").unwrap().status.as_str(), "completed");
 
-    let missing = quipu(&server, &s3, &["backup", "pull", "nope", "--from", &url]);
+    let missing = quipu(
+        &server,
+        &["backup", "pull", "nope", "--from", &url, "--s3-endpoint", &s3.endpoint, "--send-aws-credentials"],
+    );
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && stderr.contains("nope"), "{stderr}");
-    let ended = quipu(&server, &s3, &["backup", "cancel-transfer", &id]);
+    // Without --send-aws-credentials the server uses its own environment,
+    // which has none for this store here: the job fails, naming the store's refusal.
+    let own_env = quipu(&server, &["backup", "push", "b", "--to", &s3.url("other"), "--s3-endpoint", &s3.endpoint]);
+    assert!(!own_env.status.success(), "a push without credentials succeeded");
+    let ended = quipu(&server, &["backup", "cancel-transfer", &id]);
     assert!(!ended.status.success(), "cancelling an ended transfer succeeded");
 
     for record in std::fs::read_dir(server.repo().join("transfers")).unwrap() {
