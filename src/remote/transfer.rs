@@ -152,6 +152,7 @@ impl Remote {
         let watch = Watch { counters, on_bytes };
         let manifest_file = local.dir().join(crate::backup::repo::MANIFESTS_DIR).join(format!("{name}.json"));
         let (manifest, hash) = manifest::decode(&manifest_file, &manifest_bytes)?;
+        let manifest_bytes = bytes::Bytes::from(manifest_bytes);
         let objects = manifest.distinct_objects();
         counters.start(&objects);
         let mut report = PushReport {
@@ -166,7 +167,7 @@ impl Remote {
         let after_commit = AtomicBool::new(false);
         self.run_cancellable(cancel, &committed, async {
             self.ensure_repository(true).await?;
-            if self.same_manifest(name, &hash).await? {
+            if self.same_manifest(name, &hash, &manifest_bytes).await? {
                 report.already_there = true;
                 report.objects_present = report.objects_total;
                 objects.iter().for_each(|o| watch.present(o));
@@ -229,7 +230,7 @@ impl Remote {
                 return Err(Error::Interrupted);
             }
             committed.store(true, Ordering::Release);
-            if !self.create(&path, manifest_bytes.into()).await? && !self.same_manifest(name, &hash).await? {
+            if !self.create(&path, manifest_bytes.clone().into()).await? && !self.same_manifest(name, &hash, &manifest_bytes).await? {
                 return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
             }
             self.sync_folder_manifest(name)?;
@@ -278,11 +279,15 @@ impl Remote {
         .map(drop)
     }
 
-    /// True when the remote holds backup `name` with content hash `hash`;
+    /// True when the remote holds backup `name` with content hash `hash`
+    /// (stored as `local`, the usual case, which needs no decoding);
     /// [`RemoteError::ManifestExists`] when it holds another one by that name.
-    async fn same_manifest(&self, name: &str, hash: &str) -> Result<bool> {
+    async fn same_manifest(&self, name: &str, hash: &str, local: &[u8]) -> Result<bool> {
         let path = self.manifest_path(name);
         let Some(bytes) = self.get_bytes(&path).await? else { return Ok(false) };
+        if bytes.as_ref() == local {
+            return Ok(true);
+        }
         let (_, remote_hash) = manifest::decode(&self.display_path(&path), &bytes)?;
         if remote_hash != hash {
             return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());

@@ -1,8 +1,10 @@
 //! Remote repositories in a folder (object_store's local file system), with
 //! small parts so that segment files go up as multipart uploads: a round
 //! trip through push, pull and restore; a cancelled push that leaves no
-//! manifest and is finished by a rerun; a local object whose bytes no
-//! longer hash to its name, which a push refuses to send.
+//! manifest and is finished by a rerun; a push of another backup under a
+//! name the remote holds, refused with the remote's manifest untouched; a
+//! local object whose bytes no longer hash to its name, which a push
+//! refuses to send.
 #![cfg(all(feature = "remote", feature = "server"))]
 
 use crate::server_support::engine_rows;
@@ -94,6 +96,33 @@ fn a_cancelled_push_leaves_no_manifest_and_a_rerun_finishes_it() {
     assert!(rerun.objects_sent > 0 && rerun.objects_sent <= rerun.objects_total, "{rerun:?}");
     assert_eq!(remote.list().unwrap(), vec!["b".to_string()]);
     assert!(remote.check(Some("b"), true, &|_| {}).unwrap().is_clean());
+}
+
+#[test]
+fn a_push_over_another_backup_of_the_same_name_is_refused_and_a_repeat_sends_nothing() {
+    let s = setup();
+    let remote = Remote::open(s.root.join("remote").to_str().unwrap(), options()).unwrap();
+    let never = AtomicBool::new(false);
+    remote.push(&s.local, "b", &|_| {}, &never).unwrap();
+    let again = remote.push(&s.local, "b", &|_| {}, &never).unwrap();
+    assert!(again.already_there && again.objects_sent == 0, "{again:?}");
+    let manifest = std::fs::read(s.root.join("remote/manifests/b.json")).unwrap();
+
+    // Another repository's backup "b" (other rows, so another manifest).
+    let engine = Engine::builder(s.root.join("data-other")).background(false).open().unwrap();
+    engine.write_lp("db", "m,host=x v=1i 1\n", Precision::Nanosecond, WriteOptions::default()).unwrap();
+    engine.flush().unwrap();
+    let config = BackupConfig { mode: ModeChoice::Copy, ..BackupConfig::default() };
+    let other = BackupService::open(engine, s.root.join("repo-other"), config).unwrap();
+    other.wait(&other.start(BackupRequest::full().named("b")).unwrap()).unwrap();
+    drop(other);
+    let other = Repository::open(&s.root.join("repo-other")).unwrap();
+    let refused = remote.push(&other, "b", &|_| {}, &never);
+    assert!(
+        matches!(&refused, Err(Error::Remote(quipu::remote::RemoteError::ManifestExists { name, .. })) if name == "b"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read(s.root.join("remote/manifests/b.json")).unwrap(), manifest, "the remote backup changed");
 }
 
 #[test]
