@@ -22,7 +22,7 @@ pub struct Hold {
     service: BackupService,
     id: u64,
     /// A push's: the manifest as read under the hold.
-    manifest: Option<Vec<u8>>,
+    manifest: Option<bytes::Bytes>,
 }
 
 impl BackupService {
@@ -36,12 +36,11 @@ impl BackupService {
         let mut state = lock(&self.inner.state);
         let repo = &self.inner.repo;
         let bytes = repo.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.into() })?;
-        let path = repo.dir().join(repo::MANIFESTS_DIR).join(format!("{name}.json"));
-        let (manifest, _) = manifest::decode(&path, &bytes)?;
+        let (manifest, _) = repo.decode_manifest(name, &bytes)?;
         let objects = manifest.objects().map(|o| o.blake3).collect();
         let held = Held { name: name.into(), writes: false, objects };
         let mut hold = self.add_hold(&mut state, held);
-        hold.manifest = Some(bytes);
+        hold.manifest = Some(bytes.into());
         Ok(hold)
     }
 
@@ -75,8 +74,8 @@ impl Hold {
     }
 
     /// The manifest a push's hold read (`None` for a pull's).
-    pub fn manifest_bytes(&self) -> Option<&[u8]> {
-        self.manifest.as_deref()
+    pub fn manifest_bytes(&self) -> Option<bytes::Bytes> {
+        self.manifest.clone()
     }
 
     /// The name held.
@@ -97,9 +96,7 @@ impl Hold {
             held.objects.extend(objects);
         }
     }
-}
 
-impl Hold {
     /// `objects` are durable now (their shard folders were synced after
     /// they were all on disk): backups finding them need no sync of their own.
     pub fn settled<'a>(&self, objects: impl IntoIterator<Item = &'a str>) {

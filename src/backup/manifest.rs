@@ -207,21 +207,25 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<(Manifest, String)> {
     if hash != opened.blake3 {
         return Err(corrupt(format!("manifest content hashes to {hash}, the file records {}", opened.blake3)));
     }
+    let unsupported =
+        |found: u16| Error::UnsupportedVersion { path: path.to_path_buf(), found, supported: MANIFEST_FORMAT };
     // One pass in the common case; the format field alone is read only to
     // tell a manifest of another version from a damaged one.
-    let parsed: std::result::Result<Manifest, _> = serde_json::from_str(body);
-    let format: FormatOnly = match &parsed {
-        Ok(manifest) => FormatOnly { format: manifest.format },
-        Err(_) => serde_json::from_str(body).map_err(|e| corrupt(format!("manifest format field: {e}")))?,
+    let manifest: Manifest = match serde_json::from_str(body) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            let format: FormatOnly =
+                serde_json::from_str(body).map_err(|e| corrupt(format!("manifest format field: {e}")))?;
+            return Err(if format.format != MANIFEST_FORMAT {
+                unsupported(format.format)
+            } else {
+                corrupt(format!("manifest: {e}"))
+            });
+        }
     };
-    if format.format != MANIFEST_FORMAT {
-        return Err(Error::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: format.format,
-            supported: MANIFEST_FORMAT,
-        });
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(unsupported(manifest.format));
     }
-    let manifest = parsed.map_err(|e| corrupt(format!("manifest: {e}")))?;
     for object in manifest.objects() {
         if !is_object_name(&object.blake3) {
             return Err(corrupt(format!("object name {:?} is not a blake3 hex digest", object.blake3)));

@@ -334,12 +334,13 @@ impl Repository {
 
     /// A backup's manifest and its content hash, or `None`.
     pub fn read_manifest(&self, name: &str) -> Result<Option<(Manifest, String)>> {
-        let path = self.manifest_path(name);
-        match fs::read(&path) {
-            Ok(bytes) => manifest::decode(&path, &bytes).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io { path, source: e }),
-        }
+        self.read_manifest_bytes(name)?.map(|bytes| self.decode_manifest(name, &bytes)).transpose()
+    }
+
+    /// `bytes` (read by [`read_manifest_bytes`](Self::read_manifest_bytes))
+    /// decoded as backup `name`'s manifest: errors name its file.
+    pub fn decode_manifest(&self, name: &str, bytes: &[u8]) -> Result<(Manifest, String)> {
+        manifest::decode(&self.manifest_path(name), bytes)
     }
 
     /// A backup's manifest file as stored (sealed JSON), or `None`: what a

@@ -131,6 +131,14 @@ struct Job {
 }
 
 impl Job {
+    /// Asks the job to stop; the first reason given is the one its record keeps.
+    fn cancel(&self, reason: &str) {
+        if let Ok(mut r) = self.cancel_reason.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> TransferInfo {
         let c = &self.counters;
         TransferInfo {
@@ -510,10 +518,7 @@ impl TransferService {
         let job = lock(&self.inner.state).running.get(id).cloned();
         match job {
             Some(job) => {
-                if let Ok(mut r) = job.cancel_reason.lock() {
-                    r.get_or_insert_with(|| reason.to_string());
-                }
-                job.cancel.store(true, Ordering::Relaxed);
+                job.cancel(reason);
                 Ok(())
             }
             None => {
@@ -536,32 +541,19 @@ impl TransferService {
     /// Cancels every running transfer and waits for their threads; new ones
     /// are refused. Their records say cancelled (reason: shutdown).
     pub fn shutdown(&self) {
-        let (ids, threads) = {
-            let mut state = lock(&self.inner.state);
-            state.shutting_down = true;
-            (state.running.keys().cloned().collect::<Vec<_>>(), std::mem::take(&mut state.threads))
-        };
-        for id in ids {
-            let _ = self.cancel_with(&id, "cancelled: the server shut down");
-        }
-        for t in threads {
-            let _ = t.join();
-        }
-        // A job accepted just before the shutdown may have been inserted
-        // without its thread handle yet: wait for every job to end.
         let mut state = lock(&self.inner.state);
+        state.shutting_down = true;
+        // Waits on the jobs, not on the thread handles: a job accepted just
+        // before the shutdown may be running before its handle is stored.
         while !state.running.is_empty() {
             for job in state.running.values() {
-                if let Ok(mut r) = job.cancel_reason.lock() {
-                    r.get_or_insert_with(|| "cancelled: the server shut down".to_string());
-                }
-                job.cancel.store(true, Ordering::Relaxed);
+                job.cancel("cancelled: the server shut down");
             }
             state = self.inner.ended.wait(state).unwrap_or_else(|p| p.into_inner());
         }
-        let late = std::mem::take(&mut state.threads);
+        let threads = std::mem::take(&mut state.threads);
         drop(state);
-        for t in late {
+        for t in threads {
             let _ = t.join();
         }
     }

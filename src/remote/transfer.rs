@@ -121,7 +121,7 @@ impl Remote {
         crate::backup::validate_name(name)?;
         let manifest_bytes =
             local.read_manifest_bytes(name)?.ok_or_else(|| BackupError::NotFound { name: name.to_string() })?;
-        self.push_manifest(local, name, manifest_bytes, counters, on_bytes, cancel)
+        self.push_manifest(local, name, manifest_bytes.into(), counters, on_bytes, cancel)
     }
 
     /// [`Remote::push_counted`] from a running
@@ -137,22 +137,20 @@ impl Remote {
         cancel: &AtomicBool,
     ) -> Result<PushReport> {
         let bytes = hold.manifest_bytes().ok_or_else(|| BackupError::NotFound { name: hold.name() })?;
-        self.push_manifest(hold.repository(), &hold.name(), bytes.to_vec(), counters, on_bytes, cancel)
+        self.push_manifest(hold.repository(), &hold.name(), bytes, counters, on_bytes, cancel)
     }
 
     fn push_manifest(
         &self,
         local: &Repository,
         name: &str,
-        manifest_bytes: Vec<u8>,
+        manifest_bytes: bytes::Bytes,
         counters: &TransferCounters,
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<PushReport> {
         let watch = Watch { counters, on_bytes };
-        let manifest_file = local.dir().join(crate::backup::repo::MANIFESTS_DIR).join(format!("{name}.json"));
-        let (manifest, hash) = manifest::decode(&manifest_file, &manifest_bytes)?;
-        let manifest_bytes = bytes::Bytes::from(manifest_bytes);
+        let (manifest, hash) = local.decode_manifest(name, &manifest_bytes)?;
         let objects = manifest.distinct_objects();
         counters.start(&objects);
         let mut report = PushReport {

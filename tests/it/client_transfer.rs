@@ -26,6 +26,14 @@ fn quipu(server: &TestServer, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `quipu backup push NAME --to URL` or `pull NAME --from URL` to moto,
+/// with this environment's credentials sent along.
+fn transfer(server: &TestServer, s3: &S3Server, verb: &str, name: &str, url: &str) -> Output {
+    let direction = if verb == "push" { "--to" } else { "--from" };
+    let s3_args = ["--s3-endpoint", &s3.endpoint, "--s3-region", "us-east-1", "--send-aws-credentials"];
+    quipu(server, &[&["backup", verb, name, direction, url][..], &s3_args].concat())
+}
+
 fn ok(out: &Output, what: &str) -> (String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{what} failed: {stderr}");
@@ -42,24 +50,7 @@ fn the_cli_pushes_and_pulls_through_the_server() {
     server.backups().wait(&name).unwrap();
     let url = s3.url("cli");
 
-    let (stdout, stderr) = ok(
-        &quipu(
-            &server,
-            &[
-                "backup",
-                "push",
-                "b",
-                "--to",
-                &url,
-                "--s3-endpoint",
-                &s3.endpoint,
-                "--s3-region",
-                "us-east-1",
-                "--send-aws-credentials",
-            ],
-        ),
-        "push",
-    );
+    let (stdout, stderr) = ok(&transfer(&server, &s3, "push", "b", &url), "push");
     let id = stdout.trim().to_string();
     assert!(stderr.contains("push of backup b") && stderr.contains("completed"), "{stderr}");
     let remote = Remote::open(&url, s3.options()).unwrap();
@@ -73,31 +64,11 @@ fn the_cli_pushes_and_pulls_through_the_server() {
     assert_eq!(shown["objects_done"], shown["objects_total"]);
 
     ok(&quipu(&server, &["backup", "delete", "b"]), "delete");
-    let (_, stderr) = ok(
-        &quipu(
-            &server,
-            &[
-                "backup",
-                "pull",
-                "b",
-                "--from",
-                &url,
-                "--s3-endpoint",
-                &s3.endpoint,
-                "--s3-region",
-                "us-east-1",
-                "--send-aws-credentials",
-            ],
-        ),
-        "pull",
-    );
+    let (_, stderr) = ok(&transfer(&server, &s3, "pull", "b", &url), "pull");
     assert!(stderr.contains("pull of backup b"), "{stderr}");
     assert_eq!(server.backups().get("b").unwrap().status.as_str(), "completed");
 
-    let missing = quipu(
-        &server,
-        &["backup", "pull", "nope", "--from", &url, "--s3-endpoint", &s3.endpoint, "--send-aws-credentials"],
-    );
+    let missing = transfer(&server, &s3, "pull", "nope", &url);
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && stderr.contains("nope"), "{stderr}");
     // Without --send-aws-credentials the server uses its own environment,
