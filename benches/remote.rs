@@ -6,7 +6,11 @@
 //! (object_store's local file system), so the numbers are quipu's own work
 //! (hashing, parts in flight, fsync and rename on pull) without a network;
 //! the S3 server comparison against rclone and restic is for
-//! benches/compare. Throughput in bytes of the backup.
+//! benches/compare. Throughput in bytes of the backup. Then the pack codec
+//! on the small-files shape: 10,000 members of 1.5 KiB bundled into one
+//! pack (`PackWriter`, blake3 of every member and of the pack), and that
+//! pack's index decoded (`decode_pack_index`, what every push, pull, check
+//! and sweep does per pack); throughput in members.
 //!
 //! ```sh
 //! cargo bench --bench remote
@@ -93,5 +97,28 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn packs(c: &mut Criterion) {
+    use quipu::remote::records::{PackWriter, decode_pack_index};
+    const MEMBERS: usize = 10_000;
+    let members: Vec<Vec<u8>> = (0..MEMBERS)
+        .map(|i| (0..1536u32).map(|j| (i as u32).wrapping_mul(31).wrapping_add(j) as u8).collect())
+        .collect();
+    let build = || {
+        let mut writer = PackWriter::with_capacity(MEMBERS * 1600);
+        for member in &members {
+            writer.add(&blake3::hash(member), member);
+        }
+        writer.finish()
+    };
+    let (pack, _) = build();
+    let mut group = c.benchmark_group("remote_packs");
+    group.throughput(Throughput::Elements(MEMBERS as u64));
+    group.bench_function("build_a_pack_of_10k_members", |b| b.iter(&build));
+    group.bench_function("decode_the_index_of_10k_members", |b| {
+        b.iter(|| assert_eq!(decode_pack_index(&pack, pack.len() as u64).unwrap().len(), MEMBERS))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, packs);
 criterion_main!(benches);

@@ -372,8 +372,20 @@ impl Repository {
     /// in the object's shard folder (made when missing).
     pub fn incoming_object(&self, blake3: &str) -> Result<(PathBuf, PathBuf)> {
         self.shard_dir(blake3)?;
+        Ok(self.incoming_path(blake3))
+    }
+
+    /// Makes the shard folders of `objects`, each once: then
+    /// [`Repository::incoming_path`] gives their temp files.
+    pub fn make_shards<'a>(&self, objects: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let shards: BTreeSet<&str> = objects.into_iter().map(shard_of).collect();
+        shards.into_iter().try_for_each(|shard| self.shard_dir(shard).map(drop))
+    }
+
+    /// [`Repository::incoming_object`] in a shard folder made already.
+    pub fn incoming_path(&self, blake3: &str) -> (PathBuf, PathBuf) {
         let target = self.object_path(blake3);
-        Ok((temp_object_path(&target, &unique_nonce()), target))
+        (temp_object_path(&target, &unique_nonce()), target)
     }
 
     /// Every manifest; fails on the first unreadable one, because callers

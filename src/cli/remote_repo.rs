@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use quipu::backup::{ModeChoice, Repository, RestoreVerify};
-use quipu::remote::{Remote, RemoteOptions};
+use quipu::remote::{Remote, RemoteOptions, TransferCounters};
 
 use super::args::RemoteArgs;
 use super::error::CliError;
@@ -32,28 +32,44 @@ pub(crate) fn is_remote(target: &str) -> bool {
 }
 
 /// A progress bar of `total` bytes (when the client's bars are built in),
-/// and the function that advances it.
+/// shown from the first bytes on, and the function that advances it.
 struct Progress {
+    total: Option<u64>,
     #[cfg(feature = "client")]
-    bar: indicatif::ProgressBar,
+    bar: std::sync::OnceLock<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    fn new(_total: Option<u64>) -> Progress {
+    fn new(total: Option<u64>) -> Progress {
         Progress {
+            total,
             #[cfg(feature = "client")]
-            bar: quipu::client::progress_bar(_total),
+            bar: std::sync::OnceLock::new(),
         }
     }
 
-    fn add(&self, _bytes: u64) {
+    fn add(&self, bytes: u64) {
+        self.add_of(bytes, self.total);
+    }
+
+    /// Advances a bar of `_total` bytes: a transfer's total is known once
+    /// it has read its manifest, before its first bytes.
+    fn add_of(&self, _bytes: u64, _total: Option<u64>) {
         #[cfg(feature = "client")]
-        self.bar.inc(_bytes);
+        self.bar.get_or_init(|| quipu::client::progress_bar(_total)).inc(_bytes);
+    }
+
+    /// A bar of the bytes `counters` count.
+    fn counted(&self, bytes: u64, counters: &TransferCounters) {
+        let total = counters.bytes_total.load(std::sync::atomic::Ordering::Relaxed);
+        self.add_of(bytes, Some(total).filter(|&t| t > 0));
     }
 
     fn done(&self) {
         #[cfg(feature = "client")]
-        self.bar.finish_and_clear();
+        if let Some(bar) = self.bar.get() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -68,9 +84,9 @@ fn no_cancel() -> AtomicBool {
 pub(crate) fn push(name: &str, to: &str, repo: &Path, args: &RemoteArgs) -> Result<(), CliError> {
     let local = Repository::open(repo)?;
     let remote = open(to, args)?;
-    let total = local.read_manifest(name)?.map(|(m, _)| distinct_bytes(&m));
-    let progress = Progress::new(total);
-    let report = remote.push(&local, name, &|n| progress.add(n), &no_cancel());
+    let progress = Progress::new(None);
+    let counters = TransferCounters::default();
+    let report = remote.push_counted(&local, name, &counters, &|n| progress.counted(n, &counters), &no_cancel());
     progress.done();
     let report = report?;
     if report.already_there {
@@ -87,10 +103,15 @@ pub(crate) fn push(name: &str, to: &str, repo: &Path, args: &RemoteArgs) -> Resu
 pub(crate) fn pull(name: &str, from: &str, repo: &Path, args: &RemoteArgs) -> Result<(), CliError> {
     let remote = open(from, args)?;
     // The remote's backup first: a mistyped name creates no repository.
-    let total = distinct_bytes(&remote.show(name)?.0);
+    if !remote.exists(name)? {
+        return Err(
+            quipu::Error::from(quipu::remote::RemoteError::NotFound { url: from.into(), name: name.into() }).into()
+        );
+    }
     let local = Repository::open_or_create(repo, ulid::Ulid::new().0, &now())?;
-    let progress = Progress::new(Some(total));
-    let report = remote.pull(&local, name, &|n| progress.add(n), &no_cancel());
+    let progress = Progress::new(None);
+    let counters = TransferCounters::default();
+    let report = remote.pull_counted(&local, name, &counters, &|n| progress.counted(n, &counters), &no_cancel());
     progress.done();
     let report = report?;
     if report.already_there {
@@ -114,18 +135,22 @@ pub(crate) fn check(url: &str, read_data: bool, args: &RemoteArgs) -> Result<(),
     progress.done();
     let report = report?;
     super::offline::print_problems(&report.bad_manifests, &report.problems);
+    for (pack, why) in &report.bad_packs {
+        println!("pack {pack}: {why}");
+    }
     let how = if read_data { "re-hashed" } else { "present with the right size" };
     eprintln!(
-        "{} manifests, {} objects checked ({how}), {} bytes read",
+        "{} manifests, {} objects checked ({how}), {} bytes of objects",
         report.manifests, report.objects_checked, report.bytes_checked
     );
     if report.is_clean() {
         Ok(())
     } else {
         Err(CliError::Failed(format!(
-            "remote repository {url} has {} unreadable manifests and {} bad objects",
+            "remote repository {url} has {} unreadable manifests, {} bad objects and {} bad packs",
             report.bad_manifests.len(),
-            report.problems.len()
+            report.problems.len(),
+            report.bad_packs.len()
         )))
     }
 }
@@ -150,15 +175,29 @@ pub(crate) fn delete(url: &str, name: &str, args: &RemoteArgs) -> Result<(), Cli
 pub(crate) fn sweep(url: &str, grace: std::time::Duration, args: &RemoteArgs) -> Result<(), CliError> {
     let report = open_with(url, args, Some(grace))?.sweep()?;
     eprintln!(
-        "swept {url}: {} objects deleted ({} bytes), {} planned for a sweep after {}, {} plans still in their grace \
-         period, {} stale probes deleted",
+        "swept {url}: {} objects and {} packs deleted ({} bytes), {} objects and {} packs planned for a sweep after \
+         {}, {} plans still in their grace period, {} stale probes deleted",
         report.deleted,
+        report.packs_deleted,
         report.bytes_freed,
         report.planned,
+        report.packs_planned,
         humantime::format_duration(grace),
         report.pending_plans,
         report.probes_deleted
     );
+    if report.stopped_early {
+        eprintln!(
+            "the sweep stopped after half its grace period (a large plan or a slow store) and planned nothing; run it \
+             again to go on"
+        );
+    }
+    if report.packs_unreadable > 0 {
+        eprintln!(
+            "{} packs have an unreadable index and were left alone; `quipu repo check {url}` names them",
+            report.packs_unreadable
+        );
+    }
     Ok(())
 }
 
@@ -193,11 +232,6 @@ pub(crate) fn restore_from_remote(
     // The data folder holds its own links (or copies) of every file.
     let _ = std::fs::remove_dir_all(&staging);
     result
-}
-
-/// The bytes of a backup's objects, each once (what a transfer moves).
-fn distinct_bytes(manifest: &quipu::backup::Manifest) -> u64 {
-    manifest.distinct_objects().iter().fold(0u64, |sum, o| sum.saturating_add(o.size))
 }
 
 fn now() -> String {

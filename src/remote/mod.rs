@@ -1,15 +1,18 @@
 //! Remote repositories (cargo feature `remote`): a backup repository on an
 //! S3-compatible object store, or in a folder, through the `object_store`
 //! crate, with the local repository's layout (`QUIPU-REPO`, `objects/ab/<blake3>`,
-//! `manifests/<name>.json`), so any S3 tool reads it.
+//! `manifests/<name>.json`) plus packs (`packs/<blake3>.pack`: objects under
+//! [`RemoteOptions::pack_below`] bundled, one request for many), so any S3
+//! tool reads it (docs/FORMAT.md, "Remote repository").
 //!
-//! A **push** sends a local backup's objects the remote lacks (same name
-//! and size counts as present), several at once, each hashed on the way
-//! (its blake3 is its name), then its manifest with a conditional create
-//! (`If-None-Match: *`): the commit point. A backup exists remotely if and
-//! only if its manifest does. A **pull** is the mirror image into the local
-//! repository: objects streamed into temp files, hashed, made durable and
-//! renamed, the manifest installed last. Before its first write a remote is
+//! A **push** sends a local backup's objects the remote lacks (present
+//! loose or in a pack with the same name and size), several at once, each
+//! hashed on the way (its blake3 is its name), then its manifest with a
+//! conditional create (`If-None-Match: *`): the commit point. A backup
+//! exists remotely if and only if its manifest does. A **pull** is the
+//! mirror image into the local repository: objects written to temp files as
+//! they are hashed, made durable in one batch and renamed, the manifest
+//! installed last. Before its first write a remote is
 //! probed once: the same marker created twice must fail the second time, or
 //! the remote ignores conditional creates and is refused unless the caller
 //! accepts it ([`RemoteOptions::accept_unconditional`]).
@@ -31,6 +34,7 @@
 //! ```
 
 pub(crate) mod error;
+mod holdings;
 pub mod jobs;
 #[doc(hidden)] // the fuzz target's way in
 pub mod records;
@@ -83,6 +87,10 @@ pub struct RemoteOptions {
     /// ([`Remote::sweep`]); default one hour. A push makes its manifest
     /// within half of it of reading the plans, or reads them again.
     pub sweep_grace: Option<std::time::Duration>,
+    /// Objects smaller than this go up bundled in packs
+    /// (`packs/<blake3>.pack`, up to 16 MiB each) instead of one request
+    /// each; default 1 MiB, `Some(0)` sends every object on its own.
+    pub pack_below: Option<u64>,
 }
 
 impl std::fmt::Debug for RemoteOptions {
@@ -98,12 +106,19 @@ impl std::fmt::Debug for RemoteOptions {
             .field("parallel_objects", &self.parallel_objects)
             .field("part_bytes", &self.part_bytes)
             .field("sweep_grace", &self.sweep_grace)
+            .field("pack_below", &self.pack_below)
             .finish()
     }
 }
 
 /// The default of [`RemoteOptions::part_bytes`].
 pub const DEFAULT_PART_BYTES: usize = 8 << 20;
+
+/// The default of [`RemoteOptions::pack_below`].
+pub const DEFAULT_PACK_BELOW: u64 = 1 << 20;
+
+/// Where packs live, under the remote's prefix.
+const PACKS_DIR: &str = "packs";
 
 /// Where the conditional-create probes go, under the remote's prefix.
 const PROBES_DIR: &str = "probes";
@@ -169,28 +184,45 @@ impl Remote {
         self.path(&[OBJECTS_DIR, blake3.get(..2).unwrap_or("00"), blake3])
     }
 
+    fn pack_path(&self, blake3: &str) -> StorePath {
+        self.path(&[PACKS_DIR, &format!("{blake3}.pack")])
+    }
+
+    /// Objects under this many bytes go in packs; packs hold members of up
+    /// to 16 MiB, which readers keep in memory.
+    fn pack_below(&self) -> u64 {
+        self.options.pack_below.unwrap_or(DEFAULT_PACK_BELOW).min(holdings::MAX_PACKED_MEMBER)
+    }
+
     fn manifest_path(&self, name: &str) -> StorePath {
         self.path(&[MANIFESTS_DIR, &format!("{name}.json")])
     }
 
-    /// Makes a folder remote's objects durable (object_store's file system
-    /// writes and renames without fsync), their shard folders included:
-    /// before the manifest names them.
-    fn sync_folder_objects(&self, objects: &[crate::backup::manifest::ObjectRef]) -> Result<()> {
+    /// Makes files of a folder remote durable (object_store's file system
+    /// writes and renames without fsync), their folders included: before a
+    /// manifest relies on them.
+    fn sync_folder_files(&self, files: impl IntoIterator<Item = StorePath>) -> Result<()> {
         use crate::error::IoContext;
-        let Some(folder) = &self.folder else { return Ok(()) };
-        let mut shards = std::collections::BTreeSet::new();
-        for object in objects {
-            let shard = folder.join(OBJECTS_DIR).join(object.blake3.get(..2).unwrap_or("00"));
-            let path = shard.join(&object.blake3);
+        if self.folder.is_none() {
+            return Ok(());
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for file in files {
+            let path = std::path::Path::new("/").join(file.as_ref());
             std::fs::File::open(&path).and_then(|f| f.sync_all()).at(&path)?;
-            shards.insert(shard);
+            // The shard folder and `objects/`, or `packs/` and the prefix.
+            let mut parent = path.parent();
+            for _ in 0..2 {
+                if let Some(dir) = parent {
+                    dirs.insert(dir.to_path_buf());
+                    parent = dir.parent();
+                }
+            }
         }
-        for shard in shards {
-            crate::fs::sync_dir(&shard).at(&shard)?;
+        for dir in dirs {
+            crate::fs::sync_dir(&dir).at(&dir)?;
         }
-        let objects_dir = folder.join(OBJECTS_DIR);
-        if objects_dir.is_dir() { crate::fs::sync_dir(&objects_dir).at(&objects_dir) } else { Ok(()) }
+        Ok(())
     }
 
     /// Makes a folder remote's manifest durable, and its folder.
@@ -329,7 +361,9 @@ impl Remote {
             .into_iter()
             .filter_map(|m| {
                 let name = m.location.filename()?.to_string();
-                crate::backup::manifest::is_object_name(&name).then_some((name, m))
+                // Only `objects/ab/<blake3>` itself: what a pull would read.
+                let canonical = crate::backup::manifest::is_object_name(&name) && m.location == self.object_path(&name);
+                canonical.then_some((name, m))
             })
             .collect())
     }
@@ -371,20 +405,29 @@ impl Remote {
         format!("{}/{}", self.url.trim_end_matches('/'), relative.trim_start_matches('/')).into()
     }
 
-    /// Removes a remote backup's manifest. Its objects stay until a sweep
-    /// finds no manifest naming them. False when there was none.
-    pub fn delete(&self, name: &str) -> Result<bool> {
+    /// True when the remote holds backup `name` (its manifest; one HEAD).
+    pub fn exists(&self, name: &str) -> Result<bool> {
         crate::backup::validate_name(name)?;
         self.runtime.block_on(async {
             use object_store::ObjectStoreExt;
-            let path = self.manifest_path(name);
-            match self.store.head(&path).await {
-                Ok(_) => {}
-                Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(e) => return Err(self.store_error(e)),
+            match self.store.head(&self.manifest_path(name)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(self.store_error(e)),
             }
-            self.store.delete(&path).await.map_err(|e| self.store_error(e))?;
-            Ok(true)
         })
+    }
+
+    /// Removes a remote backup's manifest. Its objects stay until a sweep
+    /// finds no manifest naming them. False when there was none.
+    pub fn delete(&self, name: &str) -> Result<bool> {
+        if !self.exists(name)? {
+            return Ok(false);
+        }
+        self.runtime.block_on(async {
+            use object_store::ObjectStoreExt;
+            self.store.delete(&self.manifest_path(name)).await.map_err(|e| self.store_error(e))
+        })?;
+        Ok(true)
     }
 }

@@ -1,6 +1,7 @@
 //! Push and pull: a backup's objects between the local repository and a
 //! remote, several at once, each hashed on the way, the manifest last.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
@@ -8,6 +9,8 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::holdings::{Holdings, Location, Pack};
+use super::records::{PACK_ENTRY_LEN, PACK_FOOTER_LEN, PackEntry, PackWriter};
 use super::{Remote, RemoteError};
 use crate::backup::error::ObjectProblem;
 use crate::backup::manifest::{self, ObjectRef};
@@ -18,6 +21,9 @@ use crate::error::{Error, IoContext, Result};
 const SINGLE_PUT_PARTS: u64 = 4;
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
+/// The members' bytes of one pack at most, and of one ranged read of a
+/// pull.
+const PACK_TARGET_BYTES: u64 = 16 << 20;
 
 /// What a push did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -150,7 +156,19 @@ impl Remote {
         cancel: &AtomicBool,
     ) -> Result<PushReport> {
         let watch = Watch { counters, on_bytes };
-        let (manifest, hash) = local.decode_manifest(name, &manifest_bytes)?;
+        // The local manifest decodes while the remote's is fetched: a push
+        // of a backup the remote holds already costs about one GET.
+        let (decoded, fetched) = std::thread::scope(|scope| {
+            let decoding = scope.spawn(|| local.decode_manifest(name, &manifest_bytes));
+            let fetched = self.run_cancellable(cancel, &AtomicBool::new(false), async {
+                let path = self.manifest_path(name);
+                let (remote, ()) = futures::try_join!(self.get_bytes(&path), self.ensure_repository(true))?;
+                Ok(remote)
+            });
+            (decoding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), fetched)
+        });
+        let (manifest, hash) = decoded?;
+        let remote_manifest = fetched?;
         let objects = manifest.distinct_objects();
         counters.start(&objects);
         let mut report = PushReport {
@@ -164,8 +182,7 @@ impl Remote {
         let committed = AtomicBool::new(false);
         let after_commit = AtomicBool::new(false);
         self.run_cancellable(cancel, &committed, async {
-            self.ensure_repository(true).await?;
-            if self.same_manifest(name, &hash, &manifest_bytes).await? {
+            if self.same_manifest(name, &hash, &manifest_bytes, remote_manifest.as_deref())? {
                 report.already_there = true;
                 report.objects_present = report.objects_total;
                 objects.iter().for_each(|o| watch.present(o));
@@ -173,19 +190,19 @@ impl Remote {
             }
             // Probed only when something is to be written.
             self.ensure_conditional().await?;
-            let present = self.objects().await?;
+            let mut holdings = self.holdings(None).await?;
             let (have, missing): (Vec<ObjectRef>, Vec<ObjectRef>) =
-                objects.into_iter().partition(|o| present.get(&o.blake3).map(|m| m.size) == Some(o.size));
+                objects.into_iter().partition(|o| holdings.has(o));
             report.objects_present = have.len() as u64;
             have.iter().for_each(|o| watch.present(o));
             self.send_objects(local, &missing, Some(&watch), cancel).await?;
             report.objects_sent = missing.len() as u64;
             report.bytes_sent = total_size(&missing);
             // The sweep rule (sweep.rs): send again, from the local copy,
-            // every object a sweep plan names (a new write, newer than the
-            // plan) and every object a finished sweep removed meanwhile, then
-            // make the manifest within half the longest grace period of
-            // reading the plans.
+            // every object only planned copies hold (a new pack, or a new
+            // write of a loose object, newer than the plan) and every object
+            // a finished sweep removed meanwhile, then make the manifest
+            // within half the longest grace period of reading the plans.
             let all: Vec<ObjectRef> = have.iter().chain(&missing).cloned().collect();
             let mut renewed = Vec::new();
             for attempt in 1.. {
@@ -196,12 +213,12 @@ impl Remote {
                 let plans = self.sweep_plans().await?;
                 let (planned, plans_grace) = Remote::planned(&plans);
                 let grace = self.sweep_grace().max(plans_grace);
-                let renew: Vec<ObjectRef> = all.iter().filter(|o| planned.contains(&o.blake3)).cloned().collect();
-                self.send_objects(local, &renew, None, cancel).await?;
-                renewed = renew;
-                let present = self.objects().await?;
-                let gone: Vec<ObjectRef> =
-                    all.iter().filter(|o| present.get(&o.blake3).map(|m| m.size) != Some(o.size)).cloned().collect();
+                holdings = self.holdings(Some(&holdings)).await?;
+                let renew: Vec<ObjectRef> =
+                    all.iter().filter(|o| holdings.has(o) && holdings.only_planned(o, &planned)).cloned().collect();
+                renewed.extend(self.send_objects(local, &renew, None, cancel).await?);
+                holdings = self.holdings(Some(&holdings)).await?;
+                let gone: Vec<ObjectRef> = all.iter().filter(|o| !holdings.has(o)).cloned().collect();
                 self.send_objects(local, &gone, None, cancel).await?;
                 report.objects_sent += gone.len() as u64;
                 report.bytes_sent = report.bytes_sent.saturating_add(total_size(&gone));
@@ -220,7 +237,7 @@ impl Remote {
                     .into());
                 }
             }
-            self.sync_folder_objects(&all)?;
+            self.sync_folder_files(all.iter().flat_map(|o| holdings.paths_of(self, o)))?;
             // The commit point: a conditional create, so a push racing this
             // one under the same name cannot be silently replaced.
             let path = self.manifest_path(name);
@@ -228,65 +245,112 @@ impl Remote {
                 return Err(Error::Interrupted);
             }
             committed.store(true, Ordering::Release);
-            if !self.create(&path, manifest_bytes.clone().into()).await? && !self.same_manifest(name, &hash, &manifest_bytes).await? {
-                return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
+            if !self.create(&path, manifest_bytes.clone().into()).await? {
+                let there = self.get_bytes(&path).await?;
+                if !self.same_manifest(name, &hash, &manifest_bytes, there.as_deref())? {
+                    return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
+                }
             }
             self.sync_folder_manifest(name)?;
-            // A sweep that looked at an object just before this push renewed
-            // it may delete it just after (sweep.rs): only renewed objects
-            // can be in that window, so look at them once more and send
-            // again what is gone.
+            // A sweep that looked at a file just before this push renewed it
+            // may delete it just after (sweep.rs): only renewed files can be
+            // in that window (a renewal that made a new pack is in no plan,
+            // but one whose bytes match a planned pack rewrote it), so look
+            // at them once more and send again what is gone.
             let mut gone = Vec::new();
-            for object in renewed {
-                match self.store.head(&self.object_path(&object.blake3)).await {
-                    Ok(meta) if meta.size == object.size => {}
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => gone.push(object),
+            for sent in renewed {
+                match self.store.head(&sent.path).await {
+                    Ok(meta) if meta.size == sent.size => {}
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => gone.extend(sent.objects),
                     Err(e) => return Err(self.store_error(e)),
                 }
             }
             if !gone.is_empty() {
                 tracing::warn!(remote = %self.url, backup = name, objects = gone.len(), "objects removed by a sweep during the push; sent again");
-                self.send_objects(local, &gone, None, &after_commit).await?;
-                self.sync_folder_objects(&gone)?;
+                let sent = self.send_objects(local, &gone, None, &after_commit).await?;
+                self.sync_folder_files(sent.iter().map(|s| s.path.clone()))?;
             }
             Ok(report)
         })
     }
 
-    /// Sends `objects`; `watch` hears of the bytes and objects (none for
-    /// objects sent again, which were counted once).
+    /// Sends `objects`: those under [`RemoteOptions::pack_below`](super::RemoteOptions::pack_below)
+    /// bundled in packs, the others on their own; `watch` hears of the
+    /// bytes and objects (none for objects sent again, which were counted
+    /// once). What was written, file by file.
     async fn send_objects(
         &self,
         local: &Repository,
         objects: &[ObjectRef],
         watch: Option<&Watch<'_>>,
         cancel: &AtomicBool,
-    ) -> Result<()> {
+    ) -> Result<Vec<Sent>> {
+        enum Send {
+            Pack(Vec<ObjectRef>),
+            Loose(ObjectRef),
+        }
+        let below = self.pack_below();
+        let (small, large): (Vec<&ObjectRef>, Vec<&ObjectRef>) = objects.iter().partition(|o| o.size < below);
+        let mut groups: Vec<(Vec<ObjectRef>, u64)> = Vec::new();
+        for object in small {
+            match groups.last_mut() {
+                Some((group, bytes)) if *bytes + object.size <= PACK_TARGET_BYTES => {
+                    group.push(object.clone());
+                    *bytes += object.size;
+                }
+                _ => groups.push((vec![object.clone()], object.size)),
+            }
+        }
+        let sends =
+            groups.into_iter().map(|(group, _)| Send::Pack(group)).chain(large.into_iter().cloned().map(Send::Loose));
         let silent = |_: u64| {};
         let on_bytes = |n: u64| watch.map_or_else(|| silent(n), |w| w.bytes(n));
-        futures::stream::iter(objects.iter().map(|object| async move {
-            self.send_object(local, object, &on_bytes, cancel).await?;
+        futures::stream::iter(sends.map(|send| async move {
+            let sent = match send {
+                Send::Pack(group) => self.send_pack(local, group, &on_bytes).await?,
+                Send::Loose(object) => {
+                    self.send_object(local, &object, &on_bytes, cancel).await?;
+                    Sent { path: self.object_path(&object.blake3), size: object.size, objects: vec![object] }
+                }
+            };
             if let Some(w) = watch {
-                w.counters.object_done();
+                sent.objects.iter().for_each(|_| w.counters.object_done());
             }
-            Ok(())
+            Ok(sent)
         }))
         .buffer_unordered(self.parallel())
-        .try_collect::<Vec<()>>()
+        .try_collect()
         .await
-        .map(drop)
     }
 
-    /// True when the remote holds backup `name` with content hash `hash`
-    /// (stored as `local`, the usual case, which needs no decoding);
-    /// [`RemoteError::ManifestExists`] when it holds another one by that name.
-    async fn same_manifest(&self, name: &str, hash: &str, local: &[u8]) -> Result<bool> {
-        let path = self.manifest_path(name);
-        let Some(bytes) = self.get_bytes(&path).await? else { return Ok(false) };
-        if bytes.as_ref() == local {
+    /// Sends `group` as one pack, each member hashed as it is read.
+    async fn send_pack(
+        &self,
+        local: &Repository,
+        group: Vec<ObjectRef>,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<Sent> {
+        let sources: Vec<(ObjectRef, std::path::PathBuf)> =
+            group.iter().map(|o| (o.clone(), local.object_path(&o.blake3))).collect();
+        let (bytes, name) = blocking(move || build_pack(&sources)).await?;
+        let size = bytes.len() as u64;
+        let path = self.pack_path(&name);
+        self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| self.store_error(e))?;
+        on_bytes(total_size(&group));
+        Ok(Sent { path, size, objects: group })
+    }
+
+    /// True when `remote`, the remote's manifest of backup `name` if it has
+    /// one, has content hash `hash` (stored as `local`, the usual case,
+    /// which needs no decoding); [`RemoteError::ManifestExists`] when it is
+    /// another backup's.
+    fn same_manifest(&self, name: &str, hash: &str, local: &[u8], remote: Option<&[u8]>) -> Result<bool> {
+        let Some(bytes) = remote else { return Ok(false) };
+        if bytes == local {
             return Ok(true);
         }
-        let (_, remote_hash) = manifest::decode(&self.display_path(&path), &bytes)?;
+        let path = self.manifest_path(name);
+        let (_, remote_hash) = manifest::decode(&self.display_path(&path), bytes)?;
         if remote_hash != hash {
             return Err(RemoteError::ManifestExists { url: self.url.clone(), name: name.to_string() }.into());
         }
@@ -306,16 +370,7 @@ impl Remote {
         let mut file = tokio::fs::File::open(&source).await.at(&source)?;
         let path = self.object_path(&object.blake3);
         let mut hasher = blake3::Hasher::new();
-        let bad = |hasher: &blake3::Hasher, read: u64| {
-            let actual = hasher.finalize().to_hex().to_string();
-            Error::Corrupt {
-                path: source.clone(),
-                what: format!(
-                    "local object has {read} bytes hashing to {actual}, expected {} bytes hashing to its name",
-                    object.size
-                ),
-            }
-        };
+        let bad = |hasher: &blake3::Hasher, read: u64| local_mismatch(&source, object, read, &hasher.finalize());
         let part_bytes = self.part_bytes();
         // Up to four parts' worth goes up in one request: a multipart upload
         // costs three more requests and the store's assembly (slow on some
@@ -367,8 +422,9 @@ impl Remote {
     }
 
     /// Fetches remote backup `name` into `local`: the objects it lacks,
-    /// each streamed into a temp file, hashed, made durable and renamed,
-    /// then the manifest (the commit point). A missing or damaged remote
+    /// each written to a temp file as it is hashed (pack members read by
+    /// range), all made durable in one batch and renamed, then the manifest
+    /// (the commit point). A missing or damaged remote
     /// object fails the pull with [`RemoteError::BadObject`] and installs
     /// no manifest. Takes the local repository's lock.
     pub fn pull(
@@ -378,8 +434,20 @@ impl Remote {
         on_bytes: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<PullReport> {
+        self.pull_counted(local, name, &TransferCounters::default(), on_bytes, cancel)
+    }
+
+    /// [`Remote::pull`], counting its progress in `counters` as it goes.
+    pub fn pull_counted(
+        &self,
+        local: &Repository,
+        name: &str,
+        counters: &TransferCounters,
+        on_bytes: &(dyn Fn(u64) + Sync),
+        cancel: &AtomicBool,
+    ) -> Result<PullReport> {
         let _lock = local.lock()?;
-        self.pull_unlocked(local, name, None, &TransferCounters::default(), on_bytes, cancel)
+        self.pull_unlocked(local, name, None, counters, on_bytes, cancel)
     }
 
     /// [`Remote::pull`] into the repository of a running
@@ -409,7 +477,7 @@ impl Remote {
         let watch = Watch { counters, on_bytes };
         // Every temp file this pull makes, so that a failure or a cancel
         // (which drop the fetches still in flight) removes them all.
-        let temps = std::sync::Mutex::new(Vec::new());
+        let staging = Staging::default();
         // The pull's commit (its shards' sync and the manifest) is
         // synchronous: a cancel cannot land inside it.
         let pulled = self.run_cancellable(cancel, &AtomicBool::new(false), async {
@@ -446,15 +514,35 @@ impl Remote {
                 objects.into_iter().partition(|o| local.has_object(o));
             report.objects_present = have.len() as u64;
             have.iter().for_each(|o| watch.present(o));
-            let fetched = futures::stream::iter(
-                missing.iter().map(|object| self.fetch_object(local, name, object, &temps, &watch, cancel)),
-            )
-            .buffer_unordered(self.parallel())
-            .try_collect::<Vec<()>>()
-            .await;
-            fetched?;
+            let sync = crate::fs::BatchSync::start(local.dir()).at(local.dir())?;
+            local.make_shards(missing.iter().map(|o| o.blake3.as_str()))?;
+            let mut holdings = if missing.is_empty() { Holdings::default() } else { self.holdings(None).await? };
+            for attempt in 1.. {
+                match self.fetch_missing(local, name, &missing, &holdings, &staging, &watch, cancel).await {
+                    // A sweep deletes a pack once its members have another
+                    // copy (a repack): look at the remote again, once.
+                    Err(Error::Remote(RemoteError::BadObject { problem: ObjectProblem::Missing { .. }, .. }))
+                        if attempt == 1 =>
+                    {
+                        staging.discard();
+                        holdings = self.holdings(None).await?;
+                    }
+                    outcome => {
+                        outcome?;
+                        break;
+                    }
+                }
+            }
             report.objects_fetched = missing.len() as u64;
             report.bytes_fetched = total_size(&missing);
+            // Durable in one batch, then published under their names: no
+            // object is found under its name before its bytes are durable.
+            let staged = staging.files();
+            let tmps: Vec<&std::path::Path> = staged.iter().map(|(tmp, _)| tmp.as_path()).collect();
+            sync.finish(&tmps).at(local.dir())?;
+            for (tmp, target) in &staged {
+                std::fs::rename(tmp, target).at(target)?;
+            }
             // Every object the manifest names, not only those fetched: one
             // found on disk may have been placed by a pull or backup that
             // failed before making its folder entry durable.
@@ -467,11 +555,62 @@ impl Remote {
             Ok(report)
         });
         if pulled.is_err() {
-            for tmp in temps.lock().map(|t| t.clone()).unwrap_or_default() {
-                let _ = std::fs::remove_file(tmp);
-            }
+            staging.discard();
         }
         pulled
+    }
+
+    /// Fetches `missing` into temp files of `staging`: from a pack when one
+    /// holds the object, in runs of at most a pack's worth of bytes, each
+    /// run one ranged read (neighbours coalesced); else the loose object.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_missing(
+        &self,
+        local: &Repository,
+        backup: &str,
+        missing: &[ObjectRef],
+        holdings: &Holdings,
+        staging: &Staging,
+        watch: &Watch<'_>,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let mut fetches = Vec::new();
+        let mut by_pack: ByPack = std::collections::BTreeMap::new();
+        for object in missing {
+            match holdings.locate(object) {
+                Err(problem) => return Err(RemoteError::BadObject { backup: backup.to_string(), problem }.into()),
+                Ok(Location::Loose(_)) => fetches.push(Fetch::Loose(object)),
+                Ok(Location::Packed(pack, entry)) => {
+                    by_pack.entry(pack.name.as_str()).or_insert_with(|| (pack, Vec::new())).1.push((object, entry));
+                }
+            }
+        }
+        for (pack, mut members) in by_pack.into_values() {
+            members.sort_by_key(|(_, entry)| entry.offset);
+            let mut run = Vec::new();
+            let mut run_bytes = 0u64;
+            for member in members {
+                if !run.is_empty() && run_bytes + member.1.size > PACK_TARGET_BYTES {
+                    fetches.push(Fetch::Packed(pack, std::mem::take(&mut run)));
+                    run_bytes = 0;
+                }
+                run_bytes += member.1.size;
+                run.push(member);
+            }
+            if !run.is_empty() {
+                fetches.push(Fetch::Packed(pack, run));
+            }
+        }
+        futures::stream::iter(fetches.into_iter().map(|fetch| async {
+            match fetch {
+                Fetch::Loose(object) => self.fetch_object(local, backup, object, staging, watch, cancel).await,
+                Fetch::Packed(pack, members) => self.fetch_members(local, backup, pack, &members, staging, watch).await,
+            }
+        }))
+        .buffer_unordered(self.parallel())
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
     }
 
     async fn fetch_object(
@@ -479,7 +618,7 @@ impl Remote {
         local: &Repository,
         backup: &str,
         object: &ObjectRef,
-        temps: &std::sync::Mutex<Vec<std::path::PathBuf>>,
+        staging: &Staging,
         watch: &Watch<'_>,
         cancel: &AtomicBool,
     ) -> Result<()> {
@@ -500,10 +639,8 @@ impl Remote {
                 found: got.meta.size,
             }));
         }
-        let (tmp, target) = local.incoming_object(&object.blake3)?;
-        if let Ok(mut list) = temps.lock() {
-            list.push(tmp.clone());
-        }
+        let (tmp, target) = local.incoming_path(&object.blake3);
+        staging.add(tmp.clone(), target);
         let outcome: Result<()> = async {
             let mut file = tokio::fs::File::create(&tmp).await.at(&tmp)?;
             let mut hasher = blake3::Hasher::new();
@@ -537,9 +674,8 @@ impl Remote {
             if actual != object.blake3 {
                 return Err(bad(ObjectProblem::Corrupt { blake3: object.blake3.clone(), actual }));
             }
-            file.sync_all().await.at(&tmp)?;
-            drop(file);
-            tokio::fs::rename(&tmp, &target).await.at(&target)?;
+            // Made durable with the others, then renamed (the pull's commit).
+            file.flush().await.at(&tmp)?;
             watch.counters.object_done();
             Ok(())
         }
@@ -548,6 +684,160 @@ impl Remote {
             let _ = std::fs::remove_file(&tmp);
         }
         outcome
+    }
+}
+
+impl Remote {
+    /// Fetches `members` of `pack` in one ranged read (neighbours
+    /// coalesced), each checked against its name and written to its temp
+    /// file.
+    async fn fetch_members(
+        &self,
+        local: &Repository,
+        backup: &str,
+        pack: &Pack,
+        members: &[(&ObjectRef, &PackEntry)],
+        staging: &Staging,
+        watch: &Watch<'_>,
+    ) -> Result<()> {
+        let bad =
+            |problem: ObjectProblem| -> Error { RemoteError::BadObject { backup: backup.to_string(), problem }.into() };
+        let ranges: Vec<std::ops::Range<u64>> = members.iter().map(|(_, entry)| entry.offset..entry.end()).collect();
+        let Some(got) = self.ranges(&pack.meta, &ranges).await? else {
+            let blake3 = members.first().map(|(o, _)| o.blake3.clone()).unwrap_or_default();
+            return Err(bad(ObjectProblem::Missing { blake3 }));
+        };
+        let mut writes = Vec::with_capacity(members.len());
+        for ((object, _), bytes) in members.iter().zip(got) {
+            if bytes.len() as u64 != object.size {
+                return Err(bad(ObjectProblem::WrongSize {
+                    blake3: object.blake3.clone(),
+                    expected: object.size,
+                    found: bytes.len() as u64,
+                }));
+            }
+            let (tmp, target) = local.incoming_path(&object.blake3);
+            staging.add(tmp.clone(), target);
+            writes.push((object.blake3.clone(), tmp, bytes));
+        }
+        let abandoned = staging.abandoned();
+        let problem = blocking(move || {
+            for (blake3, tmp, bytes) in writes {
+                let actual = blake3::hash(&bytes).to_hex().to_string();
+                if actual != blake3 {
+                    return Ok(Some(ObjectProblem::Corrupt { blake3, actual }));
+                }
+                std::fs::write(&tmp, &bytes).at(&tmp)?;
+                // The pull gave up meanwhile and removed its temp files:
+                // this one was written after, so it goes too.
+                if abandoned.load(Ordering::Acquire) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(Error::Interrupted);
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+        if let Some(problem) = problem {
+            return Err(bad(problem));
+        }
+        for (object, _) in members {
+            watch.bytes(object.size);
+            watch.counters.object_done();
+        }
+        Ok(())
+    }
+}
+
+/// The temp files of a pull, each registered before it is created, with
+/// the names they get once durable.
+#[derive(Default)]
+struct Staging {
+    files: std::sync::Mutex<Vec<(std::path::PathBuf, std::path::PathBuf)>>,
+    /// Raised when the files are discarded; writers still running (on
+    /// blocking threads) remove what they write after it.
+    abandoned: std::sync::Mutex<Arc<AtomicBool>>,
+}
+
+impl Staging {
+    fn add(&self, tmp: std::path::PathBuf, target: std::path::PathBuf) {
+        if let Ok(mut files) = self.files.lock() {
+            files.push((tmp, target));
+        }
+    }
+
+    fn files(&self) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+        self.files.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    fn abandoned(&self) -> Arc<AtomicBool> {
+        self.abandoned.lock().map(|a| Arc::clone(&a)).unwrap_or_else(|_| Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Removes every temp file so far; later ones start afresh.
+    fn discard(&self) {
+        if let Ok(mut abandoned) = self.abandoned.lock() {
+            abandoned.store(true, Ordering::Release);
+            *abandoned = Arc::new(AtomicBool::new(false));
+        }
+        let files = self.files.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
+        for (tmp, _) in files {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// The members a pull wants, pack by pack.
+type ByPack<'a> = std::collections::BTreeMap<&'a str, (&'a Arc<Pack>, Vec<(&'a ObjectRef, &'a PackEntry)>)>;
+
+/// One read of a pull: a loose object, or members of one pack.
+enum Fetch<'a> {
+    Loose(&'a ObjectRef),
+    Packed(&'a Arc<Pack>, Vec<(&'a ObjectRef, &'a PackEntry)>),
+}
+
+/// A file a push wrote (a loose object or a pack) and the objects in it.
+pub(super) struct Sent {
+    path: StorePath,
+    size: u64,
+    objects: Vec<ObjectRef>,
+}
+
+/// Runs `f` on tokio's blocking threads; a panic there is a panic here.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(outcome) => outcome,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::Interrupted),
+    }
+}
+
+/// A pack of the local objects at `sources`, each hashed as it is read; the
+/// pack's bytes and name.
+fn build_pack(sources: &[(ObjectRef, std::path::PathBuf)]) -> Result<(Vec<u8>, String)> {
+    let members: u64 = sources.iter().fold(0u64, |sum, (o, _)| sum.saturating_add(o.size));
+    let capacity = members as usize + sources.len() * PACK_ENTRY_LEN + PACK_FOOTER_LEN;
+    let mut writer = PackWriter::with_capacity(capacity);
+    for (object, source) in sources {
+        let bytes = std::fs::read(source).at(source)?;
+        let hash = blake3::hash(&bytes);
+        if bytes.len() as u64 != object.size || hash.to_hex().as_str() != object.blake3 {
+            return Err(local_mismatch(source, object, bytes.len() as u64, &hash));
+        }
+        writer.add(&hash, &bytes);
+    }
+    Ok(writer.finish())
+}
+
+/// A local object whose bytes do not match its name: it is not sent.
+fn local_mismatch(source: &std::path::Path, object: &ObjectRef, read: u64, actual: &blake3::Hash) -> Error {
+    Error::Corrupt {
+        path: source.to_path_buf(),
+        what: format!(
+            "local object has {read} bytes hashing to {}, expected {} bytes hashing to its name",
+            actual.to_hex(),
+            object.size
+        ),
     }
 }
 

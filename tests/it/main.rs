@@ -79,6 +79,7 @@ mod python_clients;
 mod remote_cli;
 mod remote_crash;
 mod remote_folder;
+mod remote_pack_fixture;
 mod remote_s3;
 mod remote_sweep;
 mod restore_api;

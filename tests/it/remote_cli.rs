@@ -106,10 +106,16 @@ fn push_then_restore_from_the_remote_on_a_new_machine() {
     assert!(gone.contains("has no backup named nightly"), "{gone}");
     std::thread::sleep(std::time::Duration::from_millis(1_100)); // stores keep seconds
     let planned = ok(&quipu(&server, &["repo", "sweep", &url, "--grace", "0s"]), "repo sweep");
-    assert!(planned.contains("0 objects deleted") && !planned.contains(" 0 planned"), "{planned}");
+    assert!(
+        planned.contains("0 objects and 0 packs deleted") && !planned.contains("0 objects and 0 packs planned"),
+        "{planned}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(1_100)); // stores keep seconds
     let swept = ok(&quipu(&server, &["repo", "sweep", &url, "--grace", "0s"]), "repo sweep again");
-    assert!(swept.contains(" 0 planned") && !swept.contains("0 objects deleted"), "{swept}");
+    assert!(
+        swept.contains("0 objects and 0 packs planned") && !swept.contains("0 objects and 0 packs deleted"),
+        "{swept}"
+    );
 
     let rclone = S3Server::rclone("quipu-dr");
     let out = quipu(&rclone, &["backup", "push", "nightly", "--to", &rclone.url("x"), "--repo", repo2_arg]);

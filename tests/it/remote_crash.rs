@@ -33,7 +33,13 @@ const BACKUPS: i64 = 3;
 const PULLED: i64 = 100;
 
 fn remote(dir: &Path) -> Remote {
-    let options = RemoteOptions { part_bytes: 32 << 10, parallel_objects: 2, ..RemoteOptions::default() };
+    // Small objects in packs, larger ones loose, the largest in parts.
+    let options = RemoteOptions {
+        part_bytes: 32 << 10,
+        parallel_objects: 2,
+        pack_below: Some(16 << 10),
+        ..RemoteOptions::default()
+    };
     Remote::open(dir.to_str().unwrap(), options).unwrap()
 }
 

@@ -1,5 +1,6 @@
 //! Remote repositories in a folder (object_store's local file system), with
-//! small parts so that segment files go up as multipart uploads: a round
+//! small parts so that the large segment file goes up as a multipart upload
+//! and the small objects in a pack: a round
 //! trip through push, pull and restore; a cancelled push that leaves no
 //! manifest and is finished by a rerun; a push of another backup under a
 //! name the remote holds, refused with the remote's manifest untouched; a
@@ -51,7 +52,7 @@ fn setup() -> Setup {
 }
 
 fn options() -> RemoteOptions {
-    RemoteOptions { part_bytes: PART, ..RemoteOptions::default() }
+    RemoteOptions { part_bytes: PART, pack_below: Some(PART as u64), ..RemoteOptions::default() }
 }
 
 #[test]

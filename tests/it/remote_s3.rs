@@ -2,15 +2,18 @@
 //! 127.0.0.1): a backup pushed, everything local deleted, pulled back into
 //! a fresh repository and restored into a fresh data folder holds exactly
 //! the rows; a second push after a few new rows sends only the new
-//! objects; a flipped byte in a remote object is named by a check and
-//! refused by a pull; a server that ignores conditional creates (`rclone
-//! serve s3`) is refused until accepted. The remote is also read
-//! independently of quipu, with boto3.
+//! objects; a flipped byte in an object inside a pack is named by a check
+//! and refused by a pull; a server that ignores conditional creates
+//! (`rclone serve s3`) is refused until accepted. The remote is also read
+//! independently of quipu, with boto3, its packs parsed in Python after
+//! docs/FORMAT.md alone.
 #![cfg(all(feature = "remote", feature = "server"))]
 
 use crate::remote_support::S3Server;
 use crate::server_support::engine_rows;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use quipu::Error;
@@ -60,10 +63,63 @@ fn boto3_keys(server: &S3Server, prefix: &str) -> Vec<(String, u64)> {
     serde_json::from_slice(&boto3(server, &code)).unwrap()
 }
 
-fn fresh_file(bytes: &[u8]) -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), bytes).unwrap();
-    file
+/// Uploads `file` to `key` of the server's bucket with boto3.
+fn boto3_upload(server: &S3Server, file: &Path, key: &str) {
+    boto3(server, &format!("s3.upload_file('{}', '{}', '{key}')", file.display(), server.bucket));
+}
+
+/// Python (after `bucket`, `prefix` and `into` are set) that downloads
+/// every pack under `prefix` into the folder `into` and reads it after
+/// docs/FORMAT.md ("Packs") with struct and zlib alone, asserting the
+/// footer, the index's crc32 and the layout; it prints `{key: [[blake3,
+/// offset, size], ...]}`.
+const READ_PACKS: &str = r#"
+import os, re, struct, zlib
+FOOTER, ENTRY = 24, 48
+packs = {}
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=prefix + 'packs/'):
+    for o in page.get('Contents', []):
+        key = o['Key']
+        assert re.fullmatch(re.escape(prefix) + r'packs/[0-9a-f]{64}\.pack', key), key
+        path = os.path.join(into, key.rsplit('/', 1)[1])
+        s3.download_file(bucket, key, path)
+        with open(path, 'rb') as f:
+            data = f.read()
+        assert len(data) == o['Size'] >= FOOTER, key
+        count, crc, fmt = struct.unpack_from('<QII', data, len(data) - FOOTER)
+        assert data[-8:] == b'QUIPUPAK' and fmt == 1, key
+        start = len(data) - FOOTER - ENTRY * count
+        assert start >= 0, key
+        index = data[start:len(data) - FOOTER]
+        assert zlib.crc32(index) == crc, key
+        members, end = [], 0
+        for i in range(count):
+            name, offset, size = struct.unpack_from('<32sQQ', index, ENTRY * i)
+            assert offset == end, (key, i)
+            end = offset + size
+            members.append((name.hex(), offset, size))
+        assert end == start, (key, end, start)
+        assert len({m[0] for m in members}) == count, key
+        packs[key] = members
+print(json.dumps(packs))
+"#;
+
+/// A pack as boto3 fetched it and Python parsed it.
+struct RemotePack {
+    key: String,
+    /// Where its bytes were saved.
+    file: PathBuf,
+    /// Its members: blake3, offset, size.
+    members: Vec<(String, u64, u64)>,
+}
+
+/// Every pack under `prefix`, downloaded into `into` and parsed in Python
+/// ([`READ_PACKS`]): independent of quipu's decoder.
+fn boto3_packs(server: &S3Server, prefix: &str, into: &Path) -> Vec<RemotePack> {
+    let code = format!("bucket, prefix, into = '{}', '{prefix}', '{}'\n{READ_PACKS}", server.bucket, into.display());
+    let packs: BTreeMap<String, Vec<(String, u64, u64)>> = serde_json::from_slice(&boto3(server, &code)).unwrap();
+    let file = |key: &str| into.join(key.rsplit('/').next().unwrap());
+    packs.into_iter().map(|(key, members)| RemotePack { file: file(&key), key, members }).collect()
 }
 
 #[test]
@@ -101,13 +157,28 @@ fn push_delete_everything_pull_and_restore_gives_back_every_row() {
     assert_eq!(remote.list().unwrap(), vec!["first".to_string(), "second".to_string()]);
 
     // Read independently: every object of both backups under its name and
-    // size, one manifest per backup, the marker.
+    // size, loose or in a pack whose bytes are its name and whose members
+    // are theirs; one manifest per backup, the marker.
     let keys = boto3_keys(&server, "site-a/");
-    let key_set: std::collections::BTreeMap<String, u64> = keys.iter().cloned().collect();
+    let key_set: BTreeMap<String, u64> = keys.iter().cloned().collect();
+    let downloads = tempfile::tempdir().unwrap();
+    let packs = boto3_packs(&server, "site-a/", downloads.path());
+    assert!(!packs.is_empty(), "small objects go up in packs: {keys:?}");
+    let mut packed: BTreeMap<String, u64> = BTreeMap::new();
+    for pack in &packs {
+        let bytes = std::fs::read(&pack.file).unwrap();
+        assert_eq!(pack.key, format!("site-a/packs/{}.pack", blake3::hash(&bytes).to_hex()));
+        for (name, offset, size) in &pack.members {
+            let member = &bytes[*offset as usize..(offset + size) as usize];
+            assert_eq!(blake3::hash(member).to_hex().as_str(), name, "member of {}", pack.key);
+            packed.insert(name.clone(), *size);
+        }
+    }
     for m in [&manifest_first, &manifest_second] {
         for object in m.objects() {
             let key = format!("site-a/objects/{}/{}", &object.blake3[..2], object.blake3);
-            assert_eq!(key_set.get(&key), Some(&object.size), "{key}");
+            let loose = key_set.get(&key) == Some(&object.size);
+            assert!(loose || packed.get(&object.blake3) == Some(&object.size), "{key}: neither loose nor packed");
         }
     }
     assert!(key_set.contains_key("site-a/manifests/first.json") && key_set.contains_key("site-a/QUIPU-REPO"));
@@ -157,15 +228,24 @@ fn a_flipped_byte_in_a_remote_object_is_named_by_check_and_refused_by_pull() {
     let remote = Remote::open(&server.url(""), server.options()).unwrap();
     remote.push(&local, "b", &|_| {}, &AtomicBool::new(false)).unwrap();
 
-    // Flip one byte of one segment object, in place on the server.
+    // Flip one byte in the middle of one segment object, inside the pack
+    // that holds it, and put the pack back under its name.
     let (manifest, _) = local.read_manifest("b").unwrap().unwrap();
     let victim = manifest.files[0].blake3.clone();
-    let mut bytes = std::fs::read(local.object_path(&victim)).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    let key = format!("objects/{}/{victim}", &victim[..2]);
-    let flipped = fresh_file(&bytes);
-    boto3(&server, &format!("s3.upload_file('{}', '{}', '{key}')", flipped.path().display(), server.bucket));
+    assert!(!boto3_keys(&server, "objects/").iter().any(|(key, _)| key.ends_with(&victim)), "the victim is loose");
+    let object = std::fs::read(local.object_path(&victim)).unwrap();
+    let downloads = tempfile::tempdir().unwrap();
+    let mut holding = boto3_packs(&server, "", downloads.path()).into_iter().filter_map(|pack| {
+        let bytes = std::fs::read(&pack.file).unwrap();
+        let at = bytes.windows(object.len()).position(|w| w == object.as_slice())?;
+        Some((pack, bytes, at))
+    });
+    let (pack, mut bytes, at) = holding.next().expect("a pack holds the victim's bytes");
+    assert!(holding.next().is_none(), "one pack holds the victim's bytes");
+    assert!(pack.members.contains(&(victim.clone(), at as u64, object.len() as u64)), "its index places it there");
+    bytes[at + object.len() / 2] ^= 0x40;
+    std::fs::write(&pack.file, &bytes).unwrap();
+    boto3_upload(&server, &pack.file, &pack.key);
 
     let quick = remote.check(Some("b"), false, &|_| {}).unwrap();
     assert!(quick.is_clean(), "same size: a check without read_data cannot see it");
@@ -173,6 +253,9 @@ fn a_flipped_byte_in_a_remote_object_is_named_by_check_and_refused_by_pull() {
     assert_eq!(full.problems.len(), 1, "{full:?}");
     assert!(matches!(&full.problems[0].0, ObjectProblem::Corrupt { blake3, .. } if *blake3 == victim));
     assert_eq!(full.problems[0].1, vec!["b".to_string()]);
+    let pack_name = pack.key.strip_prefix("packs/").and_then(|k| k.strip_suffix(".pack")).unwrap();
+    let bad_packs: Vec<&str> = full.bad_packs.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(bad_packs, vec![pack_name], "the pack no longer hashes to its name");
 
     let fresh = tempfile::tempdir().unwrap();
     let new_repo = Repository::open_or_create(&fresh.path().join("r"), 7, "2026-12-03T00:00:00Z").unwrap();
