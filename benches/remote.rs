@@ -100,8 +100,9 @@ fn bench(c: &mut Criterion) {
 fn packs(c: &mut Criterion) {
     use quipu::remote::records::{PackWriter, decode_pack_index};
     const MEMBERS: usize = 10_000;
+    // Distinct members (a pack names each once): the index up front.
     let members: Vec<Vec<u8>> = (0..MEMBERS)
-        .map(|i| (0..1536u32).map(|j| (i as u32).wrapping_mul(31).wrapping_add(j) as u8).collect())
+        .map(|i| (i as u64).to_le_bytes().into_iter().chain((0..1528u32).map(|j| (i as u32 ^ j) as u8)).collect())
         .collect();
     let build = || {
         let mut writer = PackWriter::with_capacity(MEMBERS * 1600);
