@@ -5,7 +5,8 @@
 //! manifest and is finished by a rerun; a push of another backup under a
 //! name the remote holds, refused with the remote's manifest untouched; a
 //! local object whose bytes no longer hash to its name, which a push
-//! refuses to send.
+//! refuses to send; copies outside the layout (a pack in a folder below
+//! `packs/`, an object in the wrong shard), which count for nothing.
 #![cfg(all(feature = "remote", feature = "server"))]
 
 use crate::server_support::engine_rows;
@@ -172,4 +173,36 @@ fn looking_at_a_folder_that_is_no_repository_creates_nothing() {
         }
         other => panic!("a check of a folder of another format: {other:?}"),
     }
+}
+
+#[test]
+fn copies_outside_the_layout_count_for_nothing() {
+    let s = setup();
+    let remote = Remote::open(s.root.join("remote").to_str().unwrap(), options()).unwrap();
+    let never = AtomicBool::new(false);
+    remote.push(&s.local, "b", &|_| {}, &never).unwrap();
+    let packs = s.root.join("remote/packs");
+    let pack = std::fs::read_dir(&packs).unwrap().next().unwrap().unwrap().path();
+    let (manifest, _) = s.local.read_manifest("b").unwrap().unwrap();
+    let small = manifest.objects().find(|o| o.size < PART as u64).unwrap();
+    // A pack in a folder below packs/, a loose object in the wrong shard:
+    // nothing a pull would read, so nothing a check or a push counts on.
+    std::fs::create_dir_all(packs.join("old")).unwrap();
+    std::fs::rename(&pack, packs.join("old").join(pack.file_name().unwrap())).unwrap();
+    std::fs::create_dir_all(s.root.join("remote/objects/zz")).unwrap();
+    std::fs::copy(s.local.object_path(&small.blake3), s.root.join("remote/objects/zz").join(&small.blake3)).unwrap();
+    let check = remote.check(Some("b"), false, &|_| {}).unwrap();
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|(p, _)| matches!(p, quipu::backup::ObjectProblem::Missing { blake3 } if *blake3 == small.blake3)),
+        "{check:?}"
+    );
+    // A push (of the backup again, its manifest removed) sends the packed
+    // objects again, into a pack where readers look.
+    std::fs::remove_file(s.root.join("remote/manifests/b.json")).unwrap();
+    let pushed = remote.push(&s.local, "b", &|_| {}, &never).unwrap();
+    assert!(pushed.objects_sent > 0, "{pushed:?}");
+    assert!(remote.check(Some("b"), true, &|_| {}).unwrap().is_clean());
 }
