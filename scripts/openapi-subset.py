@@ -2,7 +2,7 @@
 """Writes docs/openapi.yaml: the paths quipu serves, copied verbatim from the
 InfluxDB 3 Enterprise reference, with every component they reference.
 
-Usage: scripts/openapi-subset.py REFERENCE.yaml > docs/openapi.yaml
+Usage: scripts/openapi-subset.py docs/reference/influxdb3-enterprise-openapi.yaml > docs/openapi.yaml
 
 Paths and methods served are listed in SERVED below; extensions (paths or
 values the reference lacks) are added by EXTENSIONS and carry `x-quipu: true`.
@@ -11,6 +11,18 @@ import copy
 import sys
 
 import yaml
+
+
+class Wrapped(str):
+    """A string written with a line break before each part after the first
+    (PyYAML still wraps a part longer than the width, as it wraps any string).
+    docs/openapi.yaml was edited by hand at these strings, and its lines break
+    where that edit broke them, not where PyYAML would. The value is the parts
+    joined by single spaces: what YAML folds each break to."""
+    def __new__(cls, *parts):
+        text = super().__new__(cls, " ".join(parts))
+        text.parts = parts
+        return text
 
 SERVED = {
     "/api/v3/write_lp": ["post"],
@@ -78,6 +90,179 @@ EXTENSIONS = {
             "tags": ["Backup and restore"],
         }
     }
+}
+
+# Pushes and pulls run as jobs (src/server/transfer.rs). The parts push, pull
+# and the job routes share are written once and named in ANCHORS, so the
+# document says once what they have in common.
+TRANSFER = {
+    "type": "object",
+    "x-quipu": True,
+    "required": ["id", "kind", "backup", "remote", "status", "created_at", "objects_total", "objects_done",
+                 "bytes_total", "bytes_done"],
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["push", "pull"]},
+        "backup": {"type": "string"},
+        "remote": {"type": "string", "description": "The remote's URL, never with credentials."},
+        "status": {"type": "string", "enum": ["in_progress", "completed", "failed", "cancelled"]},
+        "created_at": {"type": "string"},
+        "completed_at": {"type": "string"},
+        "objects_total": {"type": "integer", "minimum": 0},
+        "objects_done": {"type": "integer", "minimum": 0},
+        "bytes_total": {"type": "integer", "minimum": 0},
+        "bytes_done": {"type": "integer", "minimum": 0},
+        "objects_moved": {"type": "integer", "minimum": 0},
+        "bytes_moved": {"type": "integer", "minimum": 0},
+        "error": {"type": "string"},
+    },
+}
+# quipu's own schemas: the reference lacks them, so they are not looked up there.
+QUIPU_SCHEMAS = {"Transfer": TRANSFER}
+TRANSFER_ERROR = copy.deepcopy(ERROR)
+TRANSFER_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "The backup name."}
+TRANSFER_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "The job's id (a ULID)."}
+# The server takes the credentials from the body (or its AWS environment) and
+# refuses fields it does not know.
+TRANSFER_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["remote"],
+        "properties": {
+            "remote": {"type": "string",
+                       "description": "`s3://bucket/prefix`, `file:///abs/path` or an absolute folder path."},
+            "endpoint": {"type": "string",
+                         "description": "An S3-compatible server's endpoint (`http://127.0.0.1:9000`)."},
+            "region": {"type": "string"},
+            "access_key_id": {"type": "string"},
+            "secret_access_key": {"type": "string"},
+            "session_token": {"type": "string"},
+            "accept_unconditional": {"type": "boolean",
+                                     "description": "Trust a remote that ignores conditional creates."},
+        },
+    }}},
+}
+TRANSFER_STARTED = {
+    "description": "The job started.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["transfer_id", "status"],
+        "properties": {"transfer_id": {"type": "string"}, "status": {"type": "string", "enum": ["in_progress"]}}}}},
+}
+TRANSFER_BAD = {"description": "The body is not JSON of this shape, the remote cannot be used, or the name is not a "
+                               "backup name.",
+                "content": TRANSFER_ERROR}
+# MAX_RUNNING_TRANSFERS in src/remote/jobs.rs.
+TRANSFER_BUSY = {"description": Wrapped("As many transfers run as the server allows (4), or (pull) a backup of "
+                                        "that name runs or is being", "pulled."),
+                 "content": TRANSFER_ERROR}
+TRANSFER_UNAVAILABLE = {"description": "The server runs without a backup repository (--no-backup), or is shutting "
+                                       "down.",
+                        "content": TRANSFER_ERROR}
+TRANSFER_EXTENSIONS = {
+    "/api/v3/enterprise/backup/{name}/push": {
+        "post": {
+            "operationId": "PostEnterpriseBackupPush",
+            "summary": "Push a backup to a remote repository (quipu extension)",
+            "description": Wrapped("Starts a job that sends the objects of completed backup `name` the remote "
+                                   "lacks, then its manifest",
+                                   "with a conditional create. Credentials in the body go to the job only (never to "
+                                   "a record or a log); absent ones",
+                                   "come from the server's AWS environment. Requires the admin token."),
+            "x-quipu": True,
+            "parameters": [TRANSFER_NAME],
+            "requestBody": TRANSFER_BODY,
+            "responses": {
+                "202": TRANSFER_STARTED,
+                "400": TRANSFER_BAD,
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"description": "No completed backup has that name.", "content": TRANSFER_ERROR},
+                "409": TRANSFER_BUSY,
+                "503": TRANSFER_UNAVAILABLE,
+            },
+            "tags": ["Backup and restore"],
+        }
+    },
+    "/api/v3/enterprise/backup/{name}/pull": {
+        "post": {
+            "operationId": "PostEnterpriseBackupPull",
+            "summary": "Pull a backup from a remote repository (quipu extension)",
+            "description": Wrapped("Starts a job that fetches remote backup `name` into the server's repository, "
+                                   "each object hashed as",
+                                   "it arrives, the manifest last. Requires the admin token."),
+            "x-quipu": True,
+            "parameters": [TRANSFER_NAME],
+            "requestBody": TRANSFER_BODY,
+            "responses": {
+                "202": TRANSFER_STARTED,
+                "400": TRANSFER_BAD,
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "409": TRANSFER_BUSY,
+                "503": TRANSFER_UNAVAILABLE,
+            },
+            "tags": ["Backup and restore"],
+        }
+    },
+    "/api/v3/enterprise/transfer": {
+        "get": {
+            "operationId": "GetEnterpriseTransfers",
+            "summary": "List pushes and pulls (quipu extension)",
+            "description": "Every push and pull job of this repository, newest first. Requires the admin token.",
+            "x-quipu": True,
+            "responses": {
+                "200": {"description": "The jobs.", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["transfers"],
+                    "properties": {"transfers": {"type": "array",
+                                                 "items": {"$ref": "#/components/schemas/Transfer"}}}}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "503": TRANSFER_UNAVAILABLE,
+            },
+            "tags": ["Backup and restore"],
+        }
+    },
+    "/api/v3/enterprise/transfer/{id}": {
+        "get": {
+            "operationId": "GetEnterpriseTransfer",
+            "summary": "One push or pull (quipu extension)",
+            "description": "The job with its progress. Requires the admin token.",
+            "x-quipu": True,
+            "parameters": [TRANSFER_ID],
+            "responses": {
+                "200": {"description": "The job.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Transfer"}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"description": "No job has that id.", "content": TRANSFER_ERROR},
+                "503": TRANSFER_UNAVAILABLE,
+            },
+            "tags": ["Backup and restore"],
+        },
+        "delete": {
+            "operationId": "DeleteEnterpriseTransfer",
+            "summary": "Cancel a push or pull (quipu extension)",
+            "description": Wrapped("Asks a running job to stop; it ends cancelled and leaves no manifest on the "
+                                   "side it was writing to.",
+                                   "Requires the admin token."),
+            "x-quipu": True,
+            "parameters": [TRANSFER_ID],
+            "responses": {
+                "204": {"description": "Asked to stop."},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"description": "No job has that id.", "content": TRANSFER_ERROR},
+                "409": {"description": "The job has ended.", "content": TRANSFER_ERROR},
+                "503": TRANSFER_UNAVAILABLE,
+            },
+            "tags": ["Backup and restore"],
+        },
+    },
+}
+# The YAML anchors of the shared parts (an anchor PyYAML would otherwise name idNNN).
+ANCHORS = {
+    "transferName": TRANSFER_NAME, "transferBody": TRANSFER_BODY, "transferStarted": TRANSFER_STARTED,
+    "transferBad": TRANSFER_BAD, "transferError": TRANSFER_ERROR, "transferBusy": TRANSFER_BUSY,
+    "transferUnavailable": TRANSFER_UNAVAILABLE, "transferId": TRANSFER_ID,
 }
 
 PROGRESS = {
@@ -296,6 +481,17 @@ TELEMETRY = {
                   "properties": {"gen0": HITS, "compacted": HITS}},
     },
 }
+# `--query-memory-pool-bytes`: a query that cannot get memory from the pool the
+# running queries share is refused with 503, not 400: retrying later can work.
+QUERY_BUSY = {
+    "description": Wrapped("Service unavailable: the queries running at the same time hold the memory all queries "
+                           "share",
+                           "(`--query-memory-pool-bytes`); `Retry-After` says when to retry."),
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer", "minimum": 0}}},
+    "content": ERROR,
+    "x-quipu": True,
+}
 QUERY_EXTENSIONS = {
     "/api/v3/query_sql_telemetry": {
         "get": {
@@ -323,14 +519,18 @@ def describe_query(out):
         for method in ("get", "post"):
             responses = out["paths"][path][method]["responses"]
             responses["400"] = {
-                "description": "Bad request: `db` or `q` missing, an unknown format or epoch, a body that is not "
-                               "the documented JSON, bad SQL, an unknown table or column, a parameter that does "
-                               "not fit, or a failure before the first row (the planner's message).",
+                "description": Wrapped("Bad request: `db` or `q` missing, an unknown format or epoch, a body that "
+                                       "is not the documented JSON, bad SQL, an unknown table or column, a parameter "
+                                       "that does not fit, a failure before the first row (the planner's message), "
+                                       "or a query past a limit (more memory than one query may use, "
+                                       "`--query-memory-bytes`, or longer",
+                                       "than `--query-timeout`)."),
                 "content": copy.deepcopy(ERROR), "x-quipu": "the reference gives no body"}
             responses["404"] = {"description": "Database not found.", "content": copy.deepcopy(ERROR),
                                 "x-quipu": "the reference gives no body"}
             responses["413"] = {"description": "The request body is larger than the limit.",
                                 "content": copy.deepcopy(ERROR), "x-quipu": True}
+            responses["503"] = copy.deepcopy(QUERY_BUSY)
     for method in ("get", "post"):
         ok = out["paths"]["/api/v3/query_sql"][method]["responses"]["200"]["content"]
         ok["text/plain"] = {"schema": {"type": "string"}, "x-quipu": "format=pretty: an ASCII table"}
@@ -382,6 +582,42 @@ def refs(node, found):
             refs(v, found)
 
 
+class Dumper(yaml.SafeDumper):
+    """safe_dump's dumper, giving the shared parts listed in ANCHORS their
+    names and starting a new line at each part of a Wrapped string."""
+    def generate_anchor(self, node):
+        names = {id(part): name for name, part in ANCHORS.items()}
+        for key, represented in self.represented_objects.items():
+            if represented is node and key in names:
+                return names[key]
+        return super().generate_anchor(node)
+
+    def write_plain(self, text, split=True):
+        for i, part in enumerate(getattr(text, "parts", [text])):
+            if i:
+                self.write_indent()
+            super().write_plain(part, split)
+
+    def write_single_quoted(self, text, split=True):
+        if not isinstance(text, Wrapped):
+            return super().write_single_quoted(text, split)
+        # One pair of quotes around all the parts: the parts are written
+        # with the quote indicator turned off.
+        self.write_indicator("'", True)
+        self.write_indicator = lambda *args, **kwargs: None
+        try:
+            for i, part in enumerate(text.parts):
+                if i:
+                    self.write_indent()
+                super().write_single_quoted(part, split)
+        finally:
+            del self.write_indicator
+        self.write_indicator("'", False)
+
+
+Dumper.add_representer(Wrapped, Dumper.represent_str)
+
+
 def main():
     ref = yaml.safe_load(open(sys.argv[1]))
     out = {k: ref[k] for k in ("openapi", "info", "servers", "security") if k in ref}
@@ -398,6 +634,7 @@ def main():
         item = ref["paths"][path]
         paths[path] = {k: v for k, v in item.items() if k in methods or k == "parameters"}
     paths.update(EXTENSIONS)
+    paths.update(TRANSFER_EXTENSIONS)
     paths.update(QUERY_EXTENSIONS)
     out["paths"] = paths
     needed = set()
@@ -407,7 +644,7 @@ def main():
         for name in req:
             needed.add(("securitySchemes", name))
     components = {}
-    done = set()
+    done = {("schemas", name) for name in QUIPU_SCHEMAS}
     while needed - done:
         for kind, name in sorted(needed - done):
             done.add((kind, name))
@@ -416,6 +653,8 @@ def main():
             more = set()
             refs(node, more)
             needed |= more
+    # quipu's own schemas first, ahead of those copied from the reference.
+    components["schemas"] = {**QUIPU_SCHEMAS, **components["schemas"]}
     out["components"] = components
     constrain(out)
     describe_export(out)
@@ -423,11 +662,12 @@ def main():
     describe_restore(out)
     describe_query(out)
     drop_content_length(out)
-    out["info"]["description"] += (
-        " Differences from the reference: database and precision parameters carry the constraints quipu enforces "
-        "(x-quipu); the export listings have quipu's answer shapes and a 400 for malformed parameters (x-quipu); "
-        "backups may be incremental (a full listing recording its parent), may end cancelled, list quipu's "
-        "progress and space fields, and can be verified (x-quipu); "
+    out["info"]["description"] = Wrapped(
+        out["info"]["description"] + " Differences from the reference: database and precision parameters carry the "
+        "constraints quipu enforces (x-quipu); the export listings have quipu's answer shapes and a 400 for malformed "
+        "parameters (x-quipu); backups may be incremental (a full listing recording its parent), may end cancelled, "
+        "list quipu's progress and space fields, can be verified, and",
+        "pushed to or pulled from remote repositories as jobs (`/transfer`) (x-quipu);",
         "restores take a `verify` level, answer 404 for an unknown backup and 400 for a malformed body, may end "
         "cancelled, and list their progress, error, mode and verify level (x-quipu); writes answer 503 with "
         "Retry-After when a restore rolled them back in flight (x-quipu); "
@@ -436,7 +676,7 @@ def main():
         "the hand-set Content-Length header parameter is left out (clients derive it from the body); and the "
         "scheme words of the Authorization header (`Bearer`, `Token`) are case-insensitive, as RFC 7235 has them."
     )
-    yaml.safe_dump(out, sys.stdout, sort_keys=False, allow_unicode=True, width=120)
+    yaml.dump(out, sys.stdout, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ mod remote_folder;
 mod remote_pack_fixture;
 mod remote_s3;
 mod remote_sweep;
+mod remote_sweep_concurrent;
 mod restore_api;
 mod restore_apply_failure;
 mod restore_chain;
