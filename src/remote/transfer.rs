@@ -517,6 +517,8 @@ impl Remote {
             let sync = crate::fs::BatchSync::start(local.dir()).at(local.dir())?;
             local.make_shards(missing.iter().map(|o| o.blake3.as_str()))?;
             let mut holdings = if missing.is_empty() { Holdings::default() } else { self.holdings(None).await? };
+            let done_before =
+                (counters.objects_done.load(Ordering::Relaxed), counters.bytes_done.load(Ordering::Relaxed));
             for attempt in 1.. {
                 match self.fetch_missing(local, name, &missing, &holdings, &staging, &watch, cancel).await {
                     // A sweep deletes a pack once its members have another
@@ -525,6 +527,9 @@ impl Remote {
                         if attempt == 1 =>
                     {
                         staging.discard();
+                        // What the first attempt fetched is fetched again.
+                        counters.objects_done.store(done_before.0, Ordering::Relaxed);
+                        counters.bytes_done.store(done_before.1, Ordering::Relaxed);
                         holdings = self.holdings(None).await?;
                     }
                     outcome => {
