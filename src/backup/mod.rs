@@ -21,6 +21,7 @@
 
 pub mod manifest;
 pub mod repo;
+pub mod v2_ids;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
