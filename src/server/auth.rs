@@ -145,13 +145,17 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     // The ArangoDB face: Basic as ArangoDB clients send it, and errors in its shape.
     let arango = path.starts_with("/_admin/") || path.starts_with("/_db/");
     let v1 = path == "/write";
+    // The InfluxDB 2 backup face: errors in InfluxDB 2's shape.
+    let v2_backup = super::influxdb2::is_v2_backup_path(path);
     match presented_token(&req, v1 || arango, v1) {
         Ok(token) if state.inner.admin_token.verify(&token) => next.run(req).await,
         Ok(_) if arango => {
             super::arango::ArangoError::unauthorized("not authorized to execute this request").into_response()
         }
+        Ok(_) if v2_backup => super::influxdb2::V2Error::unauthorized("invalid token").into_response(),
         Ok(_) => ApiError::unauthorized("invalid token").into_response(),
         Err(e) if arango => super::arango::ArangoError::unauthorized(e.error).into_response(),
+        Err(e) if v2_backup => super::influxdb2::V2Error::unauthorized(e.error).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -13,8 +13,10 @@
 //! ([`backup`]), `/api/v3/enterprise/restore[/{id}]` ([`restore`]),
 //! `/api/v3/enterprise/backup/{name}/{push,pull}` and
 //! `/api/v3/enterprise/transfer[/{id}]` ([`transfer`], quipu extensions);
-//! and the ArangoDB hot-backup API, `/_admin/backup/{action}` and
-//! `/_db/_system/_admin/backup/{action}` ([`arango`]).
+//! the ArangoDB hot-backup API, `/_admin/backup/{action}` and
+//! `/_db/_system/_admin/backup/{action}` ([`arango`]); and of InfluxDB 2's
+//! backup and restore API so far `POST /api/v2/restore/bucket[s]/{id}`,
+//! 501 ([`influxdb2`]).
 //!
 //! Every request needs the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
@@ -47,6 +49,7 @@ pub mod auth;
 mod backup;
 mod error;
 mod export;
+pub mod influxdb2;
 pub mod metrics;
 mod query;
 mod restore;
@@ -395,6 +398,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/enterprise/transfer", get(transfer::list))
         .route("/api/v3/enterprise/transfer/{id}", get(transfer::get).delete(transfer::cancel))
         .route("/api/v3/enterprise/restore", get(restore::list).post(restore::start))
+        .route("/api/v2/restore/bucket/{id}", post(influxdb2::restore_bucket_legacy))
+        .route("/api/v2/restore/buckets/{id}", post(influxdb2::restore_bucket_legacy))
         .route("/_admin/backup/{action}", any(arango::admin))
         .route("/_db/{db}/_admin/backup/{action}", any(arango::in_database))
         .route("/api/v3/enterprise/restore/{id}", get(restore::get).delete(restore::cancel))
@@ -749,15 +754,20 @@ async fn ping_head() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "HEAD is not supported on /ping; use GET")
 }
 
-async fn not_found(req: Request) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no endpoint at {}", req.uri().path()))
+async fn not_found(req: Request) -> Response {
+    let message = format!("no endpoint at {}", req.uri().path());
+    if influxdb2::is_v2_backup_path(req.uri().path()) {
+        return influxdb2::V2Error::not_found(message).into_response();
+    }
+    ApiError::new(StatusCode::NOT_FOUND, message).into_response()
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method {} not allowed on {}", req.method(), req.uri().path()),
-    )
+async fn method_not_allowed(req: Request) -> Response {
+    let message = format!("method {} not allowed on {}", req.method(), req.uri().path());
+    if influxdb2::is_v2_backup_path(req.uri().path()) {
+        return influxdb2::V2Error::method_not_allowed(message).into_response();
+    }
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, message).into_response()
 }
 
 #[cfg(test)]

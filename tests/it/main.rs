@@ -121,4 +121,5 @@ mod sql_table_provider;
 mod table_limit;
 mod transfer_api;
 mod transfer_crash;
+mod v2_backup_api;
 mod wide_lines;
