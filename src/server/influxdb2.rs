@@ -3,10 +3,14 @@
 //! `{"code": "<word>", "message": "..."}` with the word also in the
 //! `X-Platform-Error-Code` header, as InfluxDB 2 answers and its clients
 //! read it (the Go CLI parses an error only when it is JSON, and compares
-//! the code word), and the routes served so far.
+//! the code word), and the routes served so far: `GET /api/v2/backup/kv`
+//! and the legacy bucket restore (501).
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use super::AppState;
 
 /// True for the paths of this face.
 pub fn is_v2_backup_path(path: &str) -> bool {
@@ -34,6 +38,10 @@ impl V2Error {
         V2Error { status: StatusCode::METHOD_NOT_ALLOWED, code: "method not allowed", message: message.into() }
     }
 
+    pub fn internal(message: impl Into<String>) -> V2Error {
+        V2Error { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal error", message: message.into() }
+    }
+
     pub fn not_implemented(message: impl Into<String>) -> V2Error {
         V2Error { status: StatusCode::NOT_IMPLEMENTED, code: "not implemented", message: message.into() }
     }
@@ -58,6 +66,45 @@ impl IntoResponse for V2Error {
         )
             .into_response()
     }
+}
+
+/// `GET /api/v2/backup/kv`: the current catalog snapshot whole, as a data
+/// folder stores it (docs/FORMAT.md, "Catalog snapshots": envelope `QCAT`,
+/// JSON body), opaque to clients; gzipped when the client accepts it.
+pub async fn backup_kv(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let engine = state.engine().clone();
+    match tokio::task::spawn_blocking(move || engine.catalog().encode()).await {
+        Ok(bytes) => octet_stream(bytes, accepts_gzip(&headers)),
+        Err(e) => V2Error::internal(format!("reading the catalog failed: {e}")).into_response(),
+    }
+}
+
+/// `bytes` as `application/octet-stream`, gzipped (fast level) when `gzip`.
+fn octet_stream(bytes: Vec<u8>, gzip: bool) -> Response {
+    let octets = (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if !gzip {
+        return ([octets], bytes).into_response();
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4), flate2::Compression::fast());
+    match std::io::Write::write_all(&mut encoder, &bytes).and_then(|()| encoder.finish()) {
+        Ok(gzipped) => {
+            ([octets, (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))], gzipped).into_response()
+        }
+        Err(e) => V2Error::internal(format!("gzip failed: {e}")).into_response(),
+    }
+}
+
+/// True when `Accept-Encoding` lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused =
+                parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0));
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        },
+    )
 }
 
 /// `POST /api/v2/restore/bucket/{bucketID}` (the Python client's spelling)
@@ -87,5 +134,17 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json, serde_json::json!({"code": "unauthorized", "message": "no token"}));
         assert!(is_v2_backup_path("/api/v2/restore/kv") && !is_v2_backup_path("/api/v2/write"));
+    }
+
+    #[test]
+    fn gzip_is_sent_when_accepted_and_not_refused() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip") && with("deflate, GZIP;q=0.5") && with("*") && with("br, gzip"));
+        assert!(!with("gzip;q=0") && !with("identity") && !with("gzip; q=0.0") && !with("x-gzip"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

@@ -15,8 +15,8 @@
 //! `/api/v3/enterprise/transfer[/{id}]` ([`transfer`], quipu extensions);
 //! the ArangoDB hot-backup API, `/_admin/backup/{action}` and
 //! `/_db/_system/_admin/backup/{action}` ([`arango`]); and of InfluxDB 2's
-//! backup and restore API so far `POST /api/v2/restore/bucket[s]/{id}`,
-//! 501 ([`influxdb2`]).
+//! backup and restore API so far `GET /api/v2/backup/kv` and `POST
+//! /api/v2/restore/bucket[s]/{id}`, 501 ([`influxdb2`]).
 //!
 //! Every request needs the admin token: the reference declares one global
 //! `security` requirement and overrides it nowhere, and notes for `/health`,
@@ -398,6 +398,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/enterprise/transfer", get(transfer::list))
         .route("/api/v3/enterprise/transfer/{id}", get(transfer::get).delete(transfer::cancel))
         .route("/api/v3/enterprise/restore", get(restore::list).post(restore::start))
+        .route("/api/v2/backup/kv", get(influxdb2::backup_kv))
         .route("/api/v2/restore/bucket/{id}", post(influxdb2::restore_bucket_legacy))
         .route("/api/v2/restore/buckets/{id}", post(influxdb2::restore_bucket_legacy))
         .route("/_admin/backup/{action}", any(arango::admin))
