@@ -22,6 +22,7 @@
 pub mod manifest;
 pub mod repo;
 pub mod v2_ids;
+pub mod v2_manifest;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
