@@ -367,14 +367,6 @@ impl Repository {
         Ok(hash)
     }
 
-    /// Where an object arriving from elsewhere (a pull) is written before
-    /// it is checked, and its final path: a temp file no other writer uses,
-    /// in the object's shard folder (made when missing).
-    pub fn incoming_object(&self, blake3: &str) -> Result<(PathBuf, PathBuf)> {
-        self.shard_dir(blake3)?;
-        Ok(self.incoming_path(blake3))
-    }
-
     /// Makes the shard folders of `objects`, each once: then
     /// [`Repository::incoming_path`] gives their temp files.
     pub fn make_shards<'a>(&self, objects: impl IntoIterator<Item = &'a str>) -> Result<()> {
@@ -382,7 +374,9 @@ impl Repository {
         shards.into_iter().try_for_each(|shard| self.shard_dir(shard).map(drop))
     }
 
-    /// [`Repository::incoming_object`] in a shard folder made already.
+    /// Where an object arriving from elsewhere (a pull) is written before
+    /// it is checked, and its final path: a temp file no other writer uses,
+    /// in the object's shard folder ([`Repository::make_shards`] makes it).
     pub fn incoming_path(&self, blake3: &str) -> (PathBuf, PathBuf) {
         let target = self.object_path(blake3);
         (temp_object_path(&target, &unique_nonce()), target)

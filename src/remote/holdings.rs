@@ -59,6 +59,16 @@ impl Location<'_> {
     }
 }
 
+/// Items sorted by where their objects are read ([`Holdings::sort_out`]).
+pub(super) struct Sorted<'h, T> {
+    pub problems: Vec<(ObjectProblem, T)>,
+    pub loose: Vec<T>,
+    pub packed: Vec<(&'h Arc<Pack>, Members<'h, T>)>,
+}
+
+/// The members wanted from one pack, each with its item.
+pub(super) type Members<'h, T> = Vec<(T, &'h PackEntry)>;
+
 /// Everything a remote holds, as one look saw it.
 #[derive(Debug, Default)]
 pub(super) struct Holdings {
@@ -113,6 +123,32 @@ impl Holdings {
             Some(found) => ObjectProblem::WrongSize { blake3: object.blake3.clone(), expected: object.size, found },
             None => ObjectProblem::Missing { blake3: object.blake3.clone() },
         })
+    }
+
+    /// `items` sorted by where their objects (`object` of each) are read:
+    /// those that cannot be (with the problem), loose ones, and pack by pack
+    /// (by name) the members wanted, in offset order.
+    pub fn sort_out<'h, T>(
+        &'h self,
+        items: impl IntoIterator<Item = T>,
+        object: impl Fn(&T) -> &ObjectRef,
+    ) -> Sorted<'h, T> {
+        let mut sorted = Sorted { problems: Vec::new(), loose: Vec::new(), packed: Vec::new() };
+        let mut by_pack: std::collections::BTreeMap<&str, (&Arc<Pack>, Members<T>)> = std::collections::BTreeMap::new();
+        for item in items {
+            match self.locate(object(&item)) {
+                Err(problem) => sorted.problems.push((problem, item)),
+                Ok(Location::Loose(_)) => sorted.loose.push(item),
+                Ok(Location::Packed(pack, entry)) => {
+                    by_pack.entry(pack.name.as_str()).or_insert_with(|| (pack, Vec::new())).1.push((item, entry))
+                }
+            }
+        }
+        for (pack, mut members) in by_pack.into_values() {
+            members.sort_by_key(|(_, entry)| entry.offset);
+            sorted.packed.push((pack, members));
+        }
+        sorted
     }
 
     /// The files holding `object` with its size.

@@ -200,12 +200,14 @@ impl Remote {
 
     /// Makes files of a folder remote durable (object_store's file system
     /// writes and renames without fsync), their folders included: before a
-    /// manifest relies on them.
+    /// manifest relies on them. Each file once, however often it is named
+    /// (a pack holds many objects).
     fn sync_folder_files(&self, files: impl IntoIterator<Item = StorePath>) -> Result<()> {
         use crate::error::IoContext;
         if self.folder.is_none() {
             return Ok(());
         }
+        let files: std::collections::BTreeSet<StorePath> = files.into_iter().collect();
         let mut dirs = std::collections::BTreeSet::new();
         for file in files {
             let path = std::path::Path::new("/").join(file.as_ref());

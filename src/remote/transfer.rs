@@ -9,7 +9,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::holdings::{Holdings, Location, Pack};
+use super::holdings::{Holdings, Pack};
 use super::records::{PACK_ENTRY_LEN, PACK_FOOTER_LEN, PackEntry, PackWriter};
 use super::{Remote, RemoteError};
 use crate::backup::error::ObjectProblem;
@@ -579,19 +579,12 @@ impl Remote {
         watch: &Watch<'_>,
         cancel: &AtomicBool,
     ) -> Result<()> {
-        let mut fetches = Vec::new();
-        let mut by_pack: ByPack = std::collections::BTreeMap::new();
-        for object in missing {
-            match holdings.locate(object) {
-                Err(problem) => return Err(RemoteError::BadObject { backup: backup.to_string(), problem }.into()),
-                Ok(Location::Loose(_)) => fetches.push(Fetch::Loose(object)),
-                Ok(Location::Packed(pack, entry)) => {
-                    by_pack.entry(pack.name.as_str()).or_insert_with(|| (pack, Vec::new())).1.push((object, entry));
-                }
-            }
+        let sorted = holdings.sort_out(missing, |object| object);
+        if let Some((problem, _)) = sorted.problems.into_iter().next() {
+            return Err(RemoteError::BadObject { backup: backup.to_string(), problem }.into());
         }
-        for (pack, mut members) in by_pack.into_values() {
-            members.sort_by_key(|(_, entry)| entry.offset);
+        let mut fetches: Vec<Fetch> = sorted.loose.into_iter().map(Fetch::Loose).collect();
+        for (pack, members) in sorted.packed {
             let mut run = Vec::new();
             let mut run_bytes = 0u64;
             for member in members {
@@ -791,9 +784,6 @@ impl Staging {
         }
     }
 }
-
-/// The members a pull wants, pack by pack.
-type ByPack<'a> = std::collections::BTreeMap<&'a str, (&'a Arc<Pack>, Vec<(&'a ObjectRef, &'a PackEntry)>)>;
 
 /// One read of a pull: a loose object, or members of one pack.
 enum Fetch<'a> {

@@ -3,14 +3,13 @@
 //! `read_data` every object re-hashed as it streams from the remote (a pack
 //! streamed whole: each member against its name, the pack against its own).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
 use super::Remote;
-use super::holdings::{Location, Pack};
+use super::holdings::Pack;
 use crate::backup::error::ObjectProblem;
 use crate::backup::manifest::{self, ObjectRef};
 use crate::error::Result;
@@ -19,9 +18,6 @@ use crate::error::Result;
 /// from it (each with its backups), the pack itself when its bytes do not
 /// hash to its name, and whether the file was gone.
 type Reread = (Vec<(ObjectProblem, Vec<String>)>, Option<(String, String)>, bool);
-
-/// The objects a check reads from packs, pack by pack, each with its backups.
-type ByPack<'a> = BTreeMap<&'a str, (&'a Arc<Pack>, Vec<(ObjectRef, Vec<String>)>)>;
 
 /// The outcome of [`Remote::check`].
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -87,18 +83,10 @@ impl Remote {
         let users = manifest::object_users(&manifests);
         let holdings = self.holdings(None).await?;
         report.bad_packs.clone_from(&holdings.bad_packs);
-        let mut loose = Vec::new();
-        let mut packed: ByPack = BTreeMap::new();
-        for (object, backups) in users.into_values() {
-            match holdings.locate(&object) {
-                Err(problem) => report.problems.push((problem, backups)),
-                Ok(Location::Loose(_)) => loose.push((object, backups)),
-                Ok(Location::Packed(pack, _)) => {
-                    packed.entry(pack.name.as_str()).or_insert_with(|| (pack, Vec::new())).1.push((object, backups))
-                }
-            }
-        }
-        let checked = loose.iter().chain(packed.values().flat_map(|(_, members)| members));
+        let sorted = holdings.sort_out(users.into_values(), |(object, _)| object);
+        report.problems.extend(sorted.problems.into_iter().map(|(problem, (_, backups))| (problem, backups)));
+        let (loose, packed) = (sorted.loose, sorted.packed);
+        let checked = loose.iter().chain(packed.iter().flat_map(|(_, members)| members.iter().map(|(item, _)| item)));
         report.objects_checked = checked.clone().count();
         let bytes = checked.fold(0u64, |sum, (object, _)| sum.saturating_add(object.size));
         if read_data {
@@ -110,7 +98,10 @@ impl Remote {
                 }
                 .boxed()
             });
-            let packs = packed.into_values().map(|(pack, members)| self.rehash_pack(pack, members, on_bytes).boxed());
+            let packs = packed.into_iter().map(|(pack, members)| {
+                let members = members.into_iter().map(|(item, _)| item).collect();
+                self.rehash_pack(pack, members, on_bytes).boxed()
+            });
             let read: Vec<Reread> =
                 futures::stream::iter(loose.chain(packs)).buffer_unordered(self.parallel()).try_collect().await?;
             report.bytes_checked = bytes;
